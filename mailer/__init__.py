@@ -1,0 +1,3 @@
+"""mailer: fortnightly newsletters kept as files, sent exactly once."""
+
+__version__ = "0.1.0"

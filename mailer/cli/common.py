@@ -1,0 +1,24 @@
+"""What every command shares: consoles, the loaded configuration, JSON output."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+
+from mailer.config import Newsletter, Settings, get_settings, load_newsletter
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def load_context() -> tuple[Settings, Newsletter]:
+    """The environment's settings and the newsletter's mailer.toml, validated."""
+    settings = get_settings()
+    return settings, load_newsletter(settings.config_path)
+
+
+def print_json(data: Any) -> None:
+    """Machine-readable output on stdout, without rich's wrapping or colour."""
+    print(json.dumps(data, indent=2, ensure_ascii=False, default=str))

@@ -1,0 +1,119 @@
+"""Every error mailer raises on purpose, drawn once.
+
+    MailerError                 root: catch this at the edges (CLI, web, scheduler)
+    ├── ConfigError             mailer.toml or the environment is wrong
+    ├── IssueFileError          an issue file has problems (carries every Problem found)
+    ├── RenderError             an issue cannot be turned into email
+    │   └── SizeBudgetError     a variant's HTML is over the hard size limit
+    ├── SubscriberDataError     a CSV or an address is bad (carries every Problem found)
+    ├── StoreError              the subscriber store cannot do what was asked
+    │   └── SubscriberNotFound  no subscriber has that address
+    └── DeliveryError           a transport could not hand a message on
+
+Each message is written for the person at the keyboard: what went wrong, where,
+and what to do next. The CLI prints ``str(error)`` and exits non-zero; it never
+shows a traceback for a MailerError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with an input file, pinned to its place: ``PATH:LINE: message``."""
+
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+class MailerError(Exception):
+    """Root of every error mailer raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(MailerError):
+    """mailer.toml or an environment variable is missing or wrong."""
+
+    exit_code = 2
+
+
+class ProblemsError(MailerError):
+    """An input file with one or more problems, all reported at once."""
+
+    what = "input"
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = sorted(problems)
+        super().__init__(self._summary())
+
+    def _summary(self) -> str:
+        lines = [str(problem) for problem in self.problems]
+        count = len(self.problems)
+        noun = "problem" if count == 1 else "problems"
+        lines.append(f"{count} {noun} in {self.what}; nothing was changed.")
+        return "\n".join(lines)
+
+
+class IssueFileError(ProblemsError):
+    """An issue file that does not validate."""
+
+    what = "the issue file"
+
+
+class RenderError(MailerError):
+    """An issue that cannot be rendered into email."""
+
+
+class SizeBudgetError(RenderError):
+    """A variant whose HTML is so large that Gmail would clip it and hide the unsubscribe link."""
+
+    def __init__(self, variant: str, size: int, limit: int) -> None:
+        self.variant, self.size, self.limit = variant, size, limit
+        super().__init__(
+            f"variant '{variant}' is {size / 1000:.1f} KB of HTML, over the {limit / 1000:.0f} KB limit: "
+            "Gmail clips messages near 102 KB and hides the footer with the unsubscribe link. "
+            "Shorten the sections, use fewer images, or move long content to a web page and link to it."
+        )
+
+
+class SubscriberDataError(ProblemsError):
+    """A subscriber CSV (or an address given on the command line) with problems."""
+
+    what = "the subscriber data"
+
+
+class StoreError(MailerError):
+    """The subscriber store cannot do what was asked."""
+
+
+class SubscriberNotFound(StoreError):
+    """No subscriber has the given address."""
+
+    def __init__(self, email: str) -> None:
+        self.email = email
+        super().__init__(
+            f"no subscriber with the address {email!r}; "
+            "`mailer subscribers list` shows who is on the list."
+        )
+
+
+class DeliveryError(MailerError):
+    """A transport could not hand a message on."""
+
+
+def display_path(path: Path | str) -> str:
+    """A path as the user would type it: relative to the working directory when it is below it."""
+    p = Path(path)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)

@@ -1,0 +1,25 @@
+"""Fixtures shared by the whole suite. Feature-specific fixtures live beside their tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test starts without MAILER_* or SendGrid settings from the developer's shell."""
+    for name in list(os.environ):
+        if name.startswith("MAILER_") or name.startswith("SENDGRID_"):
+            monkeypatch.delenv(name)
+    yield
+
+
+@pytest.fixture
+def project_root() -> Path:
+    return PROJECT_ROOT
