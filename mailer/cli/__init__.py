@@ -20,7 +20,7 @@ from mailer.errors import MailerError
 class _MailerGroup(TyperGroup):
     """Translates MailerError into a message on stderr and an exit status."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # typer vendors click; its Context type is private
         try:
             return super().invoke(ctx)
         except MailerError as error:
