@@ -56,8 +56,21 @@ class Settings(BaseSettings):
         TransportName.outbox, description="How mail leaves: outbox (files), smtp or sendgrid."
     )
     outbox_dir: Path = Field(Path("outbox"), description="Where the outbox transport writes .eml files.")
-    smtp_url: str | None = Field(
-        None, description="smtp://user:pass@host:587?starttls=true for the smtp transport."
+    smtp_url: SecretStr | None = Field(
+        None,
+        description="smtp://user:pass@host:587?starttls=true (or smtps://) for the smtp transport; "
+        "secret, since it holds the password.",
+    )
+    smtp_ca_file: Path | None = Field(
+        None,
+        description="A PEM file of CA certificates to trust for the SMTP server instead of the "
+        "system's, e.g. for a relay with a private CA. The certificate is always verified.",
+    )
+    send_rate: float = Field(
+        0, ge=0, description="Messages per second a transport sends at most; 0 means no limit."
+    )
+    send_timeout: float = Field(
+        30, gt=0, description="Seconds to wait for an SMTP server or SendGrid before giving up on a request."
     )
     sendgrid_api_key: SecretStr | None = Field(
         None,

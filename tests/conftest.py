@@ -10,6 +10,9 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+# Real servers standing in for SendGrid and an SMTP relay: sendgrid_double, smtp_server, ...
+pytest_plugins = ["doubles.fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:

@@ -1,0 +1,310 @@
+"""What the send stage hands a transport, and what it gets back.
+
+The contract, in one place:
+
+* A :class:`Batch` is one rendered variant going to up to :data:`MAX_BATCH`
+  recipients. Its :class:`Content` (subject, HTML, text) is a *template*: where a
+  per-recipient value goes, it carries a slot marker, ``slot("first_name")`` =
+  ``[[mailer:first_name]]``. :mod:`mailer.transports.variant` makes it from the
+  renderer's compiled variant (``content_of``) and gives each recipient's values
+  (``values_of``), fallbacks such as ``{{ first_name | friend }}`` resolved.
+* Each :class:`Recipient` gives a value for every slot the content uses (checked
+  when the batch is built), its own unsubscribe URL (sent as ``List-Unsubscribe``
+  with ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``), optional extra
+  headers and ``custom_args`` (SendGrid returns them on every event).
+* A transport fills the slots the same way whatever it is: raw in the subject and
+  the text, HTML-escaped in the HTML (:func:`personalise`). SendGrid does it with
+  ``substitutions``; SMTP and the outbox do it here, so the outbox shows exactly
+  what SendGrid would send.
+* :meth:`Transport.send` returns one :class:`Delivery` per recipient, in order
+  (its ``email`` exactly as the recipient's, never normalised), and does not
+  raise for a delivery problem: a refused address, an exhausted
+  retry, a wrong API key all come back as ``failed`` deliveries with the reason.
+  ``unknown`` means the request went out and no answer came back, so the message
+  may or may not have been accepted: the ledger must reconcile it (e.g. from
+  webhook events, which carry ``custom_args``), not blindly resend it.
+* A transport is used from one thread at a time; open one per worker.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Annotated, Literal, Protocol, Self, runtime_checkable
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from mailer.config import Sender
+
+MAX_BATCH = 1000
+"""Recipients per batch: SendGrid's limit of personalizations per request."""
+
+MAX_CUSTOM_ARGS_BYTES = 10_000
+"""SendGrid's limit on a message's custom_args, as JSON."""
+
+_SLOT_NAME = r"[a-z][a-z0-9_]*"
+SLOT = re.compile(r"\[\[mailer:(" + _SLOT_NAME + r")\]\]")
+_HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 ftext: printable ASCII but ':'
+
+# Headers a caller may not set: the transports set them (or SendGrid forbids them).
+# fmt: off
+RESERVED_HEADERS = frozenset({
+    "from", "to", "cc", "bcc", "subject", "reply-to", "date", "message-id", "mime-version",
+    "content-type", "content-transfer-encoding", "list-id", "list-unsubscribe",
+    "list-unsubscribe-post", "x-sg-id", "x-sg-eid", "received", "dkim-signature",
+})
+# fmt: on
+
+
+def slot(name: str) -> str:
+    """The marker a template carries where the recipient's value *name* goes."""
+    if not re.fullmatch(_SLOT_NAME, name):
+        raise ValueError(f"slot name {name!r} must be lower case letters, digits and _")
+    return f"[[mailer:{name}]]"
+
+
+def slots_in(template: str) -> frozenset[str]:
+    """The names of the slots a template uses."""
+    return frozenset(SLOT.findall(template))
+
+
+def fill(template: str, values: Mapping[str, str], *, escape: bool) -> str:
+    """The template with every slot replaced by its value, HTML-escaped when *escape*.
+
+    One pass: a value that looks like a marker is not expanded again.
+    """
+    if escape:
+        return SLOT.sub(lambda m: html.escape(values[m[1]], quote=True), template)
+    return SLOT.sub(lambda m: values[m[1]], template)
+
+
+def _no_line_breaks(value: str) -> str:
+    if "\r" in value or "\n" in value:
+        raise ValueError("must not contain line breaks (they would end a mail header)")
+    return value
+
+
+def _check_headers(headers: dict[str, str]) -> dict[str, str]:
+    for name, value in headers.items():
+        if not _HEADER_NAME.match(name):
+            raise ValueError(f"{name!r} is not a valid header name")
+        if name.lower() in RESERVED_HEADERS:
+            raise ValueError(f"header {name!r} is set by the transport and cannot be given")
+        _no_line_breaks(value)
+    return headers
+
+
+def _check_address(value: str) -> str:
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as error:
+        raise ValueError(f"{value!r} is not an email address: {error}") from None
+    return value  # as given, not normalised: deliveries must match the caller's addresses
+
+
+Address = Annotated[str, AfterValidator(_check_address)]
+OneLine = Annotated[str, AfterValidator(_no_line_breaks)]
+Headers = Annotated[dict[str, str], AfterValidator(_check_headers)]
+HttpUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s<>]+$")]
+Mailto = Annotated[str, StringConstraints(pattern=r"^mailto:[^\s<>]+$")]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Content(_Frozen):
+    """One variant's subject, HTML and text, with slot markers for per-recipient values."""
+
+    subject: Annotated[OneLine, StringConstraints(min_length=1)]
+    html: Annotated[str, StringConstraints(min_length=1)]
+    text: Annotated[str, StringConstraints(min_length=1)]
+
+    @property
+    def slots(self) -> frozenset[str]:
+        return slots_in(self.subject) | slots_in(self.html) | slots_in(self.text)
+
+
+class Recipient(_Frozen):
+    """One member in a batch: address, slot values, unsubscribe link, event tags."""
+
+    email: Address
+    name: OneLine = ""
+    values: dict[str, OneLine] = Field(
+        default_factory=dict, description="A value for every slot the content uses."
+    )
+    unsubscribe_url: HttpUrl = Field(description="This member's one-click unsubscribe URL.")
+    unsubscribe_mailto: Mailto | None = None
+    headers: Headers = Field(
+        default_factory=dict, description="Extra headers for this member only."
+    )
+    custom_args: dict[str, str] = Field(
+        default_factory=dict,
+        description="Tags SendGrid returns on every event, e.g. issue, subscriber.",
+    )
+
+    @field_validator("custom_args")
+    @classmethod
+    def _custom_args_fit(cls, args: dict[str, str]) -> dict[str, str]:
+        size = len(json.dumps(args, ensure_ascii=False).encode())
+        if size > MAX_CUSTOM_ARGS_BYTES:
+            limit = MAX_CUSTOM_ARGS_BYTES
+            raise ValueError(f"custom_args are {size} bytes as JSON; SendGrid allows {limit}")
+        return args
+
+    @property
+    def list_unsubscribe(self) -> str:
+        """The List-Unsubscribe header value: the URL first, then the mailto if any."""
+        links = [self.unsubscribe_url]
+        if self.unsubscribe_mailto:
+            links.append(self.unsubscribe_mailto)
+        return ", ".join(f"<{link}>" for link in links)
+
+
+Category = Annotated[
+    str, StringConstraints(min_length=1, max_length=255, pattern=r"^[\x20-\x7e]+$")
+]
+
+
+class Batch(_Frozen):
+    """One variant's content going to up to MAX_BATCH recipients."""
+
+    issue: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")] = Field(
+        description="The issue's slug: names the outbox folder; safe as a file name."
+    )
+    sender: Sender
+    content: Content
+    list_id: OneLine = Field(description="The List-Id header value: 'News <news.example.org>'.")
+    recipients: list[Recipient] = Field(min_length=1, max_length=MAX_BATCH)
+    headers: Headers = Field(default_factory=dict, description="Extra headers for every recipient.")
+    categories: list[Category] = Field(default_factory=list, max_length=10)
+
+    @model_validator(mode="after")
+    def _recipients_fit(self) -> Self:
+        seen: set[str] = set()
+        needed = self.content.slots
+        for recipient in self.recipients:
+            key = recipient.email.lower()
+            if key in seen:
+                raise ValueError(f"{recipient.email} is in the batch twice")
+            seen.add(key)
+            missing = needed - recipient.values.keys()
+            if missing:
+                names = ", ".join(sorted(missing))
+                raise ValueError(f"{recipient.email} has no value for slot(s) {names}")
+            clash = {n.lower() for n in recipient.headers} & {n.lower() for n in self.headers}
+            if clash:
+                names = ", ".join(sorted(clash))
+                raise ValueError(f"{recipient.email} sets header(s) {names}, as the batch does")
+        return self
+
+    def split(self) -> tuple[Batch, Batch]:
+        """The batch as two halves (of a batch with at least two recipients)."""
+        half = len(self.recipients) // 2
+        if half == 0:
+            raise ValueError("a batch of one recipient cannot be split")
+        return (
+            self.model_copy(update={"recipients": self.recipients[:half]}),
+            self.model_copy(update={"recipients": self.recipients[half:]}),
+        )
+
+
+class Personalised(_Frozen):
+    """One recipient's subject, HTML and text, with every slot filled."""
+
+    subject: str
+    html: str
+    text: str
+
+
+def personalise(content: Content, values: Mapping[str, str]) -> Personalised:
+    """The content for one recipient: values raw in subject and text, escaped in HTML."""
+    return Personalised(
+        subject=fill(content.subject, values, escape=False),
+        html=fill(content.html, values, escape=True),
+        text=fill(content.text, values, escape=False),
+    )
+
+
+DeliveryState = Literal["sent", "failed", "unknown"]
+
+
+class Delivery(_Frozen):
+    """What became of one recipient's message.
+
+    ``sent``: the server or API accepted it. ``failed``: it was not sent (``error``
+    says why; ``permanent`` when the address itself was refused, so retrying will
+    not help). ``unknown``: it was handed over but no answer came back; it may
+    have been accepted, so reconcile before sending again.
+    """
+
+    email: str
+    state: DeliveryState
+    message_id: str | None = None
+    error: str | None = None
+    permanent: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "sent"
+
+
+def failed(batch: Batch, error: str) -> list[Delivery]:
+    """Every recipient of the batch as failed for the same reason."""
+    return [Delivery(email=r.email, state="failed", error=error) for r in batch.recipients]
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Hands batches on. Use as a context manager, or call close() when done."""
+
+    name: str
+
+    def send(self, batch: Batch) -> list[Delivery]:
+        """One Delivery per recipient of the batch, in order; raises only for a bug."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the transport cannot send afterwards."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class TransportBase:
+    """Context-manager plumbing shared by the transports."""
+
+    name = "base"
+
+    def close(self) -> None:
+        """Nothing to release by default."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

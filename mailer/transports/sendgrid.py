@@ -1,0 +1,286 @@
+"""The SendGrid transport: one Mail Send request per batch, through the official client.
+
+A batch becomes one ``POST /v3/mail/send`` with a personalization per recipient
+(their address, subject, ``List-Unsubscribe``, ``custom_args`` and slot values
+as ``substitutions``) and the variant's content once. SendGrid substitutes in
+the text and the HTML alike, so the HTML carries its own markers
+(``[[mailer:name|html]]``) whose values are HTML-escaped.
+
+Answers, and what happens:
+
+* 202 (200 in sandbox mode): every recipient ``sent``, with the X-Message-Id.
+* 429, 5xx, or no connection: retried with exponential backoff and jitter; a 429
+  waits until X-RateLimit-Reset. The wait is capped and the sleep injectable.
+* 400, 401, 403, other 4xx: not retried; ``failed`` with SendGrid's messages.
+* 413: the batch is split in halves and each is sent on its own.
+* A timeout or a dropped connection after the request went out: ``unknown``.
+  There is no idempotency key, so a retry could deliver twice; the ledger
+  reconciles instead (``retry_unanswered=True`` trades that for at-least-once).
+"""
+
+from __future__ import annotations
+
+import html
+import http.client
+import json
+import logging
+import random
+import time
+import urllib.error
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import SecretStr
+from python_http_client.exceptions import HTTPError
+from sendgrid import SendGridAPIClient
+
+from mailer.transports.base import (
+    SLOT,
+    Batch,
+    Delivery,
+    Recipient,
+    TransportBase,
+    fill,
+    slot,
+    slots_in,
+)
+from mailer.transports.message import ONE_CLICK
+from mailer.transports.ratelimit import Limiter, Unlimited
+
+MAX_SUBSTITUTIONS_BYTES = 10_000
+"""SendGrid's limit on one personalization's substitutions (keys and values)."""
+
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class _NoSecretsInDebugLog(logging.Filter):
+    """python_http_client logs every request's headers (the API key) and body at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("HEADERS:", "PAYLOAD:"))
+
+
+def _install_log_filter() -> None:
+    logger = logging.getLogger("python_http_client.client")
+    if not any(isinstance(f, _NoSecretsInDebugLog) for f in logger.filters):
+        logger.addFilter(_NoSecretsInDebugLog())
+
+
+_install_log_filter()
+
+
+def html_slot(name: str) -> str:
+    """The marker for slot *name* in the HTML part, whose value is escaped."""
+    return slot(name)[:-2] + "|html]]"
+
+
+def substitutions(batch: Batch, recipient: Recipient) -> dict[str, str]:
+    """A recipient's slot values, keyed by the markers the payload's content carries."""
+    values = recipient.values
+    subs = {slot(name): values[name] for name in sorted(slots_in(batch.content.text))}
+    for name in sorted(slots_in(batch.content.html)):
+        subs[html_slot(name)] = html.escape(values[name], quote=True)
+    return subs
+
+
+def substitutions_size(subs: Mapping[str, str]) -> int:
+    return sum(len(key.encode()) + len(value.encode()) for key, value in subs.items())
+
+
+def personalization(batch: Batch, recipient: Recipient) -> dict[str, Any]:
+    to: dict[str, str] = {"email": recipient.email}
+    if recipient.name:
+        to["name"] = recipient.name
+    item: dict[str, Any] = {
+        "to": [to],
+        "subject": fill(batch.content.subject, recipient.values, escape=False),
+        "headers": {"List-Unsubscribe": recipient.list_unsubscribe, **recipient.headers},
+    }
+    subs = substitutions(batch, recipient)
+    if subs:
+        item["substitutions"] = subs
+    if recipient.custom_args:
+        item["custom_args"] = dict(recipient.custom_args)
+    return item
+
+
+def build_payload(batch: Batch, *, sandbox: bool = False) -> dict[str, Any]:
+    """The Mail Send request body for a batch."""
+    sender = batch.sender
+    payload: dict[str, Any] = {
+        "personalizations": [personalization(batch, r) for r in batch.recipients],
+        "from": {"email": sender.email, "name": sender.name},
+        # text/plain first: SendGrid requires it, and clients show the last part they can.
+        "content": [
+            {"type": "text/plain", "value": batch.content.text},
+            {"type": "text/html", "value": SLOT.sub(lambda m: html_slot(m[1]), batch.content.html)},
+        ],
+        "headers": {"List-Id": batch.list_id, "List-Unsubscribe-Post": ONE_CLICK, **batch.headers},
+    }
+    if sender.reply_to:
+        payload["reply_to"] = {"email": sender.reply_to}
+    if batch.categories:
+        payload["categories"] = list(batch.categories)
+    if sandbox:
+        payload["mail_settings"] = {"sandbox_mode": {"enable": True}}
+    return payload
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What one request (with its retries) came to."""
+
+    kind: Literal["accepted", "rejected", "unanswered"]
+    status: int | None = None
+    message_id: str | None = None
+    error: str | None = None
+
+
+class SendGridTransport(TransportBase):
+    """Sends each batch as one Mail Send request, retrying what is safe to retry."""
+
+    name = "sendgrid"
+
+    def __init__(
+        self,
+        api_key: SecretStr,
+        *,
+        api_url: str = "https://api.sendgrid.com",
+        timeout: float = 30.0,
+        limiter: Limiter | None = None,
+        max_attempts: int = 5,
+        backoff: float = 1.0,
+        max_wait: float = 60.0,
+        retry_unanswered: bool = False,
+        sandbox: bool = False,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.timeout = timeout
+        self.max_attempts, self.backoff, self.max_wait = max_attempts, backoff, max_wait
+        self.retry_unanswered, self.sandbox = retry_unanswered, sandbox
+        self._limiter = limiter or Unlimited()
+        self._sleep, self._clock, self._jitter = sleep, clock, jitter
+        client = SendGridAPIClient(api_key.get_secret_value(), host=self.api_url)
+        self._mail_send = client.client.mail.send  # python_http_client's POST /v3/mail/send
+
+    def __repr__(self) -> str:
+        return f"SendGridTransport(api_url={self.api_url!r})"
+
+    def send(self, batch: Batch) -> list[Delivery]:
+        results: dict[str, Delivery] = {}
+        fitting: list[Recipient] = []
+        limit = MAX_SUBSTITUTIONS_BYTES
+        for recipient in batch.recipients:
+            size = substitutions_size(substitutions(batch, recipient))
+            if size > limit:
+                results[recipient.email] = Delivery(
+                    email=recipient.email,
+                    state="failed",
+                    error=f"the slot values take {size} bytes; SendGrid allows {limit}",
+                )
+            else:
+                fitting.append(recipient)
+        if fitting:
+            for delivery in self._send(batch.model_copy(update={"recipients": fitting})):
+                results[delivery.email] = delivery
+        return [results[r.email] for r in batch.recipients]
+
+    def _send(self, batch: Batch) -> list[Delivery]:
+        self._limiter.acquire(len(batch.recipients))
+        outcome = self._post(build_payload(batch, sandbox=self.sandbox))
+        if outcome.status == 413 and len(batch.recipients) > 1:
+            first, second = batch.split()
+            return self._send(first) + self._send(second)
+        return [_delivery(recipient, outcome) for recipient in batch.recipients]
+
+    def _post(self, payload: dict[str, Any]) -> _Outcome:
+        """One request, retried while the answer says trying again may work."""
+        attempt = 0
+        while True:
+            attempt += 1
+            last = attempt >= self.max_attempts
+            try:
+                response = self._mail_send.post(request_body=payload, timeout=self.timeout)
+            except HTTPError as error:
+                status = int(error.status_code)
+                if status in _RETRY_STATUSES and not last:
+                    self._sleep(self._wait(attempt, error.headers))
+                    continue
+                error_text = _rejection(status, error.body, attempt)
+                return _Outcome("rejected", status=status, error=error_text)
+            except urllib.error.URLError as error:
+                # Raised while connecting or sending: SendGrid has not got the whole request.
+                if not last:
+                    self._sleep(self._wait(attempt, None))
+                    continue
+                where = f"{self.api_url} ({attempt} tries)"
+                return _Outcome(
+                    "rejected", error=f"could not reach SendGrid at {where}: {error.reason}"
+                )
+            except (OSError, http.client.HTTPException) as error:
+                # Raised while waiting for the answer: the request went out.
+                if self.retry_unanswered and not last:
+                    self._sleep(self._wait(attempt, None))
+                    continue
+                return _Outcome("unanswered", error=_unanswered(error, self.timeout))
+            message_id = response.headers.get("X-Message-Id")
+            return _Outcome("accepted", status=response.status_code, message_id=message_id)
+
+    def _wait(self, attempt: int, headers: Mapping[str, str] | None) -> float:
+        """Seconds before the next try: until X-RateLimit-Reset if given, else exponential."""
+        reset = _number(headers.get("X-RateLimit-Reset")) if headers is not None else None
+        if reset is not None:
+            wait = max(0.0, reset - self._clock()) + self._jitter()
+        else:
+            wait = self.backoff * 2 ** (attempt - 1) * (0.5 + self._jitter() / 2)
+        return min(self.max_wait, wait)
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _delivery(recipient: Recipient, outcome: _Outcome) -> Delivery:
+    if outcome.kind == "accepted":
+        return Delivery(email=recipient.email, state="sent", message_id=outcome.message_id)
+    state: Literal["failed", "unknown"] = "failed" if outcome.kind == "rejected" else "unknown"
+    return Delivery(email=recipient.email, state=state, error=outcome.error)
+
+
+def error_messages(body: bytes | str | None) -> str:
+    """SendGrid's error messages from a response body, as one line."""
+    try:
+        errors = json.loads(body or b"")["errors"]
+        parts = [
+            f"{e['field']}: {e['message']}" if e.get("field") else str(e["message"]) for e in errors
+        ]
+    except (ValueError, KeyError, TypeError):
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+        return text.strip()[:500] or "(no details)"
+    return "; ".join(parts)
+
+
+def _rejection(status: int, body: bytes | str | None, attempts: int) -> str:
+    messages = error_messages(body)
+    if status in (401, 403):
+        return f"SendGrid refused the API key ({status}): {messages}; check SENDGRID_API_KEY"
+    if status in _RETRY_STATUSES:
+        return f"SendGrid answered {status} to {attempts} tries; giving up for now: {messages}"
+    if status == 413:
+        return f"SendGrid refused the message as too large (413): {messages}"
+    return f"SendGrid rejected the request ({status}): {messages}"
+
+
+def _unanswered(error: BaseException, timeout: float) -> str:
+    if isinstance(error, TimeoutError):
+        what = f"no answer within {timeout:g} s"
+    else:
+        what = f"the connection dropped before the answer ({type(error).__name__})"
+    return f"SendGrid may or may not have accepted this: {what}; reconcile before resending"

@@ -1,0 +1,316 @@
+"""The SMTP transport: one connection, reused for every message, over smtplib.
+
+``MAILER_SMTP_URL`` is ``smtp://user:pass@host:587?starttls=true`` (STARTTLS),
+``smtps://user:pass@host:465`` (TLS from the first byte) or ``smtp://host:25``
+(a local relay, no login). The certificate is always verified, against the
+system's CAs or ``MAILER_SMTP_CA_FILE``.
+
+Each message is its own transaction (MAIL, RCPT, DATA) so that a refused address
+fails only that recipient. A connection that drops before the message went out
+(idle timeout, a 421 from the server) is reopened and the message tried once
+more; a drop after the whole message went out but before the server's answer is
+reported as ``unknown``, since the server may have queued it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import re
+import smtplib
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from pydantic import SecretStr
+
+from mailer.errors import ConfigError
+from mailer.transports.base import Batch, Delivery, Recipient, TransportBase
+from mailer.transports.message import build_message, needs_utf8, to_bytes
+from mailer.transports.ratelimit import Limiter, Unlimited
+
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+
+@dataclass(frozen=True)
+class SmtpUrl:
+    """MAILER_SMTP_URL, parsed. The password never appears in its repr."""
+
+    host: str
+    port: int
+    implicit_tls: bool = False
+    starttls: bool = False
+    username: str | None = None
+    password: SecretStr | None = field(default=None, repr=False)
+
+    @property
+    def secure(self) -> bool:
+        return self.implicit_tls or self.starttls
+
+    def __str__(self) -> str:
+        scheme = "smtps" if self.implicit_tls else "smtp"
+        user = f"{self.username}@" if self.username else ""
+        query = "?starttls=true" if self.starttls else ""
+        return f"{scheme}://{user}{self.host}:{self.port}{query}"
+
+
+def parse_smtp_url(url: str) -> SmtpUrl:
+    """MAILER_SMTP_URL as an SmtpUrl; ConfigError (without the password) if it is wrong."""
+    parts = urlsplit(url.strip())
+    where = "MAILER_SMTP_URL"
+    if parts.scheme not in ("smtp", "smtps"):
+        raise ConfigError(
+            f"{where} must start with smtp:// or smtps://, e.g. smtp://user:pass@host:587?starttls=true"
+        )
+    if not parts.hostname:
+        raise ConfigError(f"{where} has no host name, e.g. smtp://user:pass@host:587?starttls=true")
+    try:
+        explicit_port = parts.port
+    except ValueError:
+        raise ConfigError(f"{where} has a port that is not a number from 1 to 65535") from None
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = set(query) - {"starttls"}
+    if unknown:
+        names = ", ".join(sorted(unknown))
+        raise ConfigError(f"{where} has unknown option(s) {names}; only starttls is known")
+    starttls = _flag(query.get("starttls", ["false"])[-1])
+    implicit_tls = parts.scheme == "smtps"
+    if implicit_tls and starttls:
+        raise ConfigError(f"{where}: smtps:// is already TLS; drop ?starttls=true or use smtp://")
+    default_port = 465 if implicit_tls else 587 if starttls else 25
+    config = SmtpUrl(
+        host=parts.hostname,
+        port=explicit_port or default_port,
+        implicit_tls=implicit_tls,
+        starttls=starttls,
+        username=unquote(parts.username) if parts.username else None,
+        password=SecretStr(unquote(parts.password)) if parts.password else None,
+    )
+    if config.username and not config.secure and not _is_loopback(config.host):
+        raise ConfigError(
+            f"{where} would send the password to {config.host} unencrypted; "
+            "add ?starttls=true or use smtps://"
+        )
+    return config
+
+
+def _flag(value: str) -> bool:
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ConfigError(f"MAILER_SMTP_URL: starttls must be true or false, not {value!r}")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class _Unanswered(Exception):
+    """The whole message went out and the connection dropped before the server answered."""
+
+
+class _Reply(Exception):
+    """The server answered a step of the transaction with something other than success."""
+
+    def __init__(self, step: str, code: int, text: bytes) -> None:
+        self.step, self.code = step, code
+        self.text = _text(text)
+        super().__init__(f"{step}: {code} {self.text}")
+
+
+_DOT_AT_LINE_START = re.compile(rb"(?m)^\.")
+
+
+class SmtpTransport(TransportBase):
+    """Sends each recipient's message over one reused SMTP connection."""
+
+    name = "smtp"
+
+    def __init__(
+        self,
+        url: SmtpUrl,
+        *,
+        timeout: float = 30.0,
+        ca_file: Path | None = None,
+        limiter: Limiter | None = None,
+        local_hostname: str | None = None,
+    ) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._ca_file = ca_file
+        self._limiter = limiter or Unlimited()
+        self._local_hostname = local_hostname
+        self._conn: smtplib.SMTP | None = None
+
+    def __repr__(self) -> str:
+        return f"SmtpTransport({self.url})"
+
+    def send(self, batch: Batch) -> list[Delivery]:
+        results: list[Delivery] = []
+        # Once the server cannot be reached, the rest of the batch fails without more tries.
+        unreachable: str | None = None
+        for recipient in batch.recipients:
+            if unreachable:
+                results.append(_failed(recipient, unreachable))
+                continue
+            try:
+                results.append(self._send_one(batch, recipient))
+            except _ConnectFailed as error:
+                unreachable = str(error)
+                results.append(_failed(recipient, unreachable))
+        return results
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                conn.quit()
+            conn.close()
+
+    def _send_one(self, batch: Batch, recipient: Recipient) -> Delivery:
+        self._limiter.acquire()
+        msg = build_message(batch, recipient)
+        message_id = str(msg["Message-ID"])
+        utf8 = needs_utf8(msg)
+        data = to_bytes(msg, utf8=utf8)
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                self._transaction(conn, batch.sender.email, recipient.email, data, utf8=utf8)
+            except _Unanswered:
+                self._discard()
+                return Delivery(
+                    email=recipient.email,
+                    state="unknown",
+                    message_id=message_id,
+                    error="the connection dropped after the message went out, before the answer",
+                )
+            except smtplib.SMTPServerDisconnected as error:
+                self._discard()
+                if attempt == 1:
+                    continue  # nothing was handed over yet: reconnect and try once more
+                return _failed(recipient, f"the SMTP server dropped the connection twice: {error}")
+            except _Reply as reply:
+                return self._refused(recipient, reply)
+            return Delivery(email=recipient.email, state="sent", message_id=message_id)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _transaction(
+        self, conn: smtplib.SMTP, sender: str, rcpt: str, data: bytes, *, utf8: bool
+    ) -> None:
+        options: list[str] = []
+        if utf8:
+            if not conn.has_extn("smtputf8"):
+                raise _Reply(
+                    "MAIL FROM", 555, b"the server takes no non-ASCII addresses (SMTPUTF8)"
+                )
+            options = ["SMTPUTF8", "BODY=8BITMIME"]
+        self._expect(conn, "MAIL FROM", conn.mail(sender, options), {250})
+        self._expect(conn, "RCPT TO", conn.rcpt(rcpt), {250, 251})
+        self._expect(conn, "DATA", conn.docmd("data"), {354})
+        # smtplib's data() hides whether the message went out before a drop; these
+        # steps don't: up to the final dot, the server cannot have accepted it.
+        body = _DOT_AT_LINE_START.sub(b"..", data)
+        if not body.endswith(b"\r\n"):
+            body += b"\r\n"
+        conn.send(body + b".\r\n")
+        try:
+            reply = conn.getreply()
+        except smtplib.SMTPServerDisconnected as error:
+            raise _Unanswered() from error
+        self._expect(conn, "end of DATA", reply, {250})
+
+    def _expect(
+        self, conn: smtplib.SMTP, step: str, reply: tuple[int, bytes], ok: set[int]
+    ) -> None:
+        code, text = reply
+        if code in ok:
+            return
+        if code == 421:  # the server is closing the connection: like a drop, safe to retry
+            conn.close()
+            raise smtplib.SMTPServerDisconnected(f"{step}: 421 {_text(text)}")
+        if step != "end of DATA":
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                conn.rset()
+        raise _Reply(step, code, text)
+
+    def _refused(self, recipient: Recipient, reply: _Reply) -> Delivery:
+        permanent = reply.step == "RCPT TO" and 500 <= reply.code < 600
+        return Delivery(
+            email=recipient.email,
+            state="failed",
+            permanent=permanent,
+            error=f"the SMTP server refused the message at {reply.step}: {reply.code} {reply.text}",
+        )
+
+    def _connection(self) -> smtplib.SMTP:
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def _discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def _connect(self) -> smtplib.SMTP:
+        url = self.url
+        context = ssl.create_default_context(cafile=self._ca_file)
+        conn: smtplib.SMTP | None = None
+        try:
+            if url.implicit_tls:
+                conn = smtplib.SMTP_SSL(
+                    url.host,
+                    url.port,
+                    local_hostname=self._local_hostname,
+                    timeout=self.timeout,
+                    context=context,
+                )
+            else:
+                conn = smtplib.SMTP(
+                    url.host, url.port, local_hostname=self._local_hostname, timeout=self.timeout
+                )
+            conn.ehlo()
+            if url.starttls:
+                conn.starttls(context=context)
+                conn.ehlo()
+            if url.username:
+                password = url.password.get_secret_value() if url.password else ""
+                conn.login(url.username, password)
+        except smtplib.SMTPAuthenticationError as error:
+            _close_quietly(conn)
+            raise _ConnectFailed(
+                f"the SMTP server {url.host}:{url.port} refused the login for {url.username!r}: "
+                f"{error.smtp_code} {_text(error.smtp_error)}; check MAILER_SMTP_URL"
+            ) from None
+        except (smtplib.SMTPException, OSError) as error:
+            _close_quietly(conn)
+            raise _ConnectFailed(f"could not open an SMTP connection to {url}: {error}") from None
+        return conn
+
+
+class _ConnectFailed(Exception):
+    """No connection to the server could be opened (refused, TLS failure, login refused)."""
+
+
+def _close_quietly(conn: smtplib.SMTP | None) -> None:
+    if conn is not None:
+        with contextlib.suppress(OSError):
+            conn.close()
+
+
+def _text(reply: bytes | str) -> str:
+    """A server reply as one line of text."""
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    return " ".join(text.split())
+
+
+def _failed(recipient: Recipient, error: str) -> Delivery:
+    return Delivery(email=recipient.email, state="failed", error=error)
