@@ -7,11 +7,21 @@ editors; :mod:`mailer.load` pins each one to its line in the file.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
+import difflib
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+from pydantic_core import PydanticCustomError
 
 # Members' own fields an editor may use in the text, as {{ first_name }} or
 # {{ first_name | there }} (the text after the bar is used when the field is empty).
@@ -21,48 +31,133 @@ MERGE_FIELDS: dict[str, str] = {
     "organisation": "the member's organisation",
     "region": "the member's region",
 }
-MERGE_TAG = re.compile(r"\{\{\s*(?P<field>[A-Za-z_][\w]*)\s*(?:\|\s*(?P<fallback>[^{}]*?)\s*)?\}\}")
+MERGE_TAG = re.compile(
+    r"\{\{\s*(?P<field>[A-Za-z_][\w]*)\s*(?:\|\s*(?P<fallback>[^{}]*?)\s*)?\}\}"
+)
+# What is left of {{ }} or {% %} once the good tags are blanked out: a whole
+# would-be tag on one line if there is one, else the lone brace pair.
+_STRAY_TAG = re.compile(r"\{\{[^{}\n]*\}\}|\{%[^\n]*?%\}|\{\{|\}\}|\{%|%\}")
 ALLOWED_SCHEMES = ("http", "https", "mailto")
+_ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+
+class MergeTagMistake(NamedTuple):
+    """One wrong merge tag: the text as written (to find it in the file) and what to do."""
+
+    fragment: str
+    message: str
+
+
+def merge_tag_mistakes(value: str) -> list[MergeTagMistake]:
+    """Every wrong {{ }} in a piece of text, in order; empty when all are member fields."""
+    mistakes: list[MergeTagMistake] = []
+    known = ", ".join(MERGE_FIELDS)
+    for match in MERGE_TAG.finditer(value):
+        field = match["field"]
+        if field not in MERGE_FIELDS:
+            close = difflib.get_close_matches(field.lower(), MERGE_FIELDS, n=1)
+            hint = f" (did you mean {{{{ {close[0]} }}}}?)" if close else ""
+            mistakes.append(
+                MergeTagMistake(
+                    match[0], f"'{match[0]}' is not a member field{hint}; you can use: {known}"
+                )
+            )
+    # Blank the good tags out (keeping positions) so that what remains is stray.
+    blanked = MERGE_TAG.sub(lambda m: " " * len(m[0]), value)
+    for match in _STRAY_TAG.finditer(blanked):
+        shown = value[match.start() : match.end()]
+        if len(shown) == 2:  # a lone brace pair: show what follows it, to find it
+            shown = value[match.start() :].split("\n", 1)[0][:30].rstrip()
+        mistakes.append(
+            MergeTagMistake(
+                shown,
+                f"'{shown}' is not a merge tag: write a member field in double braces, "
+                "like {{ first_name }} or {{ first_name | there }} "
+                "(the text after | is shown when the member's field is empty)",
+            )
+        )
+    return mistakes
 
 
 def _check_url(value: str) -> str:
     value = value.strip()
     scheme, sep, rest = value.partition(":")
     if not sep or scheme.lower() not in ALLOWED_SCHEMES or not rest.strip("/"):
-        raise ValueError(
-            f"'{value}' is not a web or email link: links must start with https://, http:// or mailto:"
+        raise PydanticCustomError(
+            "link",
+            "'{link}' is not a web or email link: links must start with https://, http:// "
+            "or mailto:",
+            {"link": value},
         )
     if scheme.lower() in ("http", "https") and not rest.startswith("//"):
-        raise ValueError(f"'{value}' is missing the // after {scheme}:")
+        raise PydanticCustomError(
+            "link", "'{link}' is missing the // after {scheme}:", {"link": value, "scheme": scheme}
+        )
     return value
 
 
 def _check_image_url(value: str) -> str:
     value = _check_url(value)
     if value.lower().startswith("mailto:"):
-        raise ValueError(f"'{value}' is an email address, not an image: images need an https:// link")
-    return value
-
-
-def _check_merge_tags(value: str) -> str:
-    for match in MERGE_TAG.finditer(value):
-        if match["field"] not in MERGE_FIELDS:
-            known = ", ".join(MERGE_FIELDS)
-            raise ValueError(
-                f"'{{{{ {match['field']} }}}}' is not a member field; you can use: {known}"
-            )
-    stray = MERGE_TAG.sub("", value)
-    if "{{" in stray or "}}" in stray or "{%" in stray:
-        raise ValueError(
-            "has a '{{' or '}}' that is not a member field; write {{ first_name }} "
-            "or {{ first_name | friend }} (the text after | is used when the field is empty)"
+        raise PydanticCustomError(
+            "link",
+            "'{link}' is an email address, not an image: images need an https:// link",
+            {"link": value},
         )
     return value
 
 
+def _check_merge_tags(value: str) -> str:
+    mistakes = merge_tag_mistakes(value)
+    if mistakes:
+        # One error per field, carrying every mistake so the loader can pin each to its line.
+        raise PydanticCustomError(
+            "merge_tag",
+            "{message}",
+            {"message": "; ".join(m.message for m in mistakes), "mistakes": mistakes},
+        )
+    return value
+
+
+def _check_date(value: object) -> object:
+    """Insist on 2026-12-03 (not 3/12/2026, which is ambiguous) and name impossible dates."""
+    if not isinstance(value, str):
+        return value  # a date from Python code, or a wrong type pydantic reports itself
+    text = value.strip()
+    match = _ISO_DATE.fullmatch(text)
+    if match is None:
+        raise PydanticCustomError(
+            "date_format",
+            "'{value}' is not a date written as year-month-day: write it like 2026-12-03",
+            {"value": value},
+        )
+    year, month, day = (int(part) for part in match.groups())
+    if not 1 <= month <= 12:
+        raise PydanticCustomError(
+            "date_impossible",
+            "'{value}' has no month {month}: the month (in the middle) goes from 01 to 12",
+            {"value": value, "month": match[2]},
+        )
+    days = calendar.monthrange(year, month)[1]
+    if not 1 <= day <= days:
+        raise PydanticCustomError(
+            "date_impossible",
+            "'{value}' is not a real date: {month_name} {year} has {days} days",
+            {"value": value, "month_name": calendar.month_name[month], "year": year, "days": days},
+        )
+    return text
+
+
+def _one_or_many(value: object) -> object:
+    """`audience: youth` reads naturally; treat it as a list of one."""
+    return [value] if isinstance(value, str) else value
+
+
 Url = Annotated[str, AfterValidator(_check_url)]
 ImageUrl = Annotated[str, AfterValidator(_check_image_url)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_check_merge_tags)]
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_check_merge_tags)
+]
 Markdown = Annotated[str, StringConstraints(min_length=1), AfterValidator(_check_merge_tags)]
 Status = Literal["draft", "ready"]
 
@@ -92,7 +187,7 @@ class Section(Strict):
     # (stacked on narrow screens).
     layout: Literal["stacked", "image-left", "image-right"] = "stacked"
     button: Button | None = None
-    audience: list[str] = Field(
+    audience: Annotated[list[str], BeforeValidator(_one_or_many)] = Field(
         default_factory=list, description="Segment names; empty means everyone."
     )
 
@@ -110,10 +205,14 @@ class SegmentOverride(Strict):
 class Issue(Strict):
     """One fortnightly issue, as the editor wrote it."""
 
-    slug: str = Field(description="The issue's name, from its file name; not written in the file.")
+    slug: str = Field(
+        description="The issue's name, from its file name; not written in the file."
+    )
     subject: Annotated[Text, StringConstraints(max_length=150)]
     preheader: Annotated[Text, StringConstraints(max_length=200)]
-    date: dt.date = Field(description="The date of the fortnightly slot this issue is for.")
+    date: Annotated[dt.date, BeforeValidator(_check_date)] = Field(
+        description="The date of the fortnightly slot this issue is for."
+    )
     status: Status
     intro: Markdown
     sections: list[Section] = Field(min_length=1)

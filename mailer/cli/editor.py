@@ -8,10 +8,36 @@ import typer
 
 
 def validate(
-    paths: list[Path] = typer.Argument(..., help="Issue files to check.", show_default=False),
+    paths: list[Path] = typer.Argument(
+        ...,
+        metavar="PATH",
+        help="Issue files to check; a folder means every *.yaml file in it.",
+        show_default=False,
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the results as JSON (files, errors, warnings) instead."
+    ),
 ) -> None:
-    """Check issue files; print each problem as PATH:LINE: message. Exit 1 if any."""
-    raise NotImplementedError  # built by the loader work
+    """Check issue files; print each problem as PATH:LINE: message. Exit 1 if any.
+
+    Every problem in every file is reported at once. A file without problems gets
+    one line: its status, its number of sections and its subject. Warnings (things
+    that are allowed but probably not meant) are shown but do not fail the check.
+    """
+    # Imported here, like preview's: `mailer --help` stays quick.
+    from mailer.cli.common import load_context, print_json
+    from mailer.cli.validating import expand_paths, print_reports, summary_json
+    from mailer.load import check_issue
+
+    _, newsletter = load_context()
+    files, empty_folders = expand_paths(paths)
+    reports = [check_issue(path, newsletter) for path in files]
+    if as_json:
+        print_json(summary_json(reports, empty_folders))
+    else:
+        print_reports(reports, empty_folders)
+    if empty_folders or any(not report.ok for report in reports):
+        raise typer.Exit(1)
 
 
 def preview(
@@ -21,5 +47,21 @@ def preview(
     ),
     out: Path = typer.Option(Path("preview"), "--out", "-o", help="Folder to write the previews to."),
 ) -> None:
-    """Write every variant's HTML and text, plus an index page, and print a table of variants."""
-    raise NotImplementedError  # built by the rendering work
+    """Write every variant's HTML and text, plus an index page, and print a table of variants.
+
+    By default: the general variant and one per segment the issue names. With
+    --segment NAME, only what members of that segment get; NAME+OTHER previews
+    the variant for members of both.
+    """
+    # Imported here: only this command needs the renderer, and `mailer --help` stays quick.
+    from mailer.cli.common import console, load_context
+    from mailer.load import load_issue
+    from mailer.preview import preview_keys, preview_table, write_preview
+
+    settings, newsletter = load_context()
+    loaded = load_issue(issue, newsletter)
+    keys = preview_keys(loaded, newsletter, only=segment)
+    entries = write_preview(loaded, newsletter, out, keys, base_url=settings.base_url)
+    console.print(preview_table(entries, newsletter))
+    index = out / "index.html"
+    console.print(f"Wrote {len(entries) * 2 + 1} files to {out}/: open {index} in a browser.")
