@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     sendgrid_webhook_max_age: int = Field(
         86400, ge=0, description="Seconds a webhook signature timestamp may be old; 0 turns the check off."
     )
+    soft_bounce_limit: int = Field(
+        3,
+        ge=1,
+        description="Soft bounces and blocks in a row (no delivery between) after which a member "
+        "is marked bounced.",
+    )
     base_url: str = Field(
         "http://127.0.0.1:8000", description="Public URL of the web app, used in links in every email."
     )

@@ -8,7 +8,15 @@
     ├── SubscriberDataError     a CSV or an address is bad (carries every Problem found)
     ├── StoreError              the subscriber store cannot do what was asked
     │   └── SubscriberNotFound  no subscriber has that address
-    └── DeliveryError           a transport could not hand a message on
+    ├── TokenError              a link token that is not one of ours (forged, damaged, wrong purpose)
+    ├── RequestRefused          a web request refused; ``status`` is the HTTP answer
+    │   ├── BadRequest              400: a body or form that does not parse
+    │   ├── BodyTooLarge            413: a body over the size cap
+    │   └── WebhookError            SendGrid's Event Webhook refused a request
+    │       ├── WebhookSignatureError   403: signature missing, malformed, wrong, or too old
+    │       └── WebhookPayloadError     400: the body is not a batch of SendGrid events
+    ├── SendRefused             a send that must not start (issue not ready, another send running)
+    └── DeliveryError           a transport could not hand a message on; the send stopped
 
 Each message is written for the person at the keyboard: what went wrong, where,
 and what to do next. The CLI prints ``str(error)`` and exits non-zero; it never
@@ -106,8 +114,54 @@ class SubscriberNotFound(StoreError):
         )
 
 
+class TokenError(MailerError):
+    """A token from a link that was not signed by us for this purpose (or is damaged)."""
+
+
+class RequestRefused(MailerError):
+    """A web request that is refused; ``status`` is what the web app answers.
+
+    The message is for the log; the client only gets ``public``, a generic reason.
+    """
+
+    status = 400
+    public = "bad request"
+
+
+class BadRequest(RequestRefused):
+    """A request body or form that does not parse."""
+
+
+class BodyTooLarge(RequestRefused):
+    """A body over the size cap; refused before it is read in full."""
+
+    status = 413
+    public = "the body is too large"
+
+
+class WebhookError(RequestRefused):
+    """A request to SendGrid's Event Webhook route that is refused."""
+
+
+class WebhookSignatureError(WebhookError):
+    """The request is not signed by SendGrid with the configured key, or the signature is too old."""
+
+    status = 403
+    public = "signature missing or not valid"
+
+
+class WebhookPayloadError(WebhookError):
+    """A correctly signed body that is not a JSON array of SendGrid events."""
+
+    public = "the body is not a batch of events"
+
+
+class SendRefused(MailerError):
+    """A send that must not start: the issue is not ready, or another send of it is running."""
+
+
 class DeliveryError(MailerError):
-    """A transport could not hand a message on."""
+    """A transport could not hand a message on; the send stopped and can be run again."""
 
 
 def display_path(path: Path | str) -> str:

@@ -112,12 +112,13 @@ def write_preview(
 def preview_table(entries: Sequence[PreviewEntry], newsletter: Newsletter) -> Table:
     """The table `mailer preview` prints: one row per variant."""
     table = Table(title="Variants", title_justify="left")
-    table.add_column("Variant", style="bold", no_wrap=True)
-    table.add_column("Segments")
-    table.add_column("Subject")
-    table.add_column("HTML", justify="right", no_wrap=True)
-    table.add_column("Text", justify="right", no_wrap=True)
-    table.add_column("Warnings", style="yellow")
+    # Sizes never wrap; the wordy columns share what the terminal has left.
+    table.add_column("Variant", style="bold", ratio=2)
+    table.add_column("Segments", ratio=2)
+    table.add_column("Subject", ratio=4)
+    table.add_column("HTML", justify="right", no_wrap=True, min_width=7)
+    table.add_column("Text", justify="right", no_wrap=True, min_width=6)
+    table.add_column("Warnings", style="yellow", ratio=2)
     for entry in entries:
         variant = entry.variant
         table.add_row(

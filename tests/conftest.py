@@ -11,7 +11,8 @@ import pytest
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Real servers standing in for SendGrid and an SMTP relay: sendgrid_double, smtp_server, ...
-pytest_plugins = ["doubles.fixtures"]
+# and real databases (SQLite, and a PostgreSQL schema per test): database_url, ...
+pytest_plugins = ["doubles.fixtures", "databases"]
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from mailer import __version__
-from mailer.cli import editor, subscribers
+from mailer.cli import editor, sending, serving, subscribers
 from mailer.cli.common import err_console
 from mailer.errors import MailerError
 
@@ -40,6 +40,8 @@ app = typer.Typer(
 )
 app.command("validate")(editor.validate)
 app.command("preview")(editor.preview)
+app.command("send")(sending.send)
+app.command("serve")(serving.serve)
 app.add_typer(subscribers.app, name="subscribers")
 
 

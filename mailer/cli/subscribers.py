@@ -1,7 +1,361 @@
-"""Commands over the subscriber list: import, export, list, show, add, unsubscribe, forget."""
+"""Commands over the subscriber list: import, export, list, show, add, unsubscribe, resubscribe, forget.
+
+Every command opens the store named by MAILER_DATABASE_URL (the SQLite file
+``subscribers/mailer.db`` by default, created and migrated on first use). Changes
+made here are logged in each member's history with the command as their source.
+"""
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import typer
+from rich.table import Table
+
+from mailer.cli.common import console, err_console
+from mailer.errors import Problem, SubscriberDataError, display_path
+from mailer.store.models import ImportCounts, MemberRecord, Subscriber, SubscriberStatus
+
+if TYPE_CHECKING:
+    from mailer.store import SubscriberStore
+
+# The store, CSV and segment modules are imported inside the commands (they pull
+# in SQLAlchemy and Alembic), so that `mailer --help` stays quick.
 
 app = typer.Typer(help="Manage the subscriber list.", no_args_is_help=True)
+
+JSON_HELP = "Print JSON instead of a table."
+
+
+@contextmanager
+def _store() -> Iterator[SubscriberStore]:
+    from mailer.config import get_settings
+    from mailer.store import open_store
+
+    with open_store(get_settings().database_url) as store:
+        yield store
+
+
+def _source(command: str) -> str:
+    return f"mailer subscribers {command}"
+
+
+# -- import and export ----------------------------------------------------------------
+
+
+@app.command("import")
+def import_(
+    csv_file: Path = typer.Argument(
+        ...,
+        metavar="CSV",
+        help="The members spreadsheet, saved as CSV (UTF-8).",
+        show_default=False,
+    ),
+    skip_invalid: bool = typer.Option(
+        False,
+        "--skip-invalid",
+        help="Import the good rows and report the bad ones, instead of importing nothing.",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Check the file and count what would change; change nothing."
+    ),
+) -> None:
+    """Add and update members from a CSV export of the members spreadsheet.
+
+    The header row names the columns: email (required), name, organisation,
+    region, tags (separated by ; or , in the cell); any other column is kept
+    as an attribute. Commas or semicolons; UTF-8, with or without a BOM.
+
+    By default nothing is imported if any row has a problem. Importing the
+    same file twice changes nothing the second time. An import never
+    re-subscribes anyone who unsubscribed, bounced, complained or is pending,
+    and never adds back a member who was forgotten.
+    """
+    from mailer.store.csvio import import_members
+
+    with _store() as store, err_console.status(f"Importing {display_path(csv_file)}..."):
+        result = import_members(store, csv_file, skip_invalid=skip_invalid, dry_run=dry_run)
+    for problem in result.problems:
+        err_console.print(f"[yellow]skipped:[/] {problem}", highlight=False, soft_wrap=True)
+    _print_counts(result.counts, dry_run=dry_run)
+
+
+def _print_counts(counts: ImportCounts, *, dry_run: bool) -> None:
+    names = ("added", "updated", "unchanged", "skipped", "suppressed")
+    table = Table(title="What would change (dry run: nothing was)" if dry_run else None)
+    for name in names:
+        table.add_column(name, justify="right")
+    table.add_row(*(str(getattr(counts, name)) for name in names))
+    console.print(table)
+
+
+@app.command("export")
+def export(
+    csv_file: Path | None = typer.Argument(
+        None,
+        metavar="[CSV]",
+        help="Where to write the CSV (UTF-8 with BOM, for spreadsheets); standard output if omitted or '-'.",
+        show_default=False,
+    ),
+    status: SubscriberStatus | None = typer.Option(
+        None, "--status", help="Only members with this status.", show_default=False
+    ),
+) -> None:
+    """Write every member as CSV, with status and dates, in the form `import` reads back."""
+    from mailer.store.csvio import write_members
+
+    with _store() as store:
+        members = store.list_subscribers(status=status)
+    if csv_file is None or str(csv_file) == "-":
+        write_members(members, sys.stdout)
+        return
+    with csv_file.open("w", encoding="utf-8-sig", newline="") as stream:
+        count = write_members(members, stream)
+    err_console.print(f"Wrote {count} members to {display_path(csv_file)}.", highlight=False)
+
+
+# -- looking -----------------------------------------------------------------------
+
+
+@app.command("list")
+def list_(
+    status: SubscriberStatus | None = typer.Option(
+        None, "--status", "-s", help="Only members with this status.", show_default=False
+    ),
+    segment: str | None = typer.Option(
+        None, "--segment", help="Only members in this segment of mailer.toml.", show_default=False
+    ),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """List members with their status and segments, ordered by address."""
+    from mailer.cli.common import load_context, print_json
+    from mailer.segments import SegmentRules
+
+    _, newsletter = load_context()
+    rules = SegmentRules.of(newsletter)
+    with _store() as store:
+        members: Iterable[Subscriber] = store.list_subscribers(status=status)
+    if segment is not None:
+        members = rules.members_of(segment, members)
+    rows = [(member, rules.of_member(member)) for member in members]
+    if as_json:
+        print_json([_json(member, segments) for member, segments in rows])
+        return
+    # Organisation and region only when there is room: `show` has every detail.
+    wide = console.width >= 120
+    table = Table()
+    table.add_column("email", no_wrap=True)  # never wrapped or cut short
+    for name in ("name", *(("organisation", "region") if wide else ()), "status", "segments"):
+        table.add_column(name)
+    for member, segments in rows:
+        place = (member.organisation, member.region) if wide else ()
+        table.add_row(
+            member.email,
+            member.name,
+            *place,
+            _status(member.status),
+            ", ".join(sorted(segments)),
+        )
+    console.print(table)
+    console.print(f"{len(rows)} {'member' if len(rows) == 1 else 'members'}", highlight=False)
+
+
+@app.command("show")
+def show(
+    email: str = typer.Argument(
+        ..., metavar="EMAIL", help="The member's email address.", show_default=False
+    ),
+    as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+) -> None:
+    """Show one member: their details, segments and history."""
+    from mailer.cli.common import load_context, print_json
+    from mailer.segments import SegmentRules
+
+    _, newsletter = load_context()
+    with _store() as store:
+        member = store.get(email)
+        history = store.history(member.id)
+    segments = SegmentRules.of(newsletter).of_member(member)
+    if as_json:
+        print_json({**_json(member, segments), "history": [event.to_json() for event in history]})
+        return
+    details = Table.grid(padding=(0, 2))
+    for label, value in (
+        ("email", member.email),
+        ("name", member.name),
+        ("organisation", member.organisation),
+        ("region", member.region),
+        ("tags", ", ".join(member.tags)),
+        *sorted(member.attributes.items()),
+        ("status", f"{_status(member.status)} since {member.status_changed_at:%Y-%m-%d %H:%M} UTC"),
+        ("why", member.status_reason),
+        ("segments", ", ".join(sorted(segments)) or "none"),
+        ("added", f"{member.created_at:%Y-%m-%d %H:%M} UTC"),
+    ):
+        details.add_row(f"[bold]{label}[/]", value)
+    console.print(details)
+    events = Table("when (UTC)", "what", "by", title="History", title_justify="left")
+    for event in history:
+        events.add_row(f"{event.at:%Y-%m-%d %H:%M}", event.detail, event.source)
+    console.print(events)
+
+
+def _json(member: Subscriber, segments: frozenset[str]) -> dict[str, Any]:
+    return {**member.to_json(), "segments": sorted(segments)}
+
+
+def _status(status: SubscriberStatus) -> str:
+    return status.value if status is SubscriberStatus.active else f"[yellow]{status.value}[/]"
+
+
+# -- changing ----------------------------------------------------------------------
+
+
+@app.command("add")
+def add(
+    emails: list[str] = typer.Argument(
+        ..., metavar="EMAIL...", help="Addresses to add.", show_default=False
+    ),
+    name: str | None = typer.Option(None, "--name", help="The member's name.", show_default=False),
+    organisation: str | None = typer.Option(
+        None, "--organisation", help="Their organisation.", show_default=False
+    ),
+    region: str | None = typer.Option(
+        None, "--region", help="Their region, e.g. Wales.", show_default=False
+    ),
+    tags: list[str] = typer.Option(
+        [], "--tag", help="A tag (repeatable; or several separated by ;)."
+    ),
+    attributes: list[str] = typer.Option(
+        [],
+        "--attribute",
+        "-a",
+        metavar="NAME=VALUE",
+        help="An attribute (repeatable), e.g. member_type=charity.",
+    ),
+    pending: bool = typer.Option(
+        False, "--pending", help="Add as pending (not mailed until they confirm) instead of active."
+    ),
+) -> None:
+    """Add members by hand; refuses addresses already on the list or forgotten."""
+    records = _records(emails, name, organisation, region, tags, attributes, pending)
+    with _store() as store:
+        added = store.add(records, source=_source("add"))
+    for member in added:
+        console.print(f"Added {member.email} ({member.status.value}).", highlight=False)
+
+
+def _records(
+    emails: Sequence[str],
+    name: str | None,
+    organisation: str | None,
+    region: str | None,
+    tags: Sequence[str],
+    attributes: Sequence[str],
+    pending: bool,
+) -> list[MemberRecord]:
+    """Check the command line as an import checks a row: every problem at once."""
+    from mailer.store.csvio import column_key, split_tags
+    from mailer.store.emails import InvalidEmail, normalise_email
+
+    problems: list[Problem] = []
+    where = "mailer subscribers add"
+    parsed: dict[str, str | None] = {}
+    for position, pair in enumerate(attributes, start=1):
+        key, sep, value = pair.partition("=")
+        if not sep or not column_key(key):
+            problems.append(Problem(where, position, f"--attribute {pair!r} is not NAME=VALUE"))
+        else:
+            parsed[column_key(key)] = value.strip()
+    addresses: dict[str, str] = {}
+    for position, raw in enumerate(emails, start=1):
+        try:
+            address = normalise_email(raw)
+        except InvalidEmail as error:
+            problems.append(Problem(where, position, str(error)))
+            continue
+        if address.key in addresses:
+            problems.append(Problem(where, position, f"{raw!r} is given twice"))
+        addresses[address.key] = address.email
+    if problems:
+        raise SubscriberDataError(problems)
+    status = SubscriberStatus.pending if pending else None
+    return [
+        MemberRecord(
+            email=address,
+            name=name,
+            organisation=organisation,
+            region=region,
+            tags=split_tags(";".join(tags)),
+            attributes=parsed,
+            status=status,
+        )
+        for address in addresses.values()
+    ]
+
+
+@app.command("unsubscribe")
+def unsubscribe(
+    email: str = typer.Argument(
+        ..., metavar="EMAIL", help="The member's email address.", show_default=False
+    ),
+    reason: str = typer.Option(
+        "unsubscribed by an administrator", "--reason", help="Why, for the member's history."
+    ),
+) -> None:
+    """Unsubscribe a member. Only `resubscribe` undoes it."""
+    with _store() as store:
+        member = store.unsubscribe(email, reason=reason, source=_source("unsubscribe"))
+    console.print(f"{member.email} is unsubscribed.", highlight=False)
+
+
+@app.command("resubscribe")
+def resubscribe(
+    email: str = typer.Argument(
+        ..., metavar="EMAIL", help="The member's email address.", show_default=False
+    ),
+    reason: str = typer.Option(
+        ...,
+        "--reason",
+        help="The member's own request, for their history, e.g. 'asked by email on 3 May'.",
+        show_default=False,
+    ),
+) -> None:
+    """Make a member active again at their explicit request (also a forgotten one). Logged."""
+    with _store() as store:
+        member = store.resubscribe(email, reason=reason, source=_source("resubscribe"))
+    console.print(f"{member.email} is active.", highlight=False)
+
+
+@app.command("forget")
+def forget(
+    email: str = typer.Argument(
+        ..., metavar="EMAIL", help="The member's email address.", show_default=False
+    ),
+    reason: str = typer.Option(
+        "erasure requested by the member", "--reason", help="Why, kept with the suppression entry."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Erase a member's personal data and history for good.
+
+    Only a one-way hash of the address is kept, so that no later import or
+    `add` can put the person back on the list. It cannot be undone.
+    """
+    if not yes and not typer.confirm(
+        f"Erase {email} and everything about them? This cannot be undone"
+    ):
+        raise typer.Exit(1)
+    with _store() as store:
+        erased = store.forget(email, reason=reason, source=_source("forget"))
+    if erased:
+        console.print(f"Erased {email}; the address can never be imported again.", highlight=False)
+    else:
+        console.print(
+            f"{email} was not on the list; it is now suppressed, so it can never be added.",
+            highlight=False,
+        )

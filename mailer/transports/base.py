@@ -32,6 +32,7 @@ import html
 import json
 import re
 from collections.abc import Mapping
+from functools import cached_property
 from types import TracebackType
 from typing import Annotated, Literal, Protocol, Self, runtime_checkable
 
@@ -132,9 +133,22 @@ class Content(_Frozen):
     html: Annotated[str, StringConstraints(min_length=1)]
     text: Annotated[str, StringConstraints(min_length=1)]
 
-    @property
+    # Cached: a transport asks once per recipient, and scanning a 100 KB HTML part
+    # each time was most of the cost of a SendGrid batch. (Make a changed Content
+    # with Content(...), not model_copy(update=...), which would copy the cache.)
+    @cached_property
     def slots(self) -> frozenset[str]:
         return slots_in(self.subject) | slots_in(self.html) | slots_in(self.text)
+
+    @cached_property
+    def text_slots(self) -> tuple[str, ...]:
+        """The slots the text part uses, sorted."""
+        return tuple(sorted(slots_in(self.text)))
+
+    @cached_property
+    def html_slots(self) -> tuple[str, ...]:
+        """The slots the HTML part uses, sorted."""
+        return tuple(sorted(slots_in(self.html)))
 
 
 class Recipient(_Frozen):

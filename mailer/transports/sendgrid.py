@@ -29,6 +29,7 @@ import time
 import urllib.error
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import SecretStr
@@ -43,7 +44,6 @@ from mailer.transports.base import (
     TransportBase,
     fill,
     slot,
-    slots_in,
 )
 from mailer.transports.message import ONE_CLICK
 from mailer.transports.ratelimit import Limiter, Unlimited
@@ -75,12 +75,20 @@ def html_slot(name: str) -> str:
     return slot(name)[:-2] + "|html]]"
 
 
+@lru_cache(maxsize=256)
+def _markers(names: tuple[str, ...], *, in_html: bool) -> tuple[tuple[str, str], ...]:
+    """(marker, slot name) for each slot: worked out once per variant, not per recipient."""
+    return tuple((html_slot(name) if in_html else slot(name), name) for name in names)
+
+
 def substitutions(batch: Batch, recipient: Recipient) -> dict[str, str]:
     """A recipient's slot values, keyed by the markers the payload's content carries."""
     values = recipient.values
-    subs = {slot(name): values[name] for name in sorted(slots_in(batch.content.text))}
-    for name in sorted(slots_in(batch.content.html)):
-        subs[html_slot(name)] = html.escape(values[name], quote=True)
+    subs = {
+        marker: values[name] for marker, name in _markers(batch.content.text_slots, in_html=False)
+    }
+    for marker, name in _markers(batch.content.html_slots, in_html=True):
+        subs[marker] = html.escape(values[name], quote=True)
     return subs
 
 

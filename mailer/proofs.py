@@ -1,0 +1,113 @@
+"""Test sends (``mailer send --test EMAIL``): proofs of an issue, outside the send ledger.
+
+An editor sends themselves (or a colleague) the issue as members will get it, in
+any status, before it goes out. An address on the list gets that member's variant
+and links; any other address gets the general variant, personalised for the
+preview's sample member. The subject starts with "[TEST] ", the outbox writes to
+``<outbox>/<issue>--test/``, and ``custom_args`` say ``test: "true"`` so that
+neither reconciliation nor the webhook takes a proof for the real send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mailer.config import Newsletter, Settings
+from mailer.issue import Issue
+from mailer.preview import sample_member
+from mailer.render import variant_key
+from mailer.segments import segments_of
+from mailer.send import Variants, archive_url, links, member_values, one_line
+from mailer.store import SubscriberStore
+from mailer.store.preferences import opted_out
+from mailer.tokens import TokenSigner
+from mailer.transports import Batch, Content, Delivery, Recipient, Transport, list_id
+
+__all__ = ["TEST_PREFIX", "send_test"]
+
+TEST_PREFIX = "[TEST] "
+
+
+def send_test(
+    issue: Issue,
+    newsletter: Newsletter,
+    settings: Settings,
+    store: SubscriberStore,
+    transport: Transport,
+    signer: TokenSigner,
+    emails: Sequence[str],
+) -> list[tuple[str, Delivery]]:
+    """Send the issue to these addresses only, marked as a test, outside the ledger.
+
+    An address on the list gets that member's variant and links; any other gets
+    the general variant, personalised for the preview's sample member. Returns
+    (variant name, delivery) per address.
+    """
+    targets = [
+        _test_target(issue, newsletter, settings, store, signer, email)
+        for email in dict.fromkeys(e.strip() for e in emails if e.strip())
+    ]
+    variants = Variants(issue, newsletter, archive_url(settings, issue))
+    variants.prepare(target.key for target in targets)
+    results: list[tuple[str, Delivery]] = []
+    for key in dict.fromkeys(target.key for target in targets):
+        variant = variants.get(key)
+        recipients = [
+            Recipient(
+                email=target.email,
+                name=target.name,
+                values=variant.values(target.fields),
+                unsubscribe_url=target.fields["unsubscribe_url"],
+                custom_args=target.custom_args,
+            )
+            for target in targets
+            if target.key == key
+        ]
+        batch = Batch(
+            issue=f"{issue.slug}--test",  # its own outbox folder: never mixed with the real send
+            sender=newsletter.sender,
+            content=Content(
+                subject=TEST_PREFIX + variant.content.subject,
+                html=variant.content.html,
+                text=variant.content.text,
+            ),
+            list_id=list_id(newsletter.name, newsletter.list_id),
+            recipients=recipients,
+        )
+        results += [(variant.name, delivery) for delivery in transport.send(batch)]
+    return results
+
+
+@dataclass(frozen=True)
+class _TestTarget:
+    email: str
+    name: str
+    key: frozenset[str]
+    fields: dict[str, str]
+    custom_args: dict[str, str]
+
+
+def _test_target(
+    issue: Issue,
+    newsletter: Newsletter,
+    settings: Settings,
+    store: SubscriberStore,
+    signer: TokenSigner,
+    email: str,
+) -> _TestTarget:
+    # "test" in custom_args: reconciliation and the webhook never take a test for the real send.
+    custom_args = {"issue": issue.slug, "test": "true"}
+    member = store.find(email)
+    if member is None:
+        return _TestTarget(email, "", frozenset(), sample_member(settings.base_url), custom_args)
+    custom_args["subscriber"] = str(member.id)
+    return _TestTarget(
+        email,
+        one_line(member.name),
+        # As in the real send: segments the member opted out of do not count.
+        variant_key(issue, segments_of(member, newsletter))
+        - opted_out(store.engine, [member.id]).get(member.id, frozenset()),
+        member_values(member, links(member.id, signer, settings.base_url)),
+        custom_args,
+    )

@@ -1,0 +1,571 @@
+"""The deliver stage: an issue to its audience, batch by batch, recorded in the send ledger.
+
+One send, in order (:class:`SendRun` and :func:`run_send`):
+
+1. **Take the lease** on the issue's send (one process at a time) and **settle**
+   what a process that died mid-send left ``in_flight``: through the outbox, a
+   message was written iff its ``.eml`` file exists (files are written
+   atomically); through SMTP or SendGrid, nobody can tell, so the rows become
+   ``unknown`` and are not resent until reconciled (SendGrid's events, see
+   :mod:`mailer.reconcile`) or resolved by the operator (``--resolve-unknown``).
+2. **Render** each variant present in the audience once.
+3. For each batch of members of one variant (:func:`mailer.audience.batches`):
+   **claim** them in the ledger (only those still active and not yet sent), hand
+   the batch to the transport, **record** what it said. The next batch is
+   prepared while the transport is busy with the current one.
+4. **Stop** early, after recording what was handed over, when asked to (SIGTERM,
+   SIGINT) or when a whole batch failed for a reason that is not the recipients'
+   (a wrong API key, a server that is down): :class:`SendStopped`.
+
+Per-recipient values (name, links with signed tokens) go into the variant's
+slots; the transport fills them (SendGrid substitutions, or locally for SMTP
+and the outbox).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mailer.audience import Done, Pending, batches
+from mailer.config import Newsletter, Settings, TransportName
+from mailer.errors import ConfigError, DeliveryError, SendRefused
+from mailer.issue import Issue
+from mailer.render import CompiledVariant, render_issue, variant_name
+from mailer.render.variants import ordered_segments
+from mailer.store import Subscriber, SubscriberStore
+from mailer.store.ledger import DeliveryState, Ledger, SendStatus, new_owner
+from mailer.tokens import Purpose, TokenSigner, signer_for
+from mailer.transports import (
+    MAX_BATCH,
+    Batch,
+    Content,
+    Delivery,
+    Recipient,
+    Transport,
+    content_of,
+    list_id,
+)
+from mailer.transports.outbox import file_name
+from mailer.transports.variant import slot_names
+
+__all__ = [
+    "Resolution",
+    "SendRun",
+    "SendStopped",
+    "SendSummary",
+    "Settled",
+    "VariantSummary",
+    "ensure_sendable",
+    "link_signer",
+]
+
+log = logging.getLogger(__name__)
+
+TEST_PREFIX = "[TEST] "
+MAX_REASONS = 5  # distinct failure reasons kept per variant, so a summary stays small
+Resolution = Literal["sent", "resend"]
+Count = Literal["sent", "already_sent", "suppressed", "failed", "failed_before", "unknown"]
+
+
+# -- what a send reports ------------------------------------------------------------------
+
+
+@dataclass
+class VariantSummary:
+    """One variant's part of a send: what happened to each member of its audience."""
+
+    variant: str
+    segments: tuple[str, ...] = ()
+    sent: int = 0  # handed over in this run
+    already_sent: int = 0  # skipped: sent before
+    suppressed: int = 0  # skipped: left the list (unsubscribed, bounced...) during the send
+    failed: int = 0  # in this run
+    failed_before: int = 0  # skipped: refused for good in an earlier run, not retried
+    unknown: int = 0  # handed over with no answer (this run or before): not resent
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def add_reason(self, reason: str) -> None:
+        if reason in self.reasons or len(self.reasons) < MAX_REASONS:
+            self.reasons[reason] += 1
+        else:
+            self.reasons["(other reasons)"] += 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "variant": self.variant,
+            "segments": list(self.segments),
+            "sent": self.sent,
+            "skipped_already_sent": self.already_sent,
+            "skipped_suppressed": self.suppressed,
+            "failed": self.failed,
+            "skipped_failed_before": self.failed_before,
+            "unknown": self.unknown,
+            "reasons": dict(self.reasons.most_common()),
+        }
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What became of the rows a dead process left in_flight, and of unknown ones resolved."""
+
+    sent: int = 0  # their .eml file exists
+    resend: int = 0  # never handed over: sent again in this run
+    unknown: int = 0  # may have gone out: left for reconciliation
+    resolved: int = 0  # unknown rows the operator resolved with --resolve-unknown
+
+
+@dataclass
+class SendSummary:
+    """What a run of ``mailer send`` did, per variant."""
+
+    issue: str
+    transport: str
+    variants: dict[str, VariantSummary] = field(default_factory=dict)
+    settled: Settled = field(default_factory=Settled)
+    stopped: str | None = None  # why the run ended early; None when it got through the list
+    seconds: float = 0.0
+
+    def variant(self, name: str, segments: tuple[str, ...] = ()) -> VariantSummary:
+        found = self.variants.get(name)
+        if found is None:
+            found = self.variants[name] = VariantSummary(name, segments)
+        return found
+
+    def total(self, what: Count) -> int:
+        """A count summed over the variants."""
+        return sum(int(getattr(v, what)) for v in self.variants.values())
+
+    @property
+    def complete(self) -> bool:
+        """Everyone in the audience has been handed the issue (or refused for good)."""
+        return self.stopped is None and self.total("unknown") == 0
+
+    def to_json(self) -> dict[str, Any]:
+        totals: tuple[Count, ...] = (
+            "sent",
+            "already_sent",
+            "suppressed",
+            "failed",
+            "failed_before",
+            "unknown",
+        )
+        return {
+            "issue": self.issue,
+            "transport": self.transport,
+            "complete": self.complete,
+            "stopped": self.stopped,
+            "seconds": round(self.seconds, 3),
+            "totals": {name: self.total(name) for name in totals},
+            "interrupted_before": {
+                "sent": self.settled.sent,
+                "resent": self.settled.resend,
+                "unknown": self.settled.unknown,
+                "resolved": self.settled.resolved,
+            },
+            "variants": [v.to_json() for v in self.variants.values()],
+        }
+
+
+class SendStopped(DeliveryError):
+    """The send stopped because a whole batch failed; what was done is in ``summary``."""
+
+    def __init__(self, message: str, summary: SendSummary) -> None:
+        self.summary = summary
+        super().__init__(message)
+
+
+# -- per-recipient values ---------------------------------------------------------------------
+
+
+def links(subscriber_id: int, signer: TokenSigner, base_url: str) -> dict[str, str]:
+    """A member's unsubscribe and preferences URLs, each with its own signed token."""
+    return {
+        "unsubscribe_url": f"{base_url}/unsubscribe/{signer.token(subscriber_id, Purpose.unsubscribe)}",
+        "preferences_url": f"{base_url}/preferences/{signer.token(subscriber_id, Purpose.preferences)}",
+    }
+
+
+def member_values(subscriber: Subscriber, member_links: Mapping[str, str]) -> dict[str, str]:
+    """The fields an issue's merge tags and links take for this member."""
+    return {
+        "name": subscriber.name,
+        "first_name": subscriber.first_name,
+        "organisation": subscriber.organisation,
+        "region": subscriber.region,
+        **member_links,
+    }
+
+
+def one_line(text: str) -> str:
+    """Text on one line, whitespace collapsed: names go into headers."""
+    return " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A variant compiled once: what the transport needs, and how to fill it per member."""
+
+    compiled: CompiledVariant
+    content: Content
+    slot_names: tuple[str, ...]  # the transport's name for each of compiled.slots
+
+    @property
+    def name(self) -> str:
+        return self.compiled.name
+
+    def values(self, fields: Mapping[str, str]) -> dict[str, str]:
+        """A member's value for every slot, by slot name (what Recipient.values wants)."""
+        return dict(zip(self.slot_names, self.compiled.values(fields), strict=True))
+
+
+@dataclass
+class Variants:
+    """Each variant compiled once, on first use."""
+
+    issue: Issue
+    newsletter: Newsletter
+    archive_url: str
+    _cache: dict[frozenset[str], Variant] = field(default_factory=dict)
+
+    def prepare(self, keys: Iterable[frozenset[str]]) -> None:
+        """Compile these now, so that a variant that cannot be rendered stops the send early."""
+        missing = [key for key in dict.fromkeys(keys) if key not in self._cache]
+        for compiled in render_issue(
+            self.issue, self.newsletter, missing, archive_url=self.archive_url
+        ):
+            names = tuple(slot_names(compiled.slots))
+            self._cache[compiled.key] = Variant(compiled, content_of(compiled), names)
+
+    def get(self, key: frozenset[str]) -> Variant:
+        if key not in self._cache:
+            self.prepare([key])
+        return self._cache[key]
+
+
+def link_signer(settings: Settings) -> TokenSigner:
+    """The signer for members' links, once the settings are fit for the transport.
+
+    Real mail (SMTP, SendGrid) needs MAILER_SECRET_KEY and an https MAILER_BASE_URL:
+    Gmail and Yahoo only honour one-click unsubscribe over https.
+    """
+    signer = signer_for(settings)
+    if settings.transport != TransportName.outbox and not settings.base_url.startswith("https://"):
+        raise ConfigError(
+            f"MAILER_BASE_URL is {settings.base_url!r}: the {settings.transport} transport sends "
+            "real mail, whose unsubscribe links must be https:// addresses of the web app "
+            "(`mailer serve`) that members can reach, e.g. https://news.example.org"
+        )
+    return signer
+
+
+def archive_url(settings: Settings, issue: Issue) -> str:
+    return f"{settings.base_url}/archive/{issue.slug}"
+
+
+# -- settling an interrupted send ---------------------------------------------------------------
+
+
+def settle_interrupted(
+    ledger: Ledger, issue: str, previous_transport: str | None, outbox_dir: Path
+) -> Settled:
+    """Resolve the rows a dead process left in_flight (call holding the lease)."""
+    rows = ledger.in_flight(issue)
+    if not rows:
+        return Settled()
+    if previous_transport == "outbox":
+        folder = outbox_dir / issue
+        _remove_partial_files(folder)
+        written = [row.delivery_id for row in rows if (folder / file_name(row.email)).is_file()]
+        unwritten = [row.delivery_id for row in rows if row.delivery_id not in set(written)]
+        ledger.settle(sent=written, unsent=unwritten)
+        log.info(
+            "settled interrupted outbox deliveries: issue=%s written=%d unwritten=%d",
+            issue,
+            len(written),
+            len(unwritten),
+        )
+        return Settled(sent=len(written), resend=len(unwritten))
+    where = (
+        "SendGrid's events (the webhook, or --reconcile EVENTS.json)"
+        if previous_transport == "sendgrid"
+        else "the SMTP relay's log"
+    )
+    reason = (
+        f"the send was interrupted while this was being handed to {previous_transport}: it may "
+        f"have gone out. Check {where}, then settle it with "
+        "`mailer send ISSUE --resolve-unknown=sent|resend`"
+    )
+    ledger.settle(unknown=[row.delivery_id for row in rows], unknown_reason=reason)
+    log.info("interrupted deliveries left unknown: issue=%s count=%d", issue, len(rows))
+    return Settled(unknown=len(rows))
+
+
+def _remove_partial_files(folder: Path) -> None:
+    """Temporary files of writes a kill cut short: never a message, only clutter."""
+    if folder.is_dir():
+        for partial in folder.glob(".*.tmp"):
+            partial.unlink(missing_ok=True)
+
+
+# -- the send ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    """After each batch: members dealt with so far in this run, and how."""
+
+    done: int
+    sent: int
+    failed: int
+    unknown: int
+    suppressed: int
+
+
+@dataclass
+class _Claimed:
+    """A batch whose members are claimed in the ledger, ready for the transport."""
+
+    name: str
+    batch: Batch
+    delivery_ids: list[int]
+    future: Future[list[Delivery]] | None = None  # set once handed to the worker thread
+
+
+@dataclass
+class SendRun:
+    """One run of sending an issue to its audience: :meth:`start`, then :meth:`run`.
+
+    The transport is the caller's: it is opened and closed outside, and only the
+    worker thread calls its ``send``.
+    """
+
+    issue: Issue
+    newsletter: Newsletter
+    settings: Settings
+    store: SubscriberStore
+    ledger: Ledger
+    transport: Transport
+    signer: TokenSigner
+    batch_size: int = MAX_BATCH
+    owner: str = field(default_factory=new_owner)
+    summary: SendSummary = field(init=False)
+    _variants: Variants = field(init=False)
+    _started: float = field(init=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch_size <= MAX_BATCH:
+            raise ValueError(f"batch_size must be from 1 to {MAX_BATCH}")
+        self.summary = SendSummary(self.issue.slug, self.transport.name)
+        self._variants = Variants(
+            self.issue, self.newsletter, archive_url(self.settings, self.issue)
+        )
+        self._list_id = list_id(self.newsletter.name, self.newsletter.list_id)
+
+    def start(self, *, resolve_unknown: Resolution | None = None) -> Settled:
+        """Take the lease, apply the operator's resolution of unknown rows, settle an interrupted send.
+
+        The resolution applies to rows that were unknown before this run: rows an
+        interrupted send left in flight become unknown only now, and are reported
+        before anyone decides about them.
+        """
+        self._started = time.monotonic()
+        slug = self.issue.slug
+        previous = self.ledger.acquire(slug, self.transport.name, self.owner)
+        try:
+            resolved = self.ledger.resolve_unknown(slug, resolve_unknown) if resolve_unknown else 0
+            settled = settle_interrupted(
+                self.ledger, slug, previous.transport, self.settings.outbox_dir
+            )
+        except BaseException:
+            self.ledger.release(slug, self.owner, SendStatus.stopped)
+            raise
+        self.summary.settled = Settled(settled.sent, settled.resend, settled.unknown, resolved)
+        return self.summary.settled
+
+    def run(
+        self,
+        *,
+        keys: Iterable[frozenset[str]] = (),
+        on_progress: Callable[[Progress], None] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> SendSummary:
+        """Send to everyone who still needs the issue; ``keys`` are compiled up front.
+
+        Returns the summary; raises :class:`SendStopped` when a whole batch failed.
+        Always leaves the lease released and the ledger up to date.
+        """
+        status = SendStatus.stopped
+        try:
+            self._variants.prepare(keys)
+            failure = self._loop(on_progress, should_stop)
+            if failure is not None:
+                self.summary.stopped = failure
+                raise SendStopped(_stopped_message(failure, self.summary), self.summary)
+            if self.summary.stopped is None:
+                status = SendStatus.finished
+            return self.summary
+        finally:
+            self.summary.seconds = time.monotonic() - self._started
+            self.ledger.release(self.issue.slug, self.owner, status)
+
+    # While the transport (in a worker thread) sends one batch, the next is claimed
+    # and built, so the database, the CPU and the provider work at the same time. The
+    # next batch is handed over only once the current one is recorded and did not
+    # fail as a whole: after a failure, nothing more goes out.
+    def _loop(
+        self, on_progress: Callable[[Progress], None] | None, should_stop: Callable[[], bool]
+    ) -> str | None:
+        failure: str | None = None
+        current: _Claimed | None = None  # with the transport
+        ready: _Claimed | None = None  # claimed, not yet handed over
+        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailer-send")
+        try:
+            for work in batches(
+                self.store, self.ledger, self.issue, self.newsletter, batch_size=self.batch_size
+            ):
+                if isinstance(work, Done):
+                    self._count_done(work)
+                    continue
+                if should_stop():
+                    self.summary.stopped = "asked to stop"
+                    break
+                ready = self._claim(work)
+                if ready is None:
+                    continue
+                if current is not None:
+                    failure = self._finish(current, on_progress)
+                    current = None
+                    if failure is not None:
+                        break
+                ready.future = worker.submit(self.transport.send, ready.batch)
+                current, ready = ready, None
+            if current is not None:
+                failure = self._finish(current, on_progress)
+                current = None
+        finally:
+            # Claimed but never handed over (a failure, or an error): free to send next time.
+            for left in (current, ready):
+                if left is not None and (left.future is None or left.future.cancel()):
+                    self.ledger.settle(unsent=left.delivery_ids)
+            worker.shutdown(wait=True, cancel_futures=True)
+        return failure
+
+    def _claim(self, work: Pending) -> _Claimed | None:
+        """Claim a batch's members in the ledger (committed) and build the transport's Batch."""
+        variant = self._variants.get(work.key)
+        claim = self.ledger.claim(
+            self.issue.slug, variant.name, [s.id for s in work.subscribers], self.owner
+        )
+        counts = self.summary.variant(variant.name, variant.compiled.segments)
+        counts.suppressed += len(claim.inactive)
+        counts.already_sent += len(claim.already)
+        members = [s for s in work.subscribers if s.id in claim.claimed]
+        if not members:
+            return None
+        batch = Batch(
+            issue=self.issue.slug,
+            sender=self.newsletter.sender,
+            content=variant.content,
+            list_id=self._list_id,
+            recipients=[self._recipient(s, variant) for s in members],
+        )
+        return _Claimed(variant.name, batch, [claim.claimed[s.id] for s in members])
+
+    def _recipient(self, subscriber: Subscriber, variant: Variant) -> Recipient:
+        member_links = links(subscriber.id, self.signer, self.settings.base_url)
+        # model_construct: the address was validated when it entered the store, and
+        # validating it again costs more than everything else done per recipient.
+        return Recipient.model_construct(
+            email=subscriber.email,
+            name=one_line(subscriber.name),
+            values=variant.values(member_values(subscriber, member_links)),
+            unsubscribe_url=member_links["unsubscribe_url"],
+            unsubscribe_mailto=None,
+            headers={},
+            custom_args={"issue": self.issue.slug, "subscriber": str(subscriber.id)},
+        )
+
+    def _finish(
+        self, handed: _Claimed, on_progress: Callable[[Progress], None] | None
+    ) -> str | None:
+        """Record what the transport said of a batch; the failure that stops the send, if any."""
+        assert handed.future is not None
+        deliveries = handed.future.result()
+        self.ledger.record(
+            self.issue.slug, self.owner, list(zip(handed.delivery_ids, deliveries, strict=True))
+        )
+        variant = self.summary.variant(handed.name)
+        counts = Counter(d.state for d in deliveries)
+        variant.sent += counts["sent"]
+        variant.failed += counts["failed"]
+        variant.unknown += counts["unknown"]
+        for delivery in deliveries:
+            if delivery.state != "sent":
+                variant.add_reason(delivery.error or delivery.state)
+        log.info(
+            "batch handed over: issue=%s variant=%s recipients=%d sent=%d failed=%d unknown=%d",
+            self.issue.slug,
+            handed.name,
+            len(deliveries),
+            counts["sent"],
+            counts["failed"],
+            counts["unknown"],
+        )
+        if on_progress is not None:
+            on_progress(self._progress())
+        return batch_failure(deliveries)
+
+    def _count_done(self, done: Done) -> None:
+        variant = self.summary.variant(
+            variant_name(done.key, self.newsletter), ordered_segments(done.key, self.newsletter)
+        )
+        if done.state == DeliveryState.sent:
+            variant.already_sent += done.count
+        elif done.state == DeliveryState.unknown:
+            variant.unknown += done.count
+        else:
+            variant.failed_before += done.count
+
+    def _progress(self) -> Progress:
+        total = self.summary.total
+        return Progress(
+            done=total("sent") + total("failed") + total("unknown") + total("suppressed"),
+            sent=total("sent"),
+            failed=total("failed"),
+            unknown=total("unknown"),
+            suppressed=total("suppressed"),
+        )
+
+
+def batch_failure(deliveries: Sequence[Delivery]) -> str | None:
+    """The reason, when every delivery of a batch failed for one and the same reason that is
+    not about an address (a wrong key, an unreachable server): sending on would fail too."""
+    if not deliveries or any(d.state != "failed" or d.permanent for d in deliveries):
+        return None
+    reasons = {d.error or "" for d in deliveries}
+    return reasons.pop() if len(reasons) == 1 else None
+
+
+def _stopped_message(reason: str, summary: SendSummary) -> str:
+    return (
+        f"the send of {summary.issue} stopped: a whole batch failed: {reason}\n"
+        f"{summary.total('sent')} sent in this run before that. Fix the cause and run "
+        "`mailer send` again: it carries on with those not yet sent."
+    )
+
+
+def ensure_sendable(issue: Issue) -> None:
+    """Refuse an issue that is not ``ready``: drafts go out only with --test."""
+    if issue.status != "ready":
+        raise SendRefused(
+            f"issue {issue.slug} is a {issue.status}: only an issue with `status: ready` is sent "
+            "to the list. Change it in the file when it is checked and proofread, or send "
+            "yourself a copy with --test EMAIL."
+        )

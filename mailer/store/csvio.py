@@ -1,0 +1,347 @@
+"""Members as CSV: reading the editors' spreadsheet exports, and writing ones that read back.
+
+The format, as editors have it: a header row; UTF-8 with or without a BOM;
+commas or semicolons between cells. Known columns (any case, spaces or hyphens
+for underscores, a few aliases such as ``E-mail`` or ``organization``):
+
+    email, name, organisation, region, tags,
+    status, status_changed_at, status_reason, created_at
+
+``tags`` holds several tags separated by ``;`` or ``,``. Every other named column
+is kept as an attribute of the member (``Member type`` becomes ``member_type``).
+
+A column missing from the file leaves what is stored alone; an empty cell in a
+column that is there clears the value. Every row problem is collected with its
+line (``members.csv:17: 'jane@' is not a valid email address: ...``) so editors
+can fix the whole file in one go.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, TextIO
+
+from mailer.errors import Problem, SubscriberDataError, display_path
+from mailer.store.emails import InvalidEmail, email_key, normalise_email
+from mailer.store.models import ImportCounts, MemberRecord, Subscriber, SubscriberStatus
+from mailer.store.subscribers import SubscriberStore
+from mailer.store.upsert import paused_gc
+
+FIELDS = ("email", "name", "organisation", "region", "tags")
+STATUS_FIELDS = ("status", "status_changed_at", "status_reason", "created_at")
+KNOWN = FIELDS + STATUS_FIELDS
+ALIASES = {
+    "e_mail": "email",
+    "email_address": "email",
+    "e_mail_address": "email",
+    "organization": "organisation",
+    "tag": "tags",
+}
+TAG_SEPARATORS = re.compile(r"[;,]")
+_STATUS_NAMES = ", ".join(status.value for status in SubscriberStatus)
+
+
+class FileProblems(Exception):
+    """Problems with the file as a whole: no row can be read, so none can be skipped."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__("\n".join(str(problem) for problem in problems))
+        self.problems = list(problems)
+
+
+# -- one row ------------------------------------------------------------------------
+# Plain functions rather than a pydantic model per row: at 100,000 rows, pydantic's
+# per-field Python validators cost as much as reading, checking and storing together.
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each column is, worked out once from the header row."""
+
+    width: int
+    known: tuple[tuple[int, str], ...]
+    attributes: tuple[tuple[int, str], ...]
+    unnamed: tuple[int, ...]
+
+
+def _layout(names: Sequence[str | None]) -> Layout:
+    return Layout(
+        width=len(names),
+        known=tuple((i, name) for i, name in enumerate(names) if name in KNOWN),
+        attributes=tuple((i, name) for i, name in enumerate(names) if name and name not in KNOWN),
+        unnamed=tuple(i for i, name in enumerate(names) if name is None),
+    )
+
+
+def parse_row(layout: Layout, line: int, cells: list[str]) -> MemberRecord | list[str]:
+    """The row as a record, or every problem with it."""
+    if len(cells) > layout.width:
+        return [
+            f"this row has {len(cells)} cells but the header row has {layout.width}; "
+            "is there an unquoted comma or semicolon in a cell?"
+        ]
+    if len(cells) < layout.width:  # some tools drop trailing empty cells
+        cells = cells + [""] * (layout.width - len(cells))
+    problems = [
+        f"column {i + 1} has a value but no name in the header row; name the column or delete it"
+        for i in layout.unnamed
+        if cells[i].strip()
+    ]
+    given = {name: cells[i].strip() for i, name in layout.known}
+    email = _email(given["email"], problems)
+    status = _status(given.get("status"), problems)
+    status_changed_at = _when(given, "status_changed_at", problems)
+    created_at = _when(given, "created_at", problems)
+    if problems:
+        return problems
+    tags = given.get("tags")
+    return MemberRecord(  # positionally: 100,000 calls with keywords cost a tenth of a second
+        email,
+        line,
+        given.get("name"),
+        given.get("organisation"),
+        given.get("region"),
+        None if tags is None else split_tags(tags),
+        {name: cells[i].strip() or None for i, name in layout.attributes},
+        status,
+        status_changed_at,
+        given.get("status_reason") or None,
+        created_at,
+    )
+
+
+@lru_cache(maxsize=4096)  # a list repeats a few combinations of tags many times
+def split_tags(cell: str) -> tuple[str, ...]:
+    """'youth; in-person, Youth' -> ('youth', 'in-person'): first spelling and order kept."""
+    tags: dict[str, str] = {}
+    for tag in TAG_SEPARATORS.split(cell):
+        tag = tag.strip()
+        if tag:
+            tags.setdefault(tag.lower(), tag)
+    return tuple(tags.values())
+
+
+def _email(cell: str, problems: list[str]) -> str:
+    if not cell:
+        problems.append("there is no email address in this row")
+        return ""
+    try:
+        return normalise_email(cell).email
+    except InvalidEmail as error:
+        problems.append(str(error))
+        return ""
+
+
+def _status(cell: str | None, problems: list[str]) -> SubscriberStatus | None:
+    if not cell:
+        return None
+    try:
+        return SubscriberStatus(cell.lower())
+    except ValueError:
+        problems.append(f"'{cell}' is not a status; use one of {_STATUS_NAMES}")
+        return None
+
+
+def _when(given: dict[str, str], column: str, problems: list[str]) -> dt.datetime | None:
+    cell = given.get(column)
+    if not cell:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(cell)
+    except ValueError:
+        problems.append(
+            f"'{cell}' in {column} is not a date; write it as 2024-05-01 or 2024-05-01T09:30:00+00:00"
+        )
+        return None
+    # A bare date or time from a spreadsheet is taken as UTC.
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+# -- the file -----------------------------------------------------------------------
+
+
+@dataclass
+class ParsedMembers:
+    """Every good row of a members CSV, and every problem with the others."""
+
+    path: str
+    records: list[MemberRecord] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    bad_rows: int = 0
+
+
+def column_key(header: str) -> str:
+    """A header cell as a column name: 'Member type' -> 'member_type', 'E-mail' -> 'email'."""
+    key = re.sub(r"[^0-9a-z]+", "_", header.strip().lower()).strip("_")
+    return ALIASES.get(key, key)
+
+
+def read_members(path: Path) -> ParsedMembers:
+    """Read a members CSV; row problems are collected, file problems raise FileProblems."""
+    where = display_path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise FileProblems([Problem(where, 0, f"cannot read the file: {error.strerror}")]) from None
+    return parse_members(data, where)
+
+
+def parse_members(data: bytes, where: str) -> ParsedMembers:
+    """Parse the bytes of a members CSV named ``where`` in messages."""
+    text = _decode(data, where)
+    top = text.split("\n", 1)[0]
+    delimiter = ";" if top.count(";") > top.count(",") else ","
+    # strict: a stray quote is reported where it is, not as a confusing row further down.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    parsed = ParsedMembers(where)
+    rows = _rows(reader, where)
+    header_row = next(rows, None)
+    if header_row is None:
+        message = "the file is empty; expected a header row with an 'email' column"
+        raise FileProblems([Problem(where, 1, message)])
+    header_line, header = header_row
+    layout = _layout(_header(header, where, header_line))
+    seen: dict[str, int] = {}  # address key -> line it was first on
+    for line, cells in rows:
+        result = parse_row(layout, line, cells)
+        if isinstance(result, MemberRecord):
+            first_line = seen.setdefault(email_key(result.email), line)
+            if first_line == line:
+                parsed.records.append(result)
+                continue
+            result = [f"{result.email!r} is already on line {first_line}"]
+        parsed.problems.extend(Problem(where, line, message) for message in result)
+        parsed.bad_rows += 1
+    return parsed
+
+
+def _decode(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        byte = data[error.start : error.start + 1].hex()
+        raise FileProblems(
+            [
+                Problem(
+                    where,
+                    line,
+                    f"this line is not UTF-8 text (byte 0x{byte}); save the spreadsheet as "
+                    "'CSV UTF-8' and import that file",
+                )
+            ]
+        ) from None
+
+
+def _header(cells: list[str], where: str, line: int) -> list[str | None]:
+    """Column names by position; None for unnamed columns."""
+    names: list[str | None] = [column_key(cell) or None for cell in cells]
+    problems = [
+        Problem(where, line, f"the column '{name}' appears twice in the header row")
+        for name in sorted({name for name in names if name and names.count(name) > 1})
+    ]
+    if "email" not in names:
+        found = ", ".join(cell.strip() for cell in cells if cell.strip())
+        problems.append(
+            Problem(
+                where,
+                line,
+                f"the header row has no 'email' column (it has: {found}); "
+                "the first row must name the columns, one of them 'email'",
+            )
+        )
+    if problems:
+        raise FileProblems(problems)
+    return names
+
+
+def _rows(reader: Any, where: str) -> Iterator[tuple[int, list[str]]]:
+    """(line, cells) for each non-blank row; the line is where the row starts."""
+    line = reader.line_num + 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            message = f"cannot read this row as CSV ({error}); check the double quotes in it"
+            raise FileProblems([Problem(where, line, message)]) from None
+        if "".join(cells).strip():
+            yield line, cells
+        line = reader.line_num + 1
+
+
+# -- importing ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    counts: ImportCounts
+    problems: list[Problem]
+
+
+def import_members(
+    store: SubscriberStore, path: Path, *, skip_invalid: bool = False, dry_run: bool = False
+) -> ImportResult:
+    """Import a members CSV: all or nothing, or only the good rows with ``skip_invalid``.
+
+    Raises SubscriberDataError when the file cannot be read, or when a row has a
+    problem and ``skip_invalid`` is off; nothing is written then.
+    """
+    try:
+        with paused_gc():
+            parsed = read_members(path)
+    except FileProblems as error:
+        raise SubscriberDataError(error.problems) from None
+    if parsed.problems and not skip_invalid:
+        raise SubscriberDataError(parsed.problems)
+    counts = store.upsert_many(parsed.records, source=f"import {parsed.path}", dry_run=dry_run)
+    counts = counts.model_copy(update={"skipped": parsed.bad_rows})
+    return ImportResult(counts, parsed.problems)
+
+
+# -- exporting ----------------------------------------------------------------------
+
+
+def export_columns(subscribers: Sequence[Subscriber]) -> list[str]:
+    """The export's header: the known columns, then every attribute in alphabetical order."""
+    attributes = sorted({key for subscriber in subscribers for key in subscriber.attributes})
+    return [*KNOWN, *attributes]
+
+
+def export_row(subscriber: Subscriber, columns: Sequence[str]) -> list[str]:
+    fixed = {
+        "email": subscriber.email,
+        "name": subscriber.name,
+        "organisation": subscriber.organisation,
+        "region": subscriber.region,
+        "tags": "; ".join(subscriber.tags),
+        "status": subscriber.status.value,
+        "status_changed_at": _timestamp(subscriber.status_changed_at),
+        "status_reason": subscriber.status_reason,
+        "created_at": _timestamp(subscriber.created_at),
+    }
+    return [
+        fixed[name] if name in fixed else subscriber.attributes.get(name, "") for name in columns
+    ]
+
+
+def write_members(subscribers: Iterable[Subscriber], stream: TextIO) -> int:
+    """Write members as CSV that ``import`` reads back unchanged; returns how many."""
+    members = list(subscribers)
+    columns = export_columns(members)
+    writer = csv.writer(stream)
+    writer.writerow(columns)
+    writer.writerows(export_row(subscriber, columns) for subscriber in members)
+    return len(members)
+
+
+def _timestamp(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).isoformat(timespec="seconds")

@@ -1,0 +1,400 @@
+"""The webhook event log: every SendGrid event kept once, with what it changed.
+
+One row per event, unique on SendGrid's ``sg_event_id`` (SendGrid retries a
+batch until it gets a 2xx, so the same event can arrive many times). Rows name
+the member (``subscriber_id``, erased with the member by ``forget``) and the
+issue from our ``custom_args``, the event's own time, a ``kind`` saying what the
+event means for the list (:class:`mailer.events.Kind`) and ``effect``, what
+processing it changed. Reports count deliveries, opens and clicks from here;
+the soft-bounce streak is counted from here too.
+
+The statements :func:`mailer.events.apply_events` runs, in the caller's
+transaction, are here too. They take plain data and are written for batches of
+1,000 events: one query per step, not one per event, and on PostgreSQL lists
+go as one array parameter (``= ANY(...)``) rather than 1,000 placeholders.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    any_,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mailer.store.ledger import DeliveryRow, DeliveryState
+from mailer.store.models import EventKind
+from mailer.store.schema import Base, BigId, SubscriberEventRow, SubscriberRow, UTCDateTime
+from mailer.store.transact import read
+from mailer.store.upsert import event as history_row
+
+__all__ = [
+    "LOG_COLUMNS",
+    "MemberFacts",
+    "StatusChange",
+    "WebhookEventRow",
+    "activity",
+    "change_statuses",
+    "insert_events",
+    "member_facts",
+    "owners",
+    "settle_deliveries",
+    "stored_ids",
+]
+
+_CHUNK = 500
+
+
+class WebhookEventRow(Base):
+    """One SendGrid event, as received, and its effect on the list."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        Index(None, "subscriber_id", "kind", "occurred_at"),
+        Index(None, "issue", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    sg_event_id: Mapped[str] = mapped_column(String(128), unique=True)
+    event: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(20))
+    # The address as SendGrid gave it; events about unknown addresses are kept too.
+    email: Mapped[str] = mapped_column(String(320))
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=True
+    )
+    issue: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # SendGrid's reason, bounce type or clicked URL, shortened.
+    detail: Mapped[str] = mapped_column(Text, default="")
+    effect: Mapped[str] = mapped_column(Text, default="")
+
+
+_W = WebhookEventRow
+
+
+def activity(engine: Engine, issue: str) -> dict[str, int]:
+    """Members with at least one event of each kind for an issue (for ``mailer report``)."""
+    query = (
+        select(_W.kind, func.count(func.distinct(_W.subscriber_id)))
+        .where(_W.issue == issue, _W.subscriber_id.is_not(None))
+        .group_by(_W.kind)
+    )
+    with read(engine) as connection:
+        return {kind: int(count) for kind, count in connection.execute(query)}
+
+
+def _among(connection: Connection, column: Any, values: Sequence[Any]) -> Any:
+    """``column IN values``; on PostgreSQL ``= ANY(array)``, one parameter however many values."""
+    if connection.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+    return column.in_(values)
+
+
+def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
+    return [values[start : start + _CHUNK] for start in range(0, len(values), _CHUNK)]
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def stored_ids(connection: Connection, ids: Sequence[str]) -> set[str]:
+    """Which of these sg_event_ids are in the log already."""
+    found: set[str] = set()
+    for chunk in _chunks(ids):
+        query = select(_W.sg_event_id).where(_among(connection, _W.sg_event_id, chunk))
+        found.update(connection.scalars(query))
+    return found
+
+
+def owners(connection: Connection, events: Sequence[tuple[str, str, int | None]]) -> dict[str, int]:
+    """sg_event_id -> subscriber id, from (sg_event_id, address key, subscriber id in custom_args).
+
+    The id in custom_args counts only when that member has the event's address (an
+    id can name someone else after a ``forget``); otherwise the address decides.
+    """
+    S = SubscriberRow
+    claimed = sorted({sid for _, _, sid in events if sid is not None})
+    by_id: dict[int, str] = {}
+    for chunk in _chunks(claimed):
+        query = select(S.id, S.email_key).where(_among(connection, S.id, chunk))
+        by_id.update((row.id, row.email_key) for row in connection.execute(query))
+    found: dict[str, int] = {}
+    for event_id, key, sid in events:
+        if sid is not None and by_id.get(sid) == key:
+            found[event_id] = sid
+    unresolved = sorted({key for event_id, key, _ in events if event_id not in found})
+    by_key: dict[str, int] = {}
+    for chunk in _chunks(unresolved):
+        by_email = select(S.email_key, S.id).where(_among(connection, S.email_key, chunk))
+        by_key.update((row.email_key, row.id) for row in connection.execute(by_email))
+    for event_id, key, _ in events:
+        if event_id not in found and key in by_key:
+            found[event_id] = by_key[key]
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class MemberFacts:
+    """What the write-back rules need to know of a member, from the list and the log."""
+
+    status: str
+    joined_at: dt.datetime  # added, or last re-subscribed or confirmed
+    last_delivered_at: dt.datetime | None
+    soft_bounces: tuple[dt.datetime, ...]
+
+
+def member_facts(
+    connection: Connection, ids: Sequence[int], *, delivered: str, soft_bounce: str
+) -> dict[int, MemberFacts]:
+    """Each member's status, when they last joined, their last delivery and soft bounces logged.
+
+    ``delivered`` and ``soft_bounce`` are the log's kinds for those events.
+    """
+    S, H = SubscriberRow, SubscriberEventRow
+    rows: dict[int, Any] = {}
+    rejoined: dict[int, dt.datetime] = {}
+    # Keyed by the log's nullable subscriber_id (only members' rows are selected).
+    last_delivery: dict[int | None, dt.datetime] = {}
+    softs: dict[int | None, list[dt.datetime]] = defaultdict(list)
+    for chunk in _chunks(sorted(ids)):
+        for row in connection.execute(
+            select(S.id, S.status, S.created_at).where(_among(connection, S.id, chunk))
+        ):
+            rows[row.id] = row
+        for member_id, at in connection.execute(
+            select(H.subscriber_id, func.max(H.at))
+            .where(_among(connection, H.subscriber_id, chunk), H.kind == EventKind.resubscribed)
+            .group_by(H.subscriber_id)
+        ):
+            rejoined[member_id] = at
+        for owner, at in connection.execute(
+            select(_W.subscriber_id, func.max(_W.occurred_at))
+            .where(_among(connection, _W.subscriber_id, chunk), _W.kind == delivered)
+            .group_by(_W.subscriber_id)
+        ):
+            last_delivery[owner] = at
+        for owner, at in connection.execute(
+            select(_W.subscriber_id, _W.occurred_at).where(
+                _among(connection, _W.subscriber_id, chunk), _W.kind == soft_bounce
+            )
+        ):
+            softs[owner].append(at)
+    return {
+        member_id: MemberFacts(
+            status=row.status,
+            joined_at=max(row.created_at, rejoined.get(member_id, row.created_at)),
+            last_delivered_at=last_delivery.get(member_id),
+            soft_bounces=tuple(softs.get(member_id, ())),
+        )
+        for member_id, row in rows.items()
+    }
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+LOG_COLUMNS = (
+    "sg_event_id",
+    "event",
+    "kind",
+    "email",
+    "subscriber_id",
+    "issue",
+    "occurred_at",
+    "received_at",
+    "detail",
+    "effect",
+)
+# PostgreSQL: every row in one statement, one array per column.
+_UNNEST_TYPES = (
+    "varchar[]",
+    "varchar[]",
+    "varchar[]",
+    "varchar[]",
+    "integer[]",
+    "varchar[]",
+    "timestamptz[]",
+    "timestamptz[]",
+    "text[]",
+    "text[]",
+)
+
+
+def insert_events(connection: Connection, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert log rows (keys: LOG_COLUMNS), skipping any another transaction stored meanwhile.
+
+    Returns how many went in. Straight to the driver: SQLAlchemy's multi-row VALUES
+    for 1,000 rows costs more to build and parse than to store. PostgreSQL gets one
+    INSERT ... SELECT FROM unnest(arrays); SQLite one short statement per row
+    (executemany).
+    """
+    columns = ", ".join(LOG_COLUMNS)
+    conflict = "ON CONFLICT (sg_event_id) DO NOTHING"
+    if connection.dialect.name == "postgresql":
+        arrays = ", ".join(f"%s::{kind}" for kind in _UNNEST_TYPES)
+        sql = f"INSERT INTO webhook_events ({columns}) SELECT * FROM unnest({arrays}) {conflict}"
+        values = tuple([row[name] for row in rows] for name in LOG_COLUMNS)
+        return max(int(connection.exec_driver_sql(sql, values).rowcount), 0)
+    marks = ", ".join(["?"] * len(LOG_COLUMNS))
+    sql = f"INSERT INTO webhook_events ({columns}) VALUES ({marks}) {conflict}"
+    params = [
+        tuple(
+            _sqlite_time(row[name]) if name.endswith("_at") else row[name] for name in LOG_COLUMNS
+        )
+        for row in rows
+    ]
+    return max(int(connection.exec_driver_sql(sql, params).rowcount), 0)
+
+
+def _sqlite_time(value: dt.datetime) -> str:
+    """A time as UTCDateTime stores it on SQLite (SQLAlchemy's DATETIME text format, in UTC)."""
+    return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    subscriber_id: int
+    status_from: str
+    status_to: str
+    reason: str
+
+
+def change_statuses(
+    connection: Connection, changes: Sequence[StatusChange], when: dt.datetime, source: str
+) -> None:
+    """Move each member to a new status, with an entry in their history."""
+    if not changes:
+        return
+    S = SubscriberRow
+    statement = (
+        update(S)
+        .where(S.id == bindparam("b_id"))
+        .values(
+            status=bindparam("b_status"),
+            status_changed_at=literal(when, UTCDateTime()),
+            status_reason=bindparam("b_reason"),
+            updated_at=literal(when, UTCDateTime()),
+        )
+    )
+    connection.execute(
+        statement,
+        [{"b_id": c.subscriber_id, "b_status": c.status_to, "b_reason": c.reason} for c in changes],
+    )
+    connection.execute(
+        insert(SubscriberEventRow),
+        [
+            history_row(
+                c.subscriber_id,
+                when,
+                EventKind.status,
+                c.reason,
+                source,
+                c.status_from,
+                c.status_to,
+            )
+            for c in changes
+        ],
+    )
+
+
+def settle_deliveries(
+    connection: Connection,
+    accepted: Sequence[tuple[str, int, str | None]],
+    dropped: Sequence[tuple[str, int, str]],
+    when: dt.datetime,
+) -> tuple[int, int]:
+    """Mark (issue, subscriber, message id) sent and (issue, subscriber, reason) failed for good.
+
+    The same rules as :meth:`mailer.store.ledger.Ledger.mark_accepted` and
+    ``mark_dropped``, in the caller's transaction. Only rows that would change are
+    updated: once a send has settled, most events name rows already ``sent``, and
+    one read finds that out for the whole batch. Returns (sent, failed) counts.
+    """
+    keys = [(issue, sid) for issue, sid, _ in accepted] + [
+        (issue, sid) for issue, sid, _ in dropped
+    ]
+    states = _delivery_states(connection, keys)
+    sent_state, failed_state = DeliveryState.sent.value, DeliveryState.failed.value
+    to_send = [
+        {"b_issue": issue, "b_subscriber": sid, "b_message_id": message_id}
+        for issue, sid, message_id in accepted
+        if states.get((issue, sid)) not in (None, sent_state)
+    ]
+    to_fail = [
+        {"b_issue": issue, "b_subscriber": sid, "b_error": reason}
+        for issue, sid, reason in dropped
+        if states.get((issue, sid)) not in (None, sent_state, failed_state)
+    ]
+    D = DeliveryRow
+    sent = failed = 0
+    if to_send:
+        statement = (
+            update(D)
+            .where(
+                D.issue == bindparam("b_issue"),
+                D.subscriber_id == bindparam("b_subscriber"),
+                D.state != sent_state,
+            )
+            .values(
+                state=sent_state,
+                error="",
+                message_id=func.coalesce(bindparam("b_message_id", type_=Text()), D.message_id),
+                updated_at=literal(when, UTCDateTime()),
+            )
+        )
+        sent = max(int(connection.execute(statement, to_send).rowcount), 0)
+    if to_fail:
+        statement = (
+            update(D)
+            .where(
+                D.issue == bindparam("b_issue"),
+                D.subscriber_id == bindparam("b_subscriber"),
+                D.state.not_in([sent_state, failed_state]),
+            )
+            .values(
+                state=failed_state,
+                retryable=False,
+                error=bindparam("b_error"),
+                updated_at=literal(when, UTCDateTime()),
+            )
+        )
+        failed = max(int(connection.execute(statement, to_fail).rowcount), 0)
+    return sent, failed
+
+
+def _delivery_states(
+    connection: Connection, keys: Sequence[tuple[str, int]]
+) -> dict[tuple[str, int], str]:
+    """The ledger state of each (issue, subscriber) that has a row."""
+    D = DeliveryRow
+    by_issue: dict[str, list[int]] = defaultdict(list)
+    for issue, sid in dict.fromkeys(keys):
+        by_issue[issue].append(sid)
+    found: dict[tuple[str, int], str] = {}
+    for issue, ids in by_issue.items():
+        for chunk in _chunks(ids):
+            query = select(D.subscriber_id, D.state).where(
+                D.issue == issue, _among(connection, D.subscriber_id, chunk)
+            )
+            for sid, state in connection.execute(query):
+                found[issue, sid] = state
+    return found

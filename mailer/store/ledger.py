@@ -1,0 +1,633 @@
+"""The send ledger: one row per (issue, subscriber), what makes a send exactly-once.
+
+Two tables, on the store's metadata (created by migration 0002):
+
+* ``sends``: one row per issue ever sent: when it started and finished, its
+  status (``sending``, ``stopped``, ``finished``), and the *lease*: which process
+  is sending it now (``owner``, ``heartbeat_at``), so that two ``mailer send``
+  of one issue never run at once.
+* ``deliveries``: one row per (issue, subscriber), unique, with its state:
+
+  ``in_flight``  claimed and being handed to the transport right now
+  ``sent``       the transport took it (SMTP 250, SendGrid 202, the file written)
+  ``failed``     not sent; ``retryable`` unless the address itself was refused
+  ``unknown``    handed over, no answer: it may have gone out; never resent
+                 until reconciled (SendGrid events) or resolved by the operator
+  ``queued``     reserved for a planned, not yet claimed, delivery (unused today)
+
+The protocol for each batch, in :class:`Ledger`:
+
+1. :meth:`Ledger.claim`, one transaction: the batch's members who are still
+   active and have no row (or a retryable ``failed`` one) get an ``in_flight``
+   row. Committed *before* the transport is called.
+2. The transport sends.
+3. :meth:`Ledger.record`, one transaction: each row becomes ``sent``,
+   ``failed`` or ``unknown``.
+
+A process killed between 1 and 3 leaves ``in_flight`` rows: the next send
+settles them first (:meth:`Ledger.settle`), from the outbox's files or as
+``unknown``.
+
+Every write is one transaction, run again if PostgreSQL reports a conflict with
+another writer (the webhook marks rows sent while a send records its own):
+:func:`mailer.store.transact.run_write`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Literal
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Connection,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mailer.errors import SendRefused, StoreError
+from mailer.store.schema import Base, BigId, SubscriberRow, UTCDateTime
+from mailer.store.transact import run_write
+from mailer.transports import Delivery
+
+__all__ = [
+    "LEASE_SECONDS",
+    "Claim",
+    "DeliveryRow",
+    "DeliveryState",
+    "InFlight",
+    "Ledger",
+    "SendRow",
+    "SendStatus",
+    "StateCount",
+    "new_owner",
+]
+
+# Another host's send is presumed dead when it has not written for this long.
+LEASE_SECONDS = 15 * 60
+# Bind parameters per IN (...): batches are at most 1000, well under every limit.
+_CHUNK = 1000
+
+
+class DeliveryState(StrEnum):
+    queued = "queued"
+    in_flight = "in_flight"
+    sent = "sent"
+    failed = "failed"
+    unknown = "unknown"
+
+
+class SendStatus(StrEnum):
+    sending = "sending"
+    stopped = "stopped"
+    finished = "finished"
+
+
+def _check(column: str, values: Iterable[str]) -> str:
+    return f"{column} IN (" + ", ".join(f"'{value}'" for value in values) + ")"
+
+
+class SendRow(Base):
+    """One issue's send: its status, and which process holds the lease on it."""
+
+    __tablename__ = "sends"
+    __table_args__ = (CheckConstraint(_check("status", SendStatus), name="status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    issue: Mapped[str] = mapped_column(String(100), unique=True)
+    transport: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    # "host:pid:nonce" of the process sending; "" when none is.
+    owner: Mapped[str] = mapped_column(String(300), default="")
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class DeliveryRow(Base):
+    """One member's copy of one issue."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("issue", "subscriber_id"),
+        CheckConstraint(_check("state", DeliveryState), name="state"),
+        # For ON DELETE CASCADE when a member is forgotten: their deliveries go too.
+        Index(None, "subscriber_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    issue: Mapped[str] = mapped_column(ForeignKey("sends.issue", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False
+    )
+    variant: Mapped[str] = mapped_column(String(300))
+    state: Mapped[str] = mapped_column(String(20))
+    retryable: Mapped[bool] = mapped_column(Boolean, default=False)
+    message_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+_D = DeliveryRow
+_S = SubscriberRow
+_SEND = SendRow
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def new_owner() -> str:
+    """An owner id for this process's lease: host, pid, and a nonce for this run."""
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
+
+
+def owner_alive(owner: str, heartbeat: dt.datetime, at: dt.datetime) -> bool:
+    """Whether the process named by ``owner`` may still be sending.
+
+    On this host, whether its pid is running (a ``kill -9``'d send is dead at
+    once); elsewhere, whether it wrote within :data:`LEASE_SECONDS`.
+    """
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host == socket.gethostname() and pid_text.isdigit():
+        return _pid_running(int(pid_text))
+    return (at - heartbeat).total_seconds() < LEASE_SECONDS
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: it exists
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What :meth:`Ledger.claim` made of a batch's members."""
+
+    claimed: Mapping[int, int]  # subscriber id -> delivery row id, now in_flight
+    inactive: frozenset[int]  # no longer active (unsubscribed, bounced, forgotten...)
+    already: frozenset[int]  # active, but a row that may not be retried exists
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """A row left in_flight by a process that died while sending."""
+
+    delivery_id: int
+    subscriber_id: int
+    email: str
+
+
+@dataclass(frozen=True, slots=True)
+class StateCount:
+    variant: str
+    state: DeliveryState
+    retryable: bool
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Previous:
+    """The issue's send as it was before this run took the lease."""
+
+    transport: str | None  # None: never sent before
+    status: SendStatus | None
+
+
+class Ledger:
+    """Reads and writes the send ledger, on the subscriber store's database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- the lease -------------------------------------------------------------------
+
+    def acquire(self, issue: str, transport: str, owner: str) -> Previous:
+        """Take the lease on an issue's send, creating its row on the first run.
+
+        Raises SendRefused when a live process holds it.
+        """
+        when = now()
+
+        def work(connection: Connection) -> Previous:
+            row = connection.execute(select(_SEND).where(_SEND.issue == issue)).first()
+            if row is None:
+                connection.execute(
+                    insert(_SEND),
+                    {
+                        "issue": issue,
+                        "transport": transport,
+                        "status": SendStatus.sending,
+                        "owner": owner,
+                        "runs": 1,
+                        "started_at": when,
+                        "heartbeat_at": when,
+                        "finished_at": None,
+                    },
+                )
+                return Previous(None, None)
+            if row.owner and row.owner != owner and owner_alive(row.owner, row.heartbeat_at, when):
+                raise SendRefused(
+                    f"issue {issue} is being sent by another process ({row.owner.rsplit(':', 1)[0]}, "
+                    f"last active {row.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC); wait for it to "
+                    "finish, or stop it (it finishes its current batch and exits)"
+                )
+            connection.execute(
+                update(_SEND)
+                .where(_SEND.id == row.id)
+                .values(
+                    transport=transport,
+                    status=SendStatus.sending,
+                    owner=owner,
+                    runs=_SEND.runs + 1,
+                    heartbeat_at=when,
+                )
+            )
+            return Previous(row.transport, SendStatus(row.status))
+
+        return run_write(self.engine, work)
+
+    def release(self, issue: str, owner: str, status: SendStatus) -> None:
+        """Give the lease back, marking the send finished (everyone done) or stopped."""
+        when = now()
+        values: dict[str, Any] = {"status": status, "owner": "", "heartbeat_at": when}
+        if status is SendStatus.finished:
+            values["finished_at"] = when
+
+        def work(connection: Connection) -> None:
+            connection.execute(
+                update(_SEND).where(_SEND.issue == issue, _SEND.owner == owner).values(values)
+            )
+
+        run_write(self.engine, work)
+
+    def send_status(self, issue: str) -> SendStatus | None:
+        with self._read() as connection:
+            status = connection.scalar(select(_SEND.status).where(_SEND.issue == issue))
+        return None if status is None else SendStatus(status)
+
+    # -- settling what a dead process left ----------------------------------------------
+
+    def in_flight(self, issue: str) -> list[InFlight]:
+        """Rows left in_flight (by a process that died: call this holding the lease)."""
+        query = (
+            select(_D.id, _D.subscriber_id, _S.email)
+            .join(_S, _S.id == _D.subscriber_id)
+            .where(_D.issue == issue, _D.state == DeliveryState.in_flight)
+            .order_by(_D.id)
+        )
+        with self._read() as connection:
+            return [InFlight(*row) for row in connection.execute(query)]
+
+    def settle(
+        self,
+        *,
+        sent: Sequence[int] = (),
+        unsent: Sequence[int] = (),
+        unknown: Sequence[int] = (),
+        unknown_reason: str = "",
+    ) -> None:
+        """Resolve in_flight rows (by delivery id): sent, never sent (to retry), or unknown."""
+        when = now()
+
+        def work(connection: Connection) -> None:
+            for ids, values in (
+                (sent, {"state": DeliveryState.sent, "error": ""}),
+                (
+                    unsent,
+                    {
+                        "state": DeliveryState.failed,
+                        "retryable": True,
+                        "error": "the send was interrupted before this message was handed over",
+                    },
+                ),
+                (unknown, {"state": DeliveryState.unknown, "error": unknown_reason}),
+            ):
+                for chunk in _chunks(list(ids)):
+                    connection.execute(
+                        update(_D)
+                        .where(_D.id.in_(chunk), _D.state == DeliveryState.in_flight)
+                        .values(updated_at=when, **values)
+                    )
+
+        run_write(self.engine, work)
+
+    def resolve_unknown(self, issue: str, decision: Literal["sent", "resend"]) -> int:
+        """The operator's word on ``unknown`` rows: they did go out, or they should be resent."""
+        if decision == "sent":
+            values: dict[str, Any] = {
+                "state": DeliveryState.sent,
+                "error": "marked sent by the operator (--resolve-unknown=sent)",
+            }
+        else:
+            values = {
+                "state": DeliveryState.failed,
+                "retryable": True,
+                "error": "to be resent, as the operator asked (--resolve-unknown=resend)",
+            }
+
+        def work(connection: Connection) -> int:
+            result = connection.execute(
+                update(_D)
+                .where(_D.issue == issue, _D.state == DeliveryState.unknown)
+                .values(updated_at=now(), **values)
+            )
+            return int(result.rowcount)
+
+        return run_write(self.engine, work)
+
+    def mark_accepted(self, accepted: Sequence[tuple[str, int, str | None]]) -> int:
+        """Mark (issue, subscriber id, message id) sent: the provider says it took them.
+
+        Rows already ``sent`` are left alone; returns how many rows changed.
+        """
+        return self._mark(accepted, {"state": DeliveryState.sent, "error": ""})
+
+    def mark_dropped(self, dropped: Sequence[tuple[str, int, str]]) -> int:
+        """Mark (issue, subscriber id, reason) failed for good: the provider took the request
+        but will not deliver (a suppressed address). Rows already settled are left alone."""
+        changed = 0
+        for issue, subscriber_id, reason in dropped:
+            values = {"state": DeliveryState.failed, "retryable": False, "error": reason}
+            changed += self._mark([(issue, subscriber_id, None)], values, only_unfinished=True)
+        return changed
+
+    def _mark(
+        self,
+        keys: Sequence[tuple[str, int, str | None]],
+        values: Mapping[str, Any],
+        *,
+        only_unfinished: bool = False,
+    ) -> int:
+        when = now()
+        skip = (
+            [DeliveryState.sent, DeliveryState.failed] if only_unfinished else [DeliveryState.sent]
+        )
+
+        def work(connection: Connection) -> int:
+            changed = 0
+            for issue, subscriber_id, message_id in keys:
+                extra = {"message_id": message_id} if message_id else {}
+                result = connection.execute(
+                    update(_D)
+                    .where(
+                        _D.issue == issue,
+                        _D.subscriber_id == subscriber_id,
+                        _D.state.not_in(skip),
+                    )
+                    .values(updated_at=when, **values, **extra)
+                )
+                changed += int(result.rowcount)
+            return changed
+
+        return run_write(self.engine, work)
+
+    # -- the batch protocol ---------------------------------------------------------------
+
+    def states_of(self, issue: str, subscriber_ids: Sequence[int]) -> dict[int, tuple[str, bool]]:
+        """(state, retryable) of the rows these members have for the issue; absent: no row."""
+        found: dict[int, tuple[str, bool]] = {}
+        with self._read() as connection:
+            sql = _Sql(connection)
+            for chunk in _chunks(list(subscriber_ids)):
+                rows = sql.run(
+                    "SELECT subscriber_id, state, retryable FROM deliveries "
+                    f"WHERE issue = {sql.mark} AND subscriber_id IN ({sql.marks(len(chunk))})",
+                    (issue, *chunk),
+                )
+                found.update((sid, (state, bool(retryable))) for sid, state, retryable in rows)
+        return found
+
+    def claim(self, issue: str, variant: str, subscriber_ids: Sequence[int], owner: str) -> Claim:
+        """Mark the batch's members in_flight, in one transaction, before they are sent.
+
+        Only members still active (re-checked here, so that a member who left
+        during the send gets nothing more) with no row, or a retryable failed
+        one, are claimed. Raises SendRefused if this process lost the lease.
+        """
+        ids = list(subscriber_ids)
+        if not 0 < len(ids) <= _CHUNK:
+            raise ValueError(f"a batch has from 1 to {_CHUNK} members")
+        when = now()
+
+        def work(connection: Connection) -> Claim:
+            self._heartbeat(connection, issue, owner, when)
+            return _claim(_Sql(connection), issue, variant, ids, when)
+
+        return run_write(self.engine, work)
+
+    def record(self, issue: str, owner: str, outcomes: Sequence[tuple[int, Delivery]]) -> None:
+        """Write what the transport said of each claimed row (delivery id, Delivery), at once.
+
+        Only rows still in_flight change: a row reconciliation already marked sent stays so.
+        """
+        when = now()
+
+        def work(connection: Connection) -> None:
+            self._heartbeat(connection, issue, owner, when, required=False)
+            if outcomes:
+                _record(_Sql(connection), outcomes, when)
+
+        run_write(self.engine, work)
+
+    def _heartbeat(
+        self,
+        connection: Connection,
+        issue: str,
+        owner: str,
+        when: dt.datetime,
+        *,
+        required: bool = True,
+    ) -> None:
+        result = connection.execute(
+            update(_SEND)
+            .where(_SEND.issue == issue, _SEND.owner == owner)
+            .values(heartbeat_at=when)
+        )
+        if required and result.rowcount != 1:
+            raise SendRefused(
+                f"this process no longer holds the send of {issue}: another process took it "
+                "over (it was thought dead). Stopping here; nothing was sent twice."
+            )
+
+    # -- reports -------------------------------------------------------------------------
+
+    def counts(self, issue: str) -> list[StateCount]:
+        """Rows per (variant, state, retryable) for an issue."""
+        query = (
+            select(_D.variant, _D.state, _D.retryable, func.count())
+            .where(_D.issue == issue)
+            .group_by(_D.variant, _D.state, _D.retryable)
+            .order_by(_D.variant, _D.state)
+        )
+        with self._read() as connection:
+            return [
+                StateCount(variant, DeliveryState(state), bool(retryable), count)
+                for variant, state, retryable, count in connection.execute(query)
+            ]
+
+    def failures(self, issue: str, *, limit: int = 20) -> list[tuple[str, str, int]]:
+        """The commonest (variant, error, count) among failed and unknown rows."""
+        query = (
+            select(_D.variant, _D.error, func.count().label("n"))
+            .where(
+                _D.issue == issue,
+                _D.state.in_([DeliveryState.failed, DeliveryState.unknown]),
+            )
+            .group_by(_D.variant, _D.error)
+            .order_by(func.count().desc())
+            .limit(limit)
+        )
+        with self._read() as connection:
+            return [(v, e, n) for v, e, n in connection.execute(query)]
+
+    # -- transactions -------------------------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._translated(), self.engine.connect() as connection, connection.begin():
+            yield connection
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        where = self.engine.url.render_as_string(hide_password=True)
+        try:
+            yield
+        except DBAPIError as error:
+            raise StoreError(f"the send ledger at {where} failed: {error.orig}") from error
+
+
+def _claim(sql: _Sql, issue: str, variant: str, ids: list[int], when: dt.datetime) -> Claim:
+    """The claim's statements, in the caller's transaction (see :meth:`Ledger.claim`)."""
+    among = f"IN ({sql.marks(len(ids))})"
+    stamp = sql.time(when)
+    active = [
+        row[0]
+        for row in sql.run(
+            f"SELECT id FROM subscribers WHERE status = 'active' AND id {among}", ids
+        )
+    ]
+    if active:
+        among_active = f"IN ({sql.marks(len(active))})"
+        m = sql.mark
+        # The WHERE in the SELECT also keeps SQLite from reading ON CONFLICT as a join.
+        sql.run(
+            "INSERT INTO deliveries (issue, subscriber_id, variant, state, retryable, "
+            "attempts, error, created_at, updated_at) "
+            f"SELECT {m}, id, {m}, 'in_flight', {m}, 1, '', {m}, {m} FROM subscribers "
+            f"WHERE id {among_active} "
+            "ON CONFLICT (issue, subscriber_id) DO NOTHING",
+            (issue, variant, False, stamp, stamp, *active),
+            rows=False,
+        )
+        sql.run(
+            f"UPDATE deliveries SET state = 'in_flight', variant = {m}, "
+            f"attempts = attempts + 1, retryable = {m}, error = '', updated_at = {m} "
+            f"WHERE issue = {m} AND state = 'failed' AND retryable = {m} "
+            f"AND subscriber_id {among_active}",
+            (variant, False, stamp, issue, True, *active),
+            rows=False,
+        )
+    # Rows this claim wrote carry its own timestamp; no other claim of this issue runs
+    # (the lease), so the time picks out exactly these rows.
+    claimed = (
+        dict(
+            sql.run(
+                "SELECT subscriber_id, id FROM deliveries WHERE issue = "
+                f"{sql.mark} AND state = 'in_flight' AND updated_at = {sql.mark} "
+                f"AND subscriber_id {among}",
+                (issue, stamp, *ids),
+            )
+        )
+        if active
+        else {}
+    )
+    return Claim(
+        claimed=claimed,
+        inactive=frozenset(set(ids) - set(active)),
+        already=frozenset(set(active) - claimed.keys()),
+    )
+
+
+def _record(sql: _Sql, outcomes: Sequence[tuple[int, Delivery]], when: dt.datetime) -> None:
+    """The record's statements, in the caller's transaction (see :meth:`Ledger.record`)."""
+    stamp, m = sql.time(when), sql.mark
+    outcome: dict[tuple[Any, ...], list[int]] = {}
+    for delivery_id, d in outcomes:
+        retry = d.state == "failed" and not d.permanent
+        outcome.setdefault((d.state, d.message_id, d.error or "", retry), []).append(delivery_id)
+    assign = f"state = {m}, message_id = {m}, error = {m}, retryable = {m}, updated_at = {m}"
+    if len(outcome) <= 3:  # SendGrid: one outcome (and message id) for a whole request
+        for values, ids in outcome.items():
+            sql.run(
+                f"UPDATE deliveries SET {assign} "
+                f"WHERE state = 'in_flight' AND id IN ({sql.marks(len(ids))})",
+                (*values, stamp, *ids),
+                rows=False,
+            )
+        return
+    sql.run_many(  # a message id each (SMTP, the outbox)
+        f"UPDATE deliveries SET {assign} WHERE id = {m} AND state = 'in_flight'",
+        [(*values, stamp, i) for values, ids in outcome.items() for i in ids],
+    )
+
+
+class _Sql:
+    """The per-batch statements as the driver's own SQL.
+
+    At 1000 rows a batch, SQLAlchemy's per-parameter and per-row processing took
+    several times longer than the database's work, and the claim and the record are
+    on the path of every recipient. The SQL is plain enough for SQLite and
+    PostgreSQL alike; only the placeholder and the timestamp's form differ.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.sqlite = connection.dialect.name == "sqlite"
+        self.mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+
+    def marks(self, count: int) -> str:
+        return ", ".join([self.mark] * count)
+
+    def time(self, when: dt.datetime) -> Any:
+        """A time as the UTCDateTime column stores it (SQLAlchemy's SQLite text form)."""
+        utc = when.astimezone(dt.UTC)
+        return utc.replace(tzinfo=None).isoformat(" ", "microseconds") if self.sqlite else utc
+
+    def run(self, sql: str, params: Sequence[Any], *, rows: bool = True) -> list[Any]:
+        result = self.connection.exec_driver_sql(sql, tuple(params))
+        return list(result.all()) if rows else []
+
+    def run_many(self, sql: str, params: list[tuple[Any, ...]]) -> None:
+        self.connection.exec_driver_sql(sql, params)
+
+
+def _chunks(items: list[int]) -> Iterator[list[int]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]

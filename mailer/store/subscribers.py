@@ -1,0 +1,416 @@
+"""The subscriber store: every read and write of the list goes through :class:`SubscriberStore`.
+
+Rules it keeps, whoever calls it:
+
+* An address is unique by its key (the normalised address, lower-cased).
+* Every status but ``active`` is sticky. Imports and ``add`` never move a member
+  out of one; only :meth:`SubscriberStore.resubscribe` (an explicit request by the
+  member, or an admin command, with a reason) does, and it is logged.
+* A forgotten address is kept only as a hash and can never be added again, except
+  by an explicit :meth:`SubscriberStore.resubscribe`.
+* Every write is one transaction; every change of status is an event in the history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from mailer.errors import StoreError, SubscriberNotFound
+from mailer.store.database import make_engine, migrate, write_connection
+from mailer.store.emails import InvalidEmail, email_key, normalise_email, suppression_hash
+from mailer.store.models import (
+    EventKind,
+    ImportCounts,
+    MemberRecord,
+    Subscriber,
+    SubscriberEvent,
+    SubscriberStatus,
+)
+from mailer.store.schema import SubscriberEventRow, SubscriberRow, SuppressionRow
+from mailer.store.upsert import (
+    Stored,
+    apply_plan,
+    event,
+    insert_new,
+    load_stored,
+    new_row,
+    paused_gc,
+    plan_upsert,
+    suppressed_among,
+)
+
+_S = SubscriberRow
+_SUBSCRIBER_COLUMNS = (
+    _S.id,
+    _S.email,
+    _S.email_key,
+    _S.name,
+    _S.organisation,
+    _S.region,
+    _S.tags,
+    _S.attributes,
+    _S.status,
+    _S.status_changed_at,
+    _S.status_reason,
+    _S.created_at,
+    _S.updated_at,
+)
+SubscriberRef = int | str  # a subscriber id, or an email address
+AnyRow = Row[*tuple[Any, ...]]
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class SubscriberStore:
+    """The list of members, on SQLite or PostgreSQL. Open it with :func:`mailer.store.open_store`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> SubscriberStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- reading -----------------------------------------------------------------
+
+    def find(self, email: str) -> Subscriber | None:
+        """The subscriber with this address (compared case-insensitively), or None."""
+        with self._read() as connection:
+            row = _select_one(connection, _S.email_key == _key_of(email))
+        return None if row is None else _to_subscriber(row)
+
+    def get(self, ref: SubscriberRef) -> Subscriber:
+        """The subscriber with this id or address; raises SubscriberNotFound."""
+        with self._read() as connection:
+            row = _select_ref(connection, ref)
+        return _to_subscriber(row)
+
+    def list_subscribers(self, *, status: SubscriberStatus | None = None) -> list[Subscriber]:
+        """Every subscriber (with that status, if given), ordered by address."""
+        query = select(*_SUBSCRIBER_COLUMNS).order_by(_S.email_key)
+        if status is not None:
+            query = query.where(_S.status == status.value)
+        with self._read() as connection:
+            return [_to_subscriber(row) for row in connection.execute(query)]
+
+    def iter_subscribers(
+        self, *, status: SubscriberStatus | None = None, batch_size: int = 1000
+    ) -> Iterator[Subscriber]:
+        """Every subscriber (with that status, if given) in id order, fetched in batches.
+
+        Each batch is its own short read, so iterating a long list while sending never
+        holds a transaction open (which would stall SQLite's WAL checkpoints).
+        """
+        last_id = 0
+        while True:
+            query = select(*_SUBSCRIBER_COLUMNS).where(_S.id > last_id)
+            if status is not None:
+                query = query.where(_S.status == status.value)
+            with self._read() as connection:
+                rows = connection.execute(query.order_by(_S.id).limit(batch_size)).all()
+            if not rows:
+                return
+            yield from (_to_subscriber(row) for row in rows)
+            last_id = rows[-1].id
+
+    def active(self, *, batch_size: int = 1000) -> Iterator[Subscriber]:
+        """The members who may be mailed: status active, in id order."""
+        return self.iter_subscribers(status=SubscriberStatus.active, batch_size=batch_size)
+
+    def counts(self) -> dict[SubscriberStatus, int]:
+        """How many subscribers have each status (zero included)."""
+        query = select(_S.status, func.count()).group_by(_S.status)
+        with self._read() as connection:
+            found = {SubscriberStatus(status): count for status, count in connection.execute(query)}
+        return {status: found.get(status, 0) for status in SubscriberStatus}
+
+    def history(self, ref: SubscriberRef) -> list[SubscriberEvent]:
+        """A subscriber's events, oldest first."""
+        E = SubscriberEventRow
+        columns = (E.at, E.kind, E.detail, E.source, E.status_from, E.status_to)
+        with self._read() as connection:
+            row = _select_ref(connection, ref)
+            query = select(*columns).where(E.subscriber_id == row.id).order_by(E.at, E.id)
+            events = connection.execute(query).all()
+        return [_to_event(event) for event in events]
+
+    def is_suppressed(self, email: str) -> bool:
+        """Whether the address was forgotten, and so may not be added again."""
+        with self._read() as connection:
+            return _is_suppressed(connection, _key_of(email))
+
+    # -- writing -----------------------------------------------------------------
+
+    def add(self, records: Sequence[MemberRecord], *, source: str) -> list[Subscriber]:
+        """Add new members, all or none; an address already listed or forgotten is refused."""
+        when = now()
+        keys = [email_key(record.email) for record in records]
+        if len(set(keys)) < len(keys):
+            raise StoreError("the same address is given twice; give each address once")
+        with self._write() as connection:
+            stored = load_stored(connection, keys)
+            suppressed = suppressed_among(connection, keys)
+            refused = [
+                _refusal(record.email, stored.get(key))
+                for record, key in zip(records, keys, strict=True)
+                if key in stored or key in suppressed
+            ]
+            if refused:
+                raise StoreError("\n".join(refused))
+            rows = [new_row(record, when, source) for record in records]
+            added = insert_new(connection, rows, when, source)
+            found = connection.execute(select(*_SUBSCRIBER_COLUMNS).where(added)).all()
+        by_key = {row.email_key: _to_subscriber(row) for row in found}
+        return [by_key[key] for key in keys]
+
+    def upsert_many(
+        self, records: Sequence[MemberRecord], *, source: str, dry_run: bool = False
+    ) -> ImportCounts:
+        """Import members: add the new, update the changed, in one transaction.
+
+        Addresses must be unique within ``records`` (the CSV reader sees to it).
+        Sticky statuses are never revived; forgotten addresses are counted as
+        suppressed and not added. With ``dry_run`` the counts are worked out and
+        nothing is written.
+        """
+        when = now()
+        with paused_gc(), self._write() as connection:
+            keys = [email_key(record.email) for record in records]
+            stored = load_stored(connection, keys)
+            plan = plan_upsert(records, stored, suppressed_among(connection, keys), when, source)
+            if dry_run:
+                return plan.counts()
+            apply_plan(connection, plan, when, source)
+            return plan.counts()
+
+    def set_status(
+        self, ref: SubscriberRef, status: SubscriberStatus, *, reason: str, source: str
+    ) -> Subscriber:
+        """Move a member to a sticky status (unsubscribed, bounced, complained, pending).
+
+        Setting the status a member already has changes nothing (webhooks repeat
+        themselves). Moving back to ``active`` is :meth:`resubscribe`'s job.
+        """
+        if status is SubscriberStatus.active:
+            raise StoreError(
+                "set_status cannot make a member active: use resubscribe, "
+                "which needs the member's own request and a reason"
+            )
+        with self._write() as connection:
+            row = _select_ref(connection, ref)
+            if row.status != status.value:
+                _change_status(connection, row, status, EventKind.status, reason, source)
+            return _to_subscriber(_select_ref(connection, row.id))
+
+    def unsubscribe(self, ref: SubscriberRef, *, reason: str, source: str) -> Subscriber:
+        """Unsubscribe a member (idempotent)."""
+        return self.set_status(ref, SubscriberStatus.unsubscribed, reason=reason, source=source)
+
+    def resubscribe(self, email: str, *, reason: str, source: str) -> Subscriber:
+        """Make a member active again at their explicit request; the reason is logged.
+
+        Works for every sticky status and for a forgotten address (the suppression
+        is lifted and the member added back with no other data).
+        """
+        if not reason.strip():
+            raise StoreError("a re-subscription needs a reason, e.g. 'asked by email on 3 May'")
+        address = normalise_email(email)
+        when = now()
+        with self._write() as connection:
+            row = _select_one(connection, _S.email_key == address.key)
+            if row is None:
+                if not _lift_suppression(connection, address.key):
+                    raise SubscriberNotFound(email)
+                record = MemberRecord(email=address.email, status_reason=reason)
+                insert_new(connection, [new_row(record, when, source)], when, source)
+                row = _select_ref(connection, address.email)
+            if row.status != SubscriberStatus.active:
+                _change_status(
+                    connection, row, SubscriberStatus.active, EventKind.resubscribed, reason, source
+                )
+            return _to_subscriber(_select_ref(connection, row.id))
+
+    def confirm(self, email: str, *, source: str) -> Subscriber:
+        """Confirm a pending sign-up: pending becomes active; other statuses are left alone."""
+        with self._write() as connection:
+            row = _select_ref(connection, email)
+            if row.status == SubscriberStatus.pending:
+                _change_status(
+                    connection,
+                    row,
+                    SubscriberStatus.active,
+                    EventKind.resubscribed,
+                    "confirmed their sign-up",
+                    source,
+                )
+            return _to_subscriber(_select_ref(connection, row.id))
+
+    def forget(self, email: str, *, reason: str, source: str) -> bool:
+        """Erase a member and their history; keep a hash of the address so it is never re-added.
+
+        Returns whether a member was erased (the address is suppressed either way).
+        """
+        key = _key_of(email)
+        with self._write() as connection:
+            if not _is_suppressed(connection, key):
+                connection.execute(
+                    insert(SuppressionRow),
+                    {"email_hash": suppression_hash(key), "reason": reason, "created_at": now()},
+                )
+            # The history goes with the member (ON DELETE CASCADE).
+            erased = connection.execute(delete(_S).where(_S.email_key == key)).rowcount
+            return bool(erased)
+
+    # -- transactions --------------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._translated(), self.engine.connect() as connection, connection.begin():
+            yield connection
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._translated(), write_connection(self.engine) as connection:
+            yield connection
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Database failures as StoreError, naming the database but never its password."""
+        where = self.engine.url.render_as_string(hide_password=True)
+        try:
+            yield
+        except IntegrityError as error:
+            raise StoreError(
+                f"the subscriber store at {where} refused a change ({error.orig}); another "
+                "process probably changed the same member at the same time: try again"
+            ) from error
+        except DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) == "40001":  # PostgreSQL serialization failure
+                raise StoreError(
+                    f"another process changed the subscriber store at {where} at the same time; "
+                    "nothing was changed: run the command again"
+                ) from error
+            raise StoreError(f"the subscriber store at {where} failed: {error.orig}") from error
+
+
+# -- statements ---------------------------------------------------------------------
+
+
+def _key_of(email: str) -> str:
+    """The key of a looked-up address; one that does not validate simply matches nothing."""
+    try:
+        return normalise_email(email).key
+    except InvalidEmail:
+        return email.strip().lower()
+
+
+def _select_one(connection: Connection, condition: Any) -> AnyRow | None:
+    return connection.execute(select(*_SUBSCRIBER_COLUMNS).where(condition)).first()
+
+
+def _select_ref(connection: Connection, ref: SubscriberRef) -> AnyRow:
+    if isinstance(ref, int):
+        row = _select_one(connection, _S.id == ref)
+    else:
+        row = _select_one(connection, _S.email_key == _key_of(ref))
+    if row is None:
+        raise SubscriberNotFound(str(ref))
+    return row
+
+
+def _is_suppressed(connection: Connection, key: str) -> bool:
+    query = select(SuppressionRow.id).where(SuppressionRow.email_hash == suppression_hash(key))
+    return connection.execute(query).first() is not None
+
+
+def _lift_suppression(connection: Connection, key: str) -> bool:
+    query = delete(SuppressionRow).where(SuppressionRow.email_hash == suppression_hash(key))
+    return bool(connection.execute(query).rowcount)
+
+
+def _change_status(
+    connection: Connection,
+    row: AnyRow,
+    status: SubscriberStatus,
+    kind: EventKind,
+    reason: str,
+    source: str,
+) -> None:
+    when = now()
+    connection.execute(
+        update(_S)
+        .where(_S.id == row.id)
+        .values(status=status.value, status_changed_at=when, status_reason=reason, updated_at=when)
+    )
+    connection.execute(
+        insert(SubscriberEventRow),
+        event(row.id, when, kind, reason, source, row.status, status.value),
+    )
+
+
+def _refusal(email: str, stored: Stored | None) -> str:
+    if stored is None:
+        return (
+            f"{email!r} was forgotten at the member's request and may not be added again; "
+            "if they ask to rejoin, use `mailer subscribers resubscribe`"
+        )
+    return (
+        f"{email!r} is already on the list (status {stored.status}); "
+        "`mailer subscribers show` has the details"
+    )
+
+
+# -- rows to models -----------------------------------------------------------------
+
+
+def _to_subscriber(row: AnyRow) -> Subscriber:
+    return Subscriber(
+        id=row.id,
+        email=row.email,
+        name=row.name,
+        organisation=row.organisation,
+        region=row.region,
+        tags=tuple(row.tags),
+        attributes=dict(row.attributes),
+        status=SubscriberStatus(row.status),
+        status_changed_at=row.status_changed_at,
+        status_reason=row.status_reason,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _to_event(row: AnyRow) -> SubscriberEvent:
+    return SubscriberEvent(
+        at=row.at,
+        kind=EventKind(row.kind),
+        detail=row.detail,
+        source=row.source,
+        status_from=SubscriberStatus(row.status_from) if row.status_from else None,
+        status_to=SubscriberStatus(row.status_to) if row.status_to else None,
+    )
+
+
+def open_store(database_url: str) -> SubscriberStore:
+    """The store at ``database_url`` (a SQLite file is created on first use), migrated to the newest schema."""
+    store = SubscriberStore(make_engine(database_url))
+    try:
+        with store._translated():
+            migrate(store.engine)
+    except BaseException:
+        store.close()
+        raise
+    return store

@@ -1,0 +1,62 @@
+"""Transactions for the web app's tables: errors translated, conflicts retried.
+
+The web app writes from several threads (and SendGrid may post two batches at
+once). On PostgreSQL, write transactions run SERIALIZABLE (see
+:mod:`mailer.store.database`), so two that touch the same rows can fail with a
+serialization failure or a deadlock; both are safe to run again from the start,
+which :func:`run_write` does a few times before giving up. On SQLite, writers
+queue on the database lock instead (``BEGIN IMMEDIATE`` and the busy timeout).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from mailer.errors import StoreError
+from mailer.store.database import write_connection
+
+__all__ = ["read", "run_write"]
+
+T = TypeVar("T")
+ATTEMPTS = 5
+# serialization_failure, deadlock_detected: the transaction may simply be run again.
+_RETRYABLE = frozenset({"40001", "40P01"})
+
+
+def _retryable(error: DBAPIError) -> bool:
+    return getattr(error.orig, "sqlstate", None) in _RETRYABLE
+
+
+def _store_error(engine: Engine, error: DBAPIError) -> StoreError:
+    where = engine.url.render_as_string(hide_password=True)
+    return StoreError(f"the subscriber store at {where} failed: {error.orig}")
+
+
+def run_write(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """``work(connection)`` in one write transaction, run again on a retryable conflict."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with write_connection(engine) as connection:
+                return work(connection)
+        except DBAPIError as error:
+            if attempt < ATTEMPTS and _retryable(error):
+                time.sleep(0.01 * attempt)
+                continue
+            raise _store_error(engine, error) from error
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@contextmanager
+def read(engine: Engine) -> Iterator[Connection]:
+    """A connection in a read transaction."""
+    try:
+        with engine.connect() as connection, connection.begin():
+            yield connection
+    except DBAPIError as error:
+        raise _store_error(engine, error) from error

@@ -1,0 +1,244 @@
+"""The web app: members' links, SendGrid's Event Webhook, the archive and the sign-up form.
+
+:func:`create_app` builds a Starlette app from the settings and the newsletter;
+``mailer serve`` runs it under uvicorn. Routes are thin: each hands over to the
+module that does the work (:mod:`~mailer.web.links`, :mod:`~mailer.web.webhook`
+with :mod:`mailer.events`, :mod:`~mailer.web.archive`, :mod:`~mailer.web.signup`).
+
+Routes::
+
+    GET       /unsubscribe/{token}    confirmation page (changes nothing)
+    POST      /unsubscribe/{token}    unsubscribe; RFC 8058 one-click too
+    GET|POST  /preferences/{token}    the preference centre
+    POST      /webhooks/sendgrid      SendGrid's signed Event Webhook
+    GET       /archive/               sent issues
+    GET       /archive/{issue}        one issue's web version
+    GET|POST  /subscribe              sign-up, with double opt-in
+    GET       /confirm/{token}        a sign-up's confirmation page (changes nothing)
+    POST      /confirm/{token}        confirms the sign-up (the page's form)
+    GET       /healthz                {"status": "ok", "database": "ok"}
+    GET       /static/site.css        the stylesheet (and /static/icon.svg)
+
+No input makes it answer 500: bad requests get 4xx, a database that cannot be
+reached 503 (SendGrid retries), and only a bug leaves a 500 behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mailer.config import Newsletter, Settings
+from mailer.errors import ConfigError, MailerError, RequestRefused
+from mailer.events import apply_events
+from mailer.store import open_store
+from mailer.tokens import TokenSigner, secret_keys
+from mailer.transports import Transport, open_transport
+from mailer.web.archive import Archive, archive_index, archive_issue
+from mailer.web.context import SignupLimits, WebContext, context_of
+from mailer.web.links import preferences, unsubscribe
+from mailer.web.logs import redact
+from mailer.web.pages import Pages
+from mailer.web.security import ConfirmTokens, FormTokens, SecurityHeaders, read_body
+from mailer.web.signup import confirm, subscribe
+from mailer.web.webhook import MAX_BODY, load_public_key, parse, verify
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("mailer.web")
+
+
+def create_app(
+    settings: Settings,
+    newsletter: Newsletter,
+    *,
+    transport: Callable[[], Transport] | None = None,
+    limits: SignupLimits | None = None,
+    max_webhook_body: int = MAX_BODY,
+    clock: Callable[[], float] | None = None,
+) -> Starlette:
+    """The web app. Raises ConfigError without MAILER_SECRET_KEY, or with a bad webhook key.
+
+    ``transport`` opens the transport for sign-up emails (default: the configured
+    one); ``limits``, ``max_webhook_body`` and ``clock`` are for tests.
+    """
+    keys = secret_keys(settings)
+    if not keys:
+        raise ConfigError(
+            "MAILER_SECRET_KEY is not set: the web app checks the signed tokens in members' "
+            "links with it, and must use the key the emails were sent with. Set it to a long "
+            "random string, e.g. the output of: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    webhook_key = None
+    if settings.sendgrid_webhook_public_key:
+        webhook_key = load_public_key(settings.sendgrid_webhook_public_key)
+    store = open_store(settings.database_url)
+    web = WebContext(
+        settings=settings,
+        newsletter=newsletter,
+        store=store,
+        signer=TokenSigner(keys),
+        forms=FormTokens(keys),
+        confirmations=ConfirmTokens(keys),
+        pages=Pages(newsletter),
+        webhook_key=webhook_key,
+        open_transport=transport or (lambda: open_transport(settings)),
+        archive=Archive(newsletter, store, settings.base_url),
+        limits=limits or SignupLimits(),
+        max_webhook_body=max_webhook_body,
+    )
+    if clock is not None:
+        web.clock = clock
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        if webhook_key is None:
+            log.warning(
+                "MAILER_SENDGRID_WEBHOOK_PUBLIC_KEY is not set: SendGrid's Event Webhook "
+                "is refused (403) until it is"
+            )
+        yield
+        store.close()
+
+    app = Starlette(
+        routes=_routes(),
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={
+            HTTPException: _http_error,
+            RequestRefused: _refused,
+            MailerError: _unavailable,
+            Exception: _bug,
+        },
+        lifespan=lifespan,
+    )
+    app.state.web = web
+    return app
+
+
+def _routes() -> list[Route]:
+    return [
+        Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
+        Route("/preferences/{token}", preferences, methods=["GET", "POST"]),
+        Route("/webhooks/sendgrid", sendgrid_webhook, methods=["POST"]),
+        Route("/archive/", archive_index, methods=["GET"]),
+        Route("/archive/{issue}", archive_issue, methods=["GET"]),
+        Route("/subscribe", subscribe, methods=["GET", "POST"]),
+        Route("/confirm/{token}", confirm, methods=["GET", "POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/static/site.css", stylesheet, methods=["GET"]),
+        Route("/static/icon.svg", icon, methods=["GET"]),
+    ]
+
+
+async def sendgrid_webhook(request: Request) -> Response:
+    """Verify, parse, then store and apply the batch in one transaction; 2xx once stored."""
+    web = context_of(request)
+    settings = web.settings
+    body = await read_body(request, web.max_webhook_body)
+    verify(body, request.headers, web.webhook_key, settings.sendgrid_webhook_max_age, web.clock())
+    events = parse(body)
+    applied = await run_in_threadpool(
+        apply_events, web.store, events, soft_bounce_limit=settings.soft_bounce_limit
+    )
+    log.info(
+        "webhook batch: received=%d stored=%d duplicates=%d unknown=%d status=%s",
+        applied.received,
+        applied.stored,
+        applied.duplicates,
+        applied.unknown_addresses,
+        dict(applied.status_changes) or "-",
+    )
+    return JSONResponse(applied.to_json())
+
+
+async def healthz(request: Request) -> Response:
+    web = context_of(request)
+
+    def ping() -> None:
+        with web.store.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    try:
+        await run_in_threadpool(ping)
+    except Exception as error:  # any failure means "not healthy", never a 500
+        log.error("health check: the database does not answer: %s", error)
+        return JSONResponse({"status": "error", "database": "error"}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "ok"})
+
+
+async def stylesheet(request: Request) -> Response:
+    web = context_of(request)
+    css = web.pages.text("site.css", brand=web.newsletter.brand_colour)
+    return Response(css, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
+
+
+async def icon(request: Request) -> Response:
+    """A plain disc in the brand colour, so browsers do not ask for a missing favicon."""
+    colour = context_of(request).newsletter.brand_colour
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+        f'<circle cx="8" cy="8" r="8" fill="{colour}"/></svg>'
+    )
+    return Response(
+        svg, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"}
+    )
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/webhooks/")
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    if _wants_json(request):
+        return JSONResponse({"error": error.detail}, status_code=error.status_code)
+    title = {404: "Page not found", 405: "Not allowed"}.get(error.status_code, "Something is wrong")
+    pages = context_of(request).pages
+    response = pages.message(title, [str(error.detail)], status=error.status_code)
+    if error.headers:
+        response.headers.update(error.headers)
+    return response
+
+
+async def _refused(request: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestRefused)
+    log.warning("refused %s %s: %s", request.method, redact(request.url.path), error)
+    if _wants_json(request):
+        return JSONResponse({"error": error.public}, status_code=error.status)
+    pages = context_of(request).pages
+    return pages.message(
+        "That did not work", [error.public.capitalize() + "."], status=error.status
+    )
+
+
+async def _unavailable(request: Request, error: Exception) -> Response:
+    """A store that failed (locked, unreachable): 503, so SendGrid retries and people try again."""
+    log.error("%s %s failed: %s", request.method, redact(request.url.path), error)
+    if _wants_json(request):
+        return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
+    pages = context_of(request).pages
+    return pages.message(
+        "Please try again",
+        ["Something went wrong on our side, and nothing was changed. Please try again shortly."],
+        status=503,
+    )
+
+
+async def _bug(request: Request, error: Exception) -> Response:
+    log.exception(
+        "%s %s: unexpected error", request.method, redact(request.url.path), exc_info=error
+    )
+    return JSONResponse({"error": "internal error"}, status_code=500)

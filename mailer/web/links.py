@@ -1,0 +1,250 @@
+"""Members' own links: unsubscribe (with RFC 8058 one-click) and the preference centre.
+
+Each link carries a signed token naming the member (:mod:`mailer.tokens`); a
+token that does not verify gets a 404 page and changes nothing. ``GET`` never
+changes anything: mail scanners (Safe Links and the like) open every link in an
+email, so the change happens only on ``POST``, from the page's form (with its
+form token) or from a mailbox provider's one-click request (whose body is
+``List-Unsubscribe=One-Click`` and which carries no form token, no cookie, and
+must get a 200 without a redirect).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mailer.errors import SubscriberNotFound, TokenError
+from mailer.segments import segments_of
+from mailer.store import Subscriber, SubscriberStatus
+from mailer.store.preferences import opted_out, set_opted_out
+from mailer.tokens import Purpose
+from mailer.web.context import WebContext, context_of
+from mailer.web.security import FORM_BODY, READ_ONLY, parse_form, read_body
+
+__all__ = ["preferences", "unsubscribe"]
+
+log = logging.getLogger(__name__)
+
+ONE_CLICK = ("List-Unsubscribe", "One-Click")
+SOURCE = "web"
+WHY = {
+    SubscriberStatus.unsubscribed: "you unsubscribed",
+    SubscriberStatus.bounced: "emails to this address bounced",
+    SubscriberStatus.complained: "an email to this address was marked as spam",
+    SubscriberStatus.pending: "the sign-up was not confirmed",
+}
+
+
+def _mailable(member: Subscriber) -> bool:
+    return member.status in (SubscriberStatus.active, SubscriberStatus.pending)
+
+
+def _invalid_link(web: WebContext, purpose: Purpose) -> Response:
+    back, label = web.back
+    return web.pages.message(
+        "This link does not work",
+        [
+            f"The {purpose.value} link you followed is not complete or not one of ours. "
+            "It may have been cut short when it was copied: open it again from the email.",
+            "If that does not help, reply to any of our emails and we will sort it out.",
+        ],
+        status=404,
+        private=True,
+        links=[(f"Back to {label}", back)],
+    )
+
+
+async def _member(web: WebContext, token: str, purpose: Purpose) -> Subscriber | None:
+    """The member a link names (None if no longer on the list); TokenError if not our link."""
+    subscriber_id = web.signer.read(token, purpose)
+    try:
+        return await run_in_threadpool(web.store.get, subscriber_id)
+    except SubscriberNotFound:
+        return None
+
+
+# -- unsubscribe ----------------------------------------------------------------------------
+
+
+async def unsubscribe(request: Request) -> Response:
+    """GET: the confirmation page. POST: unsubscribe (page form, or RFC 8058 one-click)."""
+    web = context_of(request)
+    token = request.path_params["token"]
+    try:
+        member = await _member(web, token, Purpose.unsubscribe)
+    except TokenError:
+        return _invalid_link(web, Purpose.unsubscribe)
+    if request.method in READ_ONLY:
+        return _unsubscribe_page(web, token, member, "confirm")
+    form = await parse_form(request.headers, await read_body(request, FORM_BODY))
+    one_click = form.get(ONE_CLICK[0]) == ONE_CLICK[1]
+    if not one_click and not web.forms.check(_field(form, "form_token"), "unsubscribe", token):
+        return _unsubscribe_page(
+            web,
+            token,
+            member,
+            "confirm",
+            status=400,
+            notice="This page had been open for a while. Press Unsubscribe again to confirm.",
+        )
+    if member is not None and _mailable(member):
+        member = await run_in_threadpool(
+            web.store.unsubscribe,
+            member.id,
+            reason="one-click unsubscribe" if one_click else "unsubscribed from the email link",
+            source=SOURCE,
+        )
+        log.info(
+            "unsubscribed: subscriber=%d via=%s", member.id, "one-click" if one_click else "page"
+        )
+    return _unsubscribe_page(web, token, member, "done")
+
+
+def _unsubscribe_page(
+    web: WebContext,
+    token: str,
+    member: Subscriber | None,
+    wanted: str,
+    *,
+    status: int = 200,
+    notice: str = "",
+) -> Response:
+    back, label = web.back
+    if member is None:
+        state = "missing"
+    elif wanted == "confirm" and not _mailable(member):
+        state = "inactive"
+    else:
+        state = wanted
+    return web.pages.page(
+        "unsubscribe.html",
+        status=status,
+        private=True,
+        title="Unsubscribe",
+        state=state,
+        notice=notice,
+        email=member.email if member else "",
+        why=WHY.get(member.status, "") if member else "",
+        action=f"/unsubscribe/{token}",
+        form_token=web.forms.issue("unsubscribe", token),
+        preferences_url=web.link(member.id, Purpose.preferences) if member else "",
+        back_url=back,
+        back_label=label,
+    )
+
+
+# -- preferences ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SegmentChoice:
+    name: str
+    label: str
+    description: str
+    wanted: bool
+
+
+async def preferences(request: Request) -> Response:
+    """GET: the preference centre. POST: save segment choices, unsubscribe or re-subscribe."""
+    web = context_of(request)
+    token = request.path_params["token"]
+    try:
+        member = await _member(web, token, Purpose.preferences)
+    except TokenError:
+        return _invalid_link(web, Purpose.preferences)
+    if member is None:
+        return _unsubscribe_page(web, token, None, "missing")
+    if request.method in READ_ONLY:
+        return await _preferences_page(web, token, member)
+    form = await parse_form(request.headers, await read_body(request, FORM_BODY))
+    if not web.forms.check(_field(form, "form_token"), "preferences", token):
+        return await _preferences_page(
+            web,
+            token,
+            member,
+            status=400,
+            error="This page had been open for a while, so nothing was changed. Please try again.",
+        )
+    action = _field(form, "action") or "save"
+    if action == "save" and _mailable(member):
+        wanted = {value for value in form.getlist("segment") if isinstance(value, str)}
+        await run_in_threadpool(_save_segments, web, member, wanted)
+        notice = "Your choices are saved."
+    elif action == "unsubscribe" and _mailable(member):
+        member = await run_in_threadpool(
+            web.store.unsubscribe,
+            member.id,
+            reason="unsubscribed in the preference centre",
+            source=SOURCE,
+        )
+        log.info("unsubscribed: subscriber=%d via=preferences", member.id)
+        notice = f"You are unsubscribed: we will not send {web.newsletter.name} to you any more."
+    elif action == "resubscribe" and not _mailable(member):
+        member = await run_in_threadpool(
+            web.store.resubscribe,
+            member.email,
+            reason="re-subscribed in the preference centre",
+            source=SOURCE,
+        )
+        log.info("re-subscribed: subscriber=%d via=preferences", member.id)
+        notice = f"Welcome back: you will get {web.newsletter.name} again."
+    else:
+        return await _preferences_page(web, token, member, status=400, error="Nothing was changed.")
+    return await _preferences_page(web, token, member, notice=notice)
+
+
+def _save_segments(web: WebContext, member: Subscriber, wanted: set[str]) -> None:
+    """Opt out of the member's segments they did not tick; others they opted out of stay so."""
+    theirs = segments_of(member, web.newsletter)
+    before = opted_out(web.store.engine, [member.id]).get(member.id, frozenset())
+    after = (before - theirs) | (theirs - wanted)
+    set_opted_out(web.store.engine, member.id, after, source=SOURCE)
+
+
+async def _preferences_page(
+    web: WebContext,
+    token: str,
+    member: Subscriber,
+    *,
+    status: int = 200,
+    notice: str = "",
+    error: str = "",
+) -> Response:
+    theirs = segments_of(member, web.newsletter)
+    out = (await run_in_threadpool(opted_out, web.store.engine, [member.id])).get(
+        member.id, frozenset()
+    )
+    choices = [
+        SegmentChoice(s.name, s.label, s.description, s.name not in out)
+        for s in web.newsletter.segments
+        if s.name in theirs
+    ]
+    back, label = web.back
+    return web.pages.page(
+        "preferences.html",
+        status=status,
+        private=True,
+        title="Your email preferences",
+        email=member.email,
+        mailable=member.status is SubscriberStatus.active,
+        pending=member.status is SubscriberStatus.pending,
+        why=WHY.get(member.status, ""),
+        segments=choices,
+        notice=notice,
+        error=error,
+        action=f"/preferences/{token}",
+        form_token=web.forms.issue("preferences", token),
+        back_url=back,
+        back_label=label,
+    )
+
+
+def _field(form: FormData, name: str) -> str | None:
+    value = form.get(name)
+    return value if isinstance(value, str) else None

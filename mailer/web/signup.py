@@ -1,0 +1,327 @@
+"""Joining the list: the sign-up form, double opt-in by email, and the confirmation link.
+
+``POST /subscribe`` never says whether an address is on the list: every
+accepted request gets the same "check your inbox" page, and what happens next
+goes to the address itself:
+
+* a new address is added as ``pending`` and sent a confirmation link;
+* a pending, unsubscribed, bounced or complained member is sent a confirmation
+  link (confirming re-subscribes them, logged as their explicit request);
+* an active member is told by email that they are already subscribed, with a
+  link to their preference centre;
+* a forgotten address is sent nothing: only ``mailer subscribers resubscribe``
+  brings one back.
+
+Against abuse: a honeypot field that people never see (a bot that fills it gets
+the same page and nothing happens), a form token, and rate limits per address
+(over it, the page is the same but no email goes out, so nobody can flood an
+inbox) and per client (over it, a 429 page).
+
+Confirmation links are signed and expire after :data:`CONFIRM_DAYS` days; each
+is bound to the member's status at the time it was sent, so an old link cannot
+re-subscribe someone who has since unsubscribed. Opening the link (``GET``)
+changes nothing: mail scanners such as Safe Links open every link in an email,
+and would otherwise confirm sign-ups nobody asked for. The page it opens has a
+"Confirm my subscription" button, whose ``POST`` (with the page's form token)
+activates the member.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from itsdangerous import SignatureExpired
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mailer.config import Newsletter
+from mailer.errors import MailerError, StoreError, SubscriberNotFound, TokenError
+from mailer.store import MemberRecord, Subscriber, SubscriberStatus
+from mailer.store.emails import InvalidEmail, normalise_email
+from mailer.store.signups import attempt, limit_key
+from mailer.tokens import Purpose
+from mailer.transports import Batch, Content, Recipient, list_id
+from mailer.web.context import WebContext, context_of
+from mailer.web.security import CONFIRM_DAYS, FORM_BODY, READ_ONLY, parse_form, read_body
+
+__all__ = ["confirm", "subscribe"]
+
+log = logging.getLogger(__name__)
+
+SOURCE = "web sign-up"
+OUTBOX_FOLDER = "confirmations"  # the Batch "issue": names the outbox folder
+
+
+# -- the form -------------------------------------------------------------------------------
+
+
+async def subscribe(request: Request) -> Response:
+    """GET: the sign-up form. POST: start a double opt-in (see the module docstring)."""
+    web = context_of(request)
+    if request.method in READ_ONLY:
+        return _form(web)
+    form = await parse_form(request.headers, await read_body(request, FORM_BODY))
+    email_given = _text(form.get("email"))[:320]
+    name = " ".join(_text(form.get("name")).split())[:200]
+    if not web.forms.check(_text(form.get("form_token")), "subscribe"):
+        return _form(web, email_given, name, "The form had expired. Please send it again.", 400)
+    if _text(form.get("website")):
+        log.info("sign-up ignored: the honeypot field was filled in")
+        return _sent(web)
+    try:
+        address = normalise_email(email_given).email
+    except InvalidEmail:
+        return _form(
+            web, email_given, name, "Please enter an email address like name@example.org.", 400
+        )
+    client = request.client.host if request.client else "unknown"
+    over = await run_in_threadpool(_count_attempt, web, address, client)
+    if "client" in over:
+        log.warning("sign-up refused: too many from one client")
+        return web.pages.message(
+            "Too many sign-ups",
+            ["We have had a lot of sign-ups from your connection. Please try again in an hour."],
+            status=429,
+        )
+    if "address" in over:
+        log.info("sign-up: no email sent, too many requests for one address")
+        return _sent(web)
+    try:
+        await run_in_threadpool(_start_opt_in, web, address, name)
+    except MailerError as error:
+        log.error("sign-up: could not send the email: %s", error)
+        return web.pages.message(
+            "We could not send the email",
+            ["Something went wrong on our side. Please try again in a few minutes."],
+            status=503,
+        )
+    return _sent(web)
+
+
+def _text(value: object) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _form(
+    web: WebContext, email: str = "", name: str = "", error: str = "", status: int = 200
+) -> Response:
+    return web.pages.page(
+        "subscribe.html",
+        status=status,
+        title=f"Subscribe to {web.newsletter.name}",
+        email=email,
+        name=name,
+        error=error,
+        form_token=web.forms.issue("subscribe"),
+    )
+
+
+def _sent(web: WebContext) -> Response:
+    return web.pages.message(
+        "Check your inbox",
+        [
+            "If the address can receive email, a message from us is on its way. "
+            f"Open the link in it within {CONFIRM_DAYS} days and press the button on the page "
+            "it opens to finish.",
+            "Nothing there after a few minutes? Look in your spam or junk folder.",
+        ],
+        links=[("Back to the sign-up form", "/subscribe")],
+    )
+
+
+def _count_attempt(web: WebContext, address: str, client: str) -> set[str]:
+    limits = web.limits
+    keys = {
+        limit_key("address", address.lower()): ("address", limits.per_address),
+        limit_key("client", client): ("client", limits.per_client),
+    }
+    over = attempt(
+        web.store.engine,
+        {key: allowed for key, (_, allowed) in keys.items()},
+        window=dt.timedelta(seconds=limits.window),
+        now=dt.datetime.fromtimestamp(web.clock(), dt.UTC),
+    )
+    return {keys[key][0] for key in over}
+
+
+def _start_opt_in(web: WebContext, address: str, name: str) -> None:
+    store = web.store
+    member = store.find(address)
+    if member is None:
+        if store.is_suppressed(address):
+            log.info("sign-up: a forgotten address; nothing sent")
+            return
+        record = MemberRecord(email=address, name=name or None, status=SubscriberStatus.pending)
+        try:
+            member = store.add([record], source=SOURCE)[0]
+        except StoreError:  # signed up twice at the same moment
+            member = store.find(address)
+            if member is None:
+                raise
+        log.info("sign-up: subscriber=%d added as pending", member.id)
+    if member.status is SubscriberStatus.active:
+        _send(web, member, _already_email(web, member))
+    else:
+        _send(web, member, _confirm_email(web, member))
+
+
+# -- the emails -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Email:
+    subject: str
+    text: str
+    html: str
+
+
+def _confirm_email(web: WebContext, member: Subscriber) -> _Email:
+    url = web.absolute(f"/confirm/{web.confirmations.token(member)}")
+    context = {"name": member.name, "email": member.email, "confirm_url": url, "days": CONFIRM_DAYS}
+    return _Email(
+        subject=f"Confirm your subscription to {web.newsletter.name}",
+        text=web.pages.text("email_confirm.txt", **context),
+        html=web.pages.text("email_confirm.html", **context),
+    )
+
+
+def _already_email(web: WebContext, member: Subscriber) -> _Email:
+    url = web.absolute(web.link(member.id, Purpose.preferences))
+    context = {"name": member.name, "email": member.email, "preferences_url": url}
+    return _Email(
+        subject=f"You are already subscribed to {web.newsletter.name}",
+        text=web.pages.text("email_already.txt", **context),
+        html=web.pages.text("email_already.html", **context),
+    )
+
+
+def _send(web: WebContext, member: Subscriber, email: _Email) -> None:
+    newsletter: Newsletter = web.newsletter
+    batch = Batch(
+        issue=OUTBOX_FOLDER,
+        sender=newsletter.sender,
+        content=Content(subject=email.subject, html=email.html, text=email.text),
+        list_id=list_id(newsletter.name, newsletter.list_id),
+        recipients=[
+            Recipient(
+                email=member.email,
+                name=member.name,
+                unsubscribe_url=web.absolute(web.link(member.id, Purpose.unsubscribe)),
+                # Events about this email map back to the member (a bounce marks them).
+                custom_args={"subscriber": str(member.id), "message": "confirmation"},
+            )
+        ],
+    )
+    with web.open_transport() as transport:
+        delivery = transport.send(batch)[0]
+    if not delivery.ok:
+        raise MailerError(f"the {transport.name} transport did not take it: {delivery.error}")
+    log.info("sign-up: email sent to subscriber=%d (%s)", member.id, email.subject)
+
+
+# -- the confirmation link ----------------------------------------------------------------------
+
+
+async def confirm(request: Request) -> Response:
+    """GET: a page with a button (changes nothing). POST: activate the sign-up (or re-subscription).
+
+    Mail scanners open every link in an email, so opening the link must not
+    confirm: only the page's form does, with its form token. A link that is not
+    ours, has expired or is out of date gets the same answer on GET and POST.
+    """
+    web = context_of(request)
+    tokens = web.confirmations
+    token = request.path_params["token"]
+    try:
+        subscriber_id, binding = tokens.read(token)
+        member = await run_in_threadpool(web.store.get, subscriber_id)
+    except SignatureExpired:
+        return _confirm_failed(web, "This link has expired", 400)
+    except (TokenError, SubscriberNotFound):
+        return _confirm_failed(web, "This link does not work", 404)
+    preferences = web.link(member.id, Purpose.preferences)
+    if member.status is SubscriberStatus.active:
+        return _confirmed(web, preferences, already=True)
+    if not tokens.matches(member, binding):
+        return _confirm_failed(web, "This link is out of date", 400)
+    if request.method in READ_ONLY:
+        return _confirm_page(web, token, member)
+    form = await parse_form(request.headers, await read_body(request, FORM_BODY))
+    if not web.forms.check(_text(form.get("form_token")), "confirm", token):
+        log.info("sign-up not confirmed: subscriber=%d, no valid form token", member.id)
+        return _confirm_page(
+            web,
+            token,
+            member,
+            status=400,
+            notice="This page had been open for a while, so nothing was changed. "
+            "Press the button again to confirm.",
+        )
+    if member.status is SubscriberStatus.pending:
+        await run_in_threadpool(web.store.confirm, member.email, source=SOURCE)
+    else:
+        await run_in_threadpool(
+            web.store.resubscribe,
+            member.email,
+            reason="confirmed a new sign-up from the web form",
+            source=SOURCE,
+        )
+    log.info("sign-up confirmed: subscriber=%d", member.id)
+    return _confirmed(web, preferences, already=False)
+
+
+def _masked(address: str) -> str:
+    """The address with most of its local part hidden: ``ne***@example.org``.
+
+    Enough for the member to recognise it, not enough to read it off a forwarded link.
+    """
+    local, at, domain = address.rpartition("@")
+    if not at:
+        local, domain = address, ""
+    keep = 1 if len(local) <= 4 else 2
+    return f"{local[:keep]}***{at}{domain}"
+
+
+def _confirm_page(
+    web: WebContext, token: str, member: Subscriber, *, status: int = 200, notice: str = ""
+) -> Response:
+    return web.pages.page(
+        "confirm.html",
+        status=status,
+        private=True,
+        title=f"Confirm your subscription to {web.newsletter.name}",
+        email=_masked(member.email),
+        notice=notice,
+        action=f"/confirm/{token}",
+        form_token=web.forms.issue("confirm", token),
+    )
+
+
+def _confirmed(web: WebContext, preferences: str, *, already: bool) -> Response:
+    title = "You are already subscribed" if already else "You are subscribed"
+    return web.pages.message(
+        title,
+        [
+            f"Thank you: {web.newsletter.name} will come to your inbox every fortnight.",
+            "Every email has links to change what you get, or to unsubscribe.",
+        ],
+        private=True,
+        links=[("Choose the topics you get", preferences), ("Read past issues", "/archive/")],
+    )
+
+
+def _confirm_failed(web: WebContext, title: str, status: int) -> Response:
+    return web.pages.message(
+        title,
+        [
+            "Confirmation links work once, for "
+            f"{CONFIRM_DAYS} days, and only if they are complete. Nothing was changed.",
+            "You can sign up again to get a new one.",
+        ],
+        status=status,
+        private=True,
+        links=[("Sign up again", "/subscribe")],
+    )

@@ -1,0 +1,151 @@
+"""SendGrid's signed Event Webhook: check the signature, then read the events. Pure functions.
+
+:func:`verify` checks the ECDSA P-256 / SHA-256 signature SendGrid puts in
+``X-Twilio-Email-Event-Webhook-Signature`` (base64 DER) over the
+``X-Twilio-Email-Event-Webhook-Timestamp`` header's bytes followed by the raw
+body, exactly as received, and the timestamp's age. :func:`parse` turns a
+verified body into :class:`~mailer.events.SendGridEvent`\\ s. Both raise a
+:class:`~mailer.errors.WebhookError` whose ``status`` the route answers with.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from pydantic import ValidationError
+
+from mailer.errors import (
+    ConfigError,
+    WebhookPayloadError,
+    WebhookSignatureError,
+)
+from mailer.events import SendGridEvent
+
+__all__ = [
+    "FUTURE_SKEW",
+    "MAX_BODY",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "load_public_key",
+    "parse",
+    "verify",
+]
+
+SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+# SendGrid posts batches of about 768 KB at most; anything far larger is not SendGrid.
+MAX_BODY = 4 * 1024 * 1024
+# Seconds a timestamp may be ahead of our clock: clocks differ a little.
+FUTURE_SKEW = 300
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_MAX_SIGNATURE = 200  # characters of base64: a P-256 DER signature is at most 72 bytes
+
+
+def load_public_key(text: str) -> ec.EllipticCurvePublicKey:
+    """The verification key SendGrid shows (base64 DER, or PEM); ConfigError naming the setting."""
+    problem = "MAILER_SENDGRID_WEBHOOK_PUBLIC_KEY"
+    stripped = text.strip()
+    try:
+        if stripped.startswith("-----BEGIN"):
+            key = serialization.load_pem_public_key(stripped.encode("ascii"))
+        else:
+            key = serialization.load_der_public_key(base64.b64decode(stripped, validate=True))
+    except (ValueError, binascii.Error, UnicodeEncodeError):
+        raise ConfigError(
+            f"{problem} is not a public key: paste the Verification Key from SendGrid's "
+            "Mail Settings > Event Webhook > Signature Verification, as shown (base64)"
+        ) from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ConfigError(f"{problem} is not an ECDSA P-256 key, which is what SendGrid uses")
+    return key
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:  # a plain dict: look case-insensitively
+        lowered = name.lower()
+        value = next((v for k, v in headers.items() if k.lower() == lowered), None)
+    return value
+
+
+def verify(
+    raw_body: bytes,
+    headers: Mapping[str, str],
+    public_key: ec.EllipticCurvePublicKey | None,
+    max_age: int,
+    now: float,
+) -> None:
+    """Return if SendGrid signed this body with ``public_key`` within ``max_age`` seconds of ``now``.
+
+    ``max_age`` 0 turns the age check off. Raises WebhookSignatureError otherwise.
+    """
+    if public_key is None:
+        raise WebhookSignatureError(
+            "MAILER_SENDGRID_WEBHOOK_PUBLIC_KEY is not set: the Event Webhook is refused "
+            "until it is (turn on Signature Verification in SendGrid and copy its key)"
+        )
+    signature_text = _header(headers, SIGNATURE_HEADER)
+    timestamp_text = _header(headers, TIMESTAMP_HEADER)
+    if not signature_text or not timestamp_text:
+        raise WebhookSignatureError("the signature or timestamp header is missing")
+    timestamp_text = timestamp_text.strip()
+    if not _TIMESTAMP.fullmatch(timestamp_text):
+        raise WebhookSignatureError("the timestamp header is not a Unix time")
+    signature = _decode_signature(signature_text)
+    try:
+        public_key.verify(
+            signature, timestamp_text.encode("ascii") + raw_body, ec.ECDSA(hashes.SHA256())
+        )
+    except (InvalidSignature, ValueError):
+        raise WebhookSignatureError("the signature does not match the body") from None
+    age = now - int(timestamp_text)
+    if age < -FUTURE_SKEW:
+        raise WebhookSignatureError(f"the timestamp is {-age:.0f} s in the future")
+    if max_age and age > max_age:
+        raise WebhookSignatureError(
+            f"the signature is {age:.0f} s old, over MAILER_SENDGRID_WEBHOOK_MAX_AGE ({max_age} s)"
+        )
+
+
+def _decode_signature(text: str) -> bytes:
+    text = text.strip()
+    if len(text) > _MAX_SIGNATURE:
+        raise WebhookSignatureError("the signature header is too long")
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise WebhookSignatureError("the signature header is not base64") from None
+
+
+def _no_constants(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse(raw_body: bytes) -> list[SendGridEvent]:
+    """The events in a body: a JSON array of objects, each a valid SendGrid event."""
+    try:
+        data = json.loads(raw_body, parse_constant=_no_constants)
+    except (ValueError, RecursionError) as error:
+        raise WebhookPayloadError(f"the body is not JSON: {error}") from None
+    if not isinstance(data, list):
+        raise WebhookPayloadError(
+            f"the body is a JSON {type(data).__name__}, not an array of events"
+        )
+    events: list[SendGridEvent] = []
+    for index, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise WebhookPayloadError(f"event {index} is not a JSON object")
+        try:
+            events.append(SendGridEvent.model_validate(item))
+        except ValidationError as error:
+            first = error.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "event"
+            raise WebhookPayloadError(f"event {index}: {where}: {first['msg']}") from None
+    return events

@@ -1,0 +1,172 @@
+"""kill -9 at random moments, again and again: nobody gets the issue twice, nobody is skipped.
+
+Each test runs `mailer send ISSUE --yes --batch-size 3` as a real subprocess, waits
+until it has handed over a random number of further messages (so that every kill
+lands mid-send, not during start-up), lets a random few milliseconds pass, and
+SIGKILLs it. After the last kill, runs finish the send, and every active member
+is counted:
+
+* outbox: exactly one .eml per member, and no file that existed after a kill was
+  ever written again (a rewrite would be a second delivery, invisible in a count);
+* SendGrid: the double's records hold exactly one message per member. The double
+  holds each request ~20 ms after accepting it, so many kills land between
+  "SendGrid took it" and "mailer heard so": those members are ``unknown`` after
+  the next run, and are settled the way an operator would, from ``processed``
+  events built from what the double accepted (``--reconcile``), the rest resent
+  (``--resolve-unknown=resend``).
+
+The seed is printed, so a failure can be replayed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from doubles.sendgrid import SendGridDouble
+from sendtools import BASE_URL, ISSUE_PATH, ROOT, SECRET, SG_KEY, add_members, read_eml
+
+from mailer.store import open_store
+
+ISSUE = "2026-12-03-winter-connections"
+MEMBERS = 120
+KILLS = 6
+MAILER = [str(Path(sys.executable).with_name("mailer"))]
+
+
+@pytest.fixture
+def seed() -> int:
+    value = int(os.environ.get("MAILER_CRASH_SEED", random.randrange(1_000_000)))
+    print(f"crash test seed: {value} (replay with MAILER_CRASH_SEED={value})")
+    return value
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> dict[str, str]:
+    """A store with MEMBERS active members and two who left; the environment to send with."""
+    database = f"sqlite:///{tmp_path / 'mailer.db'}"
+    with open_store(database) as store:
+        members = add_members(store, MEMBERS + 2)
+        for gone in members[-2:]:
+            store.unsubscribe(gone.id, reason="left", source="test")
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MAILER_", "SENDGRID_"))},
+        "MAILER_CONFIG_PATH": str(ROOT / "mailer.toml"),
+        "MAILER_DATABASE_URL": database,
+        "MAILER_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "MAILER_SECRET_KEY": SECRET,
+        "MAILER_BASE_URL": BASE_URL,
+    }
+
+
+def send(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [*MAILER, "send", str(ISSUE_PATH), "--yes", "--batch-size", "3"],
+            env=env,
+            stdout=output,
+            stderr=output,
+        )
+
+
+def kill_mid_send(
+    env: dict[str, str], progress: Callable[[], int], rng: random.Random, *, timeout: float = 30
+) -> bool:
+    """Start a send, SIGKILL it once `progress` has grown by 1 to 5 and a few ms passed.
+
+    Returns whether the kill landed (False: the send finished first).
+    """
+    target = progress() + rng.randint(1, 5)
+    process = send(env, Path(env["MAILER_OUTBOX_DIR"]).parent / "killed-runs.log")
+    deadline = time.monotonic() + timeout
+    while progress() < target and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    time.sleep(rng.uniform(0, 0.03))
+    landed = process.poll() is None
+    process.send_signal(signal.SIGKILL)
+    process.wait()  # reaped: its pid is free, so the next run takes the lease over at once
+    return landed
+
+
+def finish(env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [*MAILER, "send", str(ISSUE_PATH), "--yes", "--batch-size", "3", *extra],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def active_emails() -> set[str]:
+    return {f"member{n:03d}@example.org" for n in range(MEMBERS)}
+
+
+def test_outbox_survives_kill_9(project: dict[str, str], tmp_path: Path, seed: int) -> None:
+    """Killed mid-send again and again, the outbox still ends with one message per member."""
+    rng = random.Random(seed)
+    folder = tmp_path / "outbox" / ISSUE
+
+    def written() -> int:
+        return len(list(folder.glob("*.eml"))) if folder.is_dir() else 0
+
+    seen: dict[str, str] = {}  # file -> Message-ID, as it was after a kill
+    landed = 0
+    for _ in range(KILLS):
+        landed += kill_mid_send(project, written, rng)
+        for path in folder.glob("*.eml"):
+            seen.setdefault(path.name, str(read_eml(path)["Message-ID"]))
+    done = finish(project)
+    assert 0 == done.returncode, done.stderr.decode()
+    messages = {path.name: read_eml(path) for path in folder.glob("*.eml")}
+    assert active_emails() == {str(m["To"].addresses[0].addr_spec) for m in messages.values()}
+    assert seen == {name: str(messages[name]["Message-ID"]) for name in seen}  # none rewritten
+    assert [] == list(folder.glob(".*.tmp"))
+    assert KILLS == landed, (tmp_path / "killed-runs.log").read_text()
+
+
+def test_sendgrid_survives_kill_9(project: dict[str, str], tmp_path: Path, seed: int) -> None:
+    """Killed mid-request again and again, SendGrid ends with one message per member."""
+    rng = random.Random(seed)
+    env = {
+        **project,
+        "MAILER_TRANSPORT": "sendgrid",
+        "SENDGRID_API_KEY": SG_KEY,
+        "MAILER_SEND_TIMEOUT": "10",
+    }
+    with SendGridDouble() as double:
+        env["MAILER_SENDGRID_API_URL"] = double.url
+        double.slow_next(0.02, times=10_000)  # widen "accepted, not yet answered"
+
+        def requests() -> int:
+            return len(double.received)
+
+        landed = sum(kill_mid_send(env, requests, rng) for _ in range(KILLS))
+        first = finish(env)  # sends the rest; what the kills left in flight is now unknown
+        assert first.returncode in (0, 3), first.stderr.decode()
+        events = tmp_path / "events.json"
+        events.write_text(
+            json.dumps(
+                [
+                    {
+                        "event": "processed",
+                        "email": d.email,
+                        "sg_message_id": f"{d.message_id}.0",
+                        **d.custom_args,
+                    }
+                    for d in double.deliveries()
+                ]
+            )
+        )
+        final = finish(env, "--reconcile", str(events), "--resolve-unknown", "resend")
+        assert 0 == final.returncode, final.stdout.decode() + final.stderr.decode()
+        counts = double.delivery_counts()
+    assert {email: 1 for email in active_emails()} == dict(counts)
+    assert KILLS == landed, (tmp_path / "killed-runs.log").read_text()

@@ -1,0 +1,359 @@
+"""Sending the sample issue end to end: outbox, SMTP (aiosmtpd) and SendGrid (the double),
+with every header checked, re-runs, fault injection, a mid-send unsubscribe and stopping."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from doubles.sendgrid import SendGridDouble
+from doubles.smtp import SmtpServer
+from pydantic import SecretStr
+from sendtools import (
+    BASE_URL,
+    SG_KEY,
+    AfterEachBatch,
+    Sending,
+    add_members,
+    dead_owner,
+    outbox_files,
+)
+
+from mailer.config import TransportName
+from mailer.reconcile import reconcile
+from mailer.send import SendStopped
+from mailer.store import Subscriber, SubscriberStatus
+from mailer.store.ledger import DeliveryState
+from mailer.tokens import Purpose, read_token
+from mailer.transports import OutboxTransport, SendGridTransport, open_transport
+
+ISSUE = "2026-12-03-winter-connections"
+POSTAL = "Connected Communities Coalition, 12 Fairfield Court, Leeds LS2 7EW, United Kingdom"
+SUBJECTS = {
+    0: "Winter connections: a new youth toolkit, warm spaces and your January invitation",
+    1: "Shwmae! Winter connections: warm spaces, Christmas support and your January invitation",
+    2: "Winter connections: warm spaces, Christmas support and your January invitation",
+}
+LINK = re.compile(re.escape(BASE_URL) + r"/(unsubscribe|preferences)/([A-Za-z0-9_.-]+)")
+
+
+def number(subscriber: Subscriber) -> int:
+    return int(subscriber.email[len("member") : len("member") + 3])
+
+
+def check_message(message: EmailMessage, member: Subscriber, sending: Sending) -> None:
+    """Every header and part a newsletter email must have, for this member."""
+    assert message["Message-ID"] and message["Date"]
+    assert "Connected Communities <newsletter@connected-communities.example.org>" == str(
+        message["From"]
+    )
+    assert "hello@connected-communities.example.org" == str(message["Reply-To"])
+    assert member.email == message["To"].addresses[0].addr_spec
+    assert SUBJECTS[number(member) % 3] == str(message["Subject"])
+    assert '"Connected Communities" <news.connected-communities.example.org>' == str(
+        message["List-Id"]
+    )
+    assert "List-Unsubscribe=One-Click" == str(message["List-Unsubscribe-Post"])
+    header = str(message["List-Unsubscribe"])
+    match = re.fullmatch(rf"<({re.escape(BASE_URL)}/unsubscribe/(\S+))>", header)
+    assert match, header
+    url, token = match.groups()
+    assert member.id == read_token(token, Purpose.unsubscribe, sending.settings)
+    assert "multipart/alternative" == message.get_content_type()
+    text, html_part = message.iter_parts()
+    assert ("text/plain", "text/html") == (text.get_content_type(), html_part.get_content_type())
+    body_text, body_html = text.get_content(), html_part.get_content()
+    assert url in body_text and html.escape(url) in body_html  # the visible unsubscribe link
+    assert POSTAL in body_text and POSTAL in html.unescape(body_html)
+    assert (
+        f"Hello {member.name.split()[0]}" in body_text
+        or f"Shwmae {member.name.split()[0]}" in body_text
+    )
+    assert f"{BASE_URL}/archive/{ISSUE}" in body_html
+    preferences = re.search(re.escape(BASE_URL) + r"/preferences/([A-Za-z0-9_.-]+)", body_text)
+    assert preferences and member.id == read_token(preferences[1], "preferences", sending.settings)
+
+
+class TestOutbox:
+    def test_each_member_gets_one_complete_message(self, sending: Sending) -> None:
+        """Every active member gets their variant once, with every header and part, as a file."""
+        members = add_members(sending.store, 7)
+        with OutboxTransport(sending.settings.outbox_dir) as transport:
+            summary = sending.run(transport, batch_size=3)
+        files = outbox_files(sending.settings.outbox_dir / ISSUE)
+        assert sorted(m.email for m in members) == sorted(files)
+        for member in members:
+            check_message(files[member.email], member, sending)
+        assert (7, True) == (summary.total("sent"), summary.complete)
+        assert {"general": 2, "wales": 2, "youth": 3} == {
+            v.variant: v.sent for v in summary.variants.values()
+        }
+
+    def test_a_second_run_sends_nothing_and_says_so(self, sending: Sending) -> None:
+        """Re-running sends only to those who do not have it yet: here, nobody."""
+        add_members(sending.store, 4)
+        with OutboxTransport(sending.settings.outbox_dir) as transport:
+            sending.run(transport)
+            before = {
+                p.name: p.stat().st_mtime_ns
+                for p in (sending.settings.outbox_dir / ISSUE).iterdir()
+            }
+            again = sending.run(transport)
+        after = {
+            p.name: p.stat().st_mtime_ns for p in (sending.settings.outbox_dir / ISSUE).iterdir()
+        }
+        assert (0, 4) == (again.total("sent"), again.total("already_sent"))
+        assert before == after
+
+    def test_a_member_who_joined_since_gets_it_on_the_next_run(self, sending: Sending) -> None:
+        """Only the new member is sent to when the send runs again."""
+        add_members(sending.store, 3)
+        with OutboxTransport(sending.settings.outbox_dir) as transport:
+            sending.run(transport)
+            add_members(sending.store, 1, start=3)
+            again = sending.run(transport)
+        assert (1, 3) == (again.total("sent"), again.total("already_sent"))
+
+    def test_an_interrupted_send_is_settled_from_the_files(self, sending: Sending) -> None:
+        """Rows a killed send left in flight are sent if their file exists, else sent now."""
+        written, unwritten = add_members(sending.store, 2)
+        ledger = sending.ledger
+        dead = dead_owner()
+        ledger.acquire(ISSUE, "outbox", dead)
+        ledger.claim(ISSUE, "general", [written.id, unwritten.id], dead)
+        folder = sending.settings.outbox_dir / ISSUE
+        folder.mkdir(parents=True)
+        (folder / f"{written.email}.eml").write_bytes(b"Subject: written before the crash\r\n\r\n.")
+        (folder / ".partial.tmp").write_bytes(b"half a message")
+        with OutboxTransport(sending.settings.outbox_dir) as transport:
+            summary = sending.run(transport)
+        assert (1, 1) == (summary.settled.sent, summary.settled.resend)
+        assert 1 == summary.total("sent")
+        assert (folder / f"{unwritten.email}.eml").exists()
+        assert b"written before the crash" in (folder / f"{written.email}.eml").read_bytes()
+        assert not (folder / ".partial.tmp").exists()
+
+
+class TestSmtp:
+    @pytest.fixture
+    def smtp_sending(self, sending: Sending, smtp_server: SmtpServer) -> Sending:
+        sending.settings = sending.settings.model_copy(
+            update={"transport": TransportName.smtp, "smtp_url": SecretStr(smtp_server.url())}
+        )
+        return sending
+
+    def test_each_member_gets_one_complete_message(
+        self, smtp_sending: Sending, smtp_server: SmtpServer
+    ) -> None:
+        """Through a real SMTP server: one message per member, envelope and headers right."""
+        members = add_members(smtp_sending.store, 5)
+        with open_transport(smtp_sending.settings) as transport:
+            summary = smtp_sending.run(transport, batch_size=2)
+        assert 5 == summary.total("sent")
+        for member in members:
+            [mail] = smtp_server.received_by(member.email)
+            assert "newsletter@connected-communities.example.org" == mail.mail_from
+            check_message(mail.message, member, smtp_sending)
+
+    def test_a_refused_address_fails_alone_and_is_not_retried(
+        self, smtp_sending: Sending, smtp_server: SmtpServer
+    ) -> None:
+        """550 for one address fails that member only, for good; the rest are sent."""
+        members = add_members(smtp_sending.store, 3)
+        smtp_server.refuse(members[1].email)
+        with open_transport(smtp_sending.settings) as transport:
+            first = smtp_sending.run(transport)
+            again = smtp_sending.run(transport)
+        assert (2, 1) == (first.total("sent"), first.total("failed"))
+        assert any("550" in reason for v in first.variants.values() for reason in v.reasons)
+        assert (0, 0, 1) == (
+            again.total("sent"),
+            again.total("failed"),
+            again.total("failed_before"),
+        )
+        assert [] == smtp_server.received_by(members[1].email)
+
+    def test_an_unanswered_message_is_unknown_and_never_resent(
+        self, smtp_sending: Sending, smtp_server: SmtpServer
+    ) -> None:
+        """The connection drops after the message went out: unknown, and not sent again."""
+        members = add_members(smtp_sending.store, 2)
+        smtp_server.drop_next("DATA")
+        with open_transport(smtp_sending.settings) as transport:
+            first = smtp_sending.run(transport)
+            again = smtp_sending.run(transport)
+        assert (1, 1) == (first.total("sent"), first.total("unknown"))
+        assert (0, 1, False) == (again.total("sent"), again.total("unknown"), again.complete)
+        assert [1, 1] == [len(smtp_server.received_by(m.email)) for m in members]
+
+
+class Sleeps(list[float]):
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+class TestSendGrid:
+    @pytest.fixture
+    def make_transport(self, sendgrid_double: SendGridDouble) -> Callable[..., SendGridTransport]:
+        """The SendGrid transport aimed at the double, recording its waits instead of waiting."""
+
+        def make(**options: Any) -> SendGridTransport:
+            key = SecretStr(options.pop("key", SG_KEY))
+            return SendGridTransport(
+                key,
+                api_url=sendgrid_double.url,
+                timeout=2.0,
+                sleep=Sleeps(),
+                jitter=lambda: 0.0,
+                **options,
+            )
+
+        return make
+
+    def test_one_request_per_batch_and_one_message_per_member(
+        self,
+        sending: Sending,
+        sendgrid_double: SendGridDouble,
+        make_transport: Callable[..., SendGridTransport],
+    ) -> None:
+        """Each batch is one Mail Send request; each member is in exactly one, with custom_args."""
+        members = add_members(sending.store, 7)
+        summary = sending.run(make_transport(), batch_size=2)
+        assert (7, 4) == (
+            summary.total("sent"),
+            len(sendgrid_double.accepted),
+        )  # youth 2+1, wales 2, general 2
+        for member in members:
+            delivered = sendgrid_double.delivered_to(member.email)
+            assert {"issue": ISSUE, "subscriber": str(member.id)} == delivered.custom_args
+            assert SUBJECTS[number(member) % 3] == delivered.subject
+            assert delivered.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+            assert (
+                delivered.headers["List-Id"]
+                == '"Connected Communities" <news.connected-communities.example.org>'
+            )
+            [(_, token)] = re.findall(
+                r"<" + LINK.pattern + ">", delivered.headers["List-Unsubscribe"]
+            )
+            assert member.id == read_token(token, "unsubscribe", sending.settings)
+            assert delivered.text and f"{BASE_URL}/unsubscribe/{token}" in delivered.text
+            assert delivered.html and POSTAL in html.unescape(delivered.html)
+        payload = sendgrid_double.accepted[0].payload
+        assert ["text/plain", "text/html"] == [part["type"] for part in payload["content"]]
+        assert "hello@connected-communities.example.org" == payload["reply_to"]["email"]
+
+    def test_429_and_500_are_retried(
+        self,
+        sending: Sending,
+        sendgrid_double: SendGridDouble,
+        make_transport: Callable[..., SendGridTransport],
+    ) -> None:
+        """Rate limiting and a server error are waited out and retried; nobody gets two."""
+        members = add_members(sending.store, 3)
+        sendgrid_double.rate_limit_next(reset_in=1)
+        sendgrid_double.fail_next(500)
+        summary = sending.run(make_transport())
+        assert 3 == summary.total("sent")
+        assert {m.email for m in members} == set(sendgrid_double.delivery_counts())
+        assert {1} == set(sendgrid_double.delivery_counts().values())
+
+    def test_a_wrong_key_stops_the_send(
+        self,
+        sending: Sending,
+        sendgrid_double: SendGridDouble,
+        make_transport: Callable[..., SendGridTransport],
+    ) -> None:
+        """401 on a batch stops the whole send at once with a clear error; a fixed key carries on."""
+        add_members(sending.store, 6)
+        with pytest.raises(SendStopped, match="SENDGRID_API_KEY") as stopped:
+            sending.run(make_transport(key="SG.revoked"), batch_size=2)
+        assert 1 == len(sendgrid_double.received)  # nothing more went out after the failed batch
+        assert 2 == stopped.value.summary.total("failed")
+        summary = sending.run(make_transport())
+        assert (6, True) == (summary.total("sent"), summary.complete)
+        assert {1} == set(sendgrid_double.delivery_counts().values())
+
+    def test_an_unanswered_request_is_unknown_then_reconciled(
+        self,
+        sending: Sending,
+        sendgrid_double: SendGridDouble,
+        make_transport: Callable[..., SendGridTransport],
+    ) -> None:
+        """SendGrid took it but the answer was lost: unknown, not resent, then settled from events."""
+        members = add_members(sending.store, 2, start=2)  # general and youth: two requests
+        sendgrid_double.drop_next(accept=True)
+        first = sending.run(make_transport())
+        again = sending.run(make_transport())
+        assert (1, 1) == (first.total("sent"), first.total("unknown"))
+        assert (0, 1) == (again.total("sent"), again.total("unknown"))
+        assert {m.email: 1 for m in members} == dict(sendgrid_double.delivery_counts())
+        events = [
+            {
+                "event": "processed",
+                "email": d.email,
+                "sg_message_id": f"{d.message_id}.filter0001",
+                **d.custom_args,
+            }
+            for d in sendgrid_double.deliveries()
+        ]
+        assert 1 == reconcile(sending.ledger, events).sent
+        final = sending.run(make_transport())
+        assert (0, 0, True) == (final.total("sent"), final.total("unknown"), final.complete)
+
+    def test_unknown_without_events_is_resent_only_when_the_operator_says(
+        self,
+        sending: Sending,
+        sendgrid_double: SendGridDouble,
+        make_transport: Callable[..., SendGridTransport],
+    ) -> None:
+        """A request dropped before SendGrid took it: no event comes, and resend delivers it once."""
+        [member] = add_members(sending.store, 1)
+        sendgrid_double.drop_next(accept=False)
+        assert 1 == sending.run(make_transport()).total("unknown")
+        assert 0 == reconcile(sending.ledger, []).sent
+        resent = sending.run(make_transport(), resolve_unknown="resend")
+        assert (1, 1) == (resent.total("sent"), resent.settled.resolved)
+        assert 1 == sendgrid_double.count(member.email)
+
+
+class TestDuringTheSend:
+    def test_a_member_who_unsubscribes_mid_send_gets_nothing_after(self, sending: Sending) -> None:
+        """The audience is re-checked batch by batch: unsubscribing mid-send stops their copy."""
+        members = [m for m in add_members(sending.store, 12) if number(m) % 3 == 2]  # general only
+        last = members[-1]
+
+        def unsubscribe_last(batch_number: int) -> None:
+            if batch_number == 1:
+                sending.store.unsubscribe(last.id, reason="clicked the link", source="web")
+
+        with OutboxTransport(sending.settings.outbox_dir) as outbox:
+            summary = sending.run(AfterEachBatch(outbox, unsubscribe_last), batch_size=1)
+        assert (3, 1) == (summary.variants["general"].sent, summary.variants["general"].suppressed)
+        assert last.email not in outbox_files(sending.settings.outbox_dir / ISSUE)
+        assert SubscriberStatus.unsubscribed == sending.store.get(last.id).status
+        assert [] == [c for c in sending.ledger.counts(ISSUE) if c.state == DeliveryState.in_flight]
+
+    def test_asking_to_stop_finishes_the_batch_and_stops(self, sending: Sending) -> None:
+        """SIGTERM's flag: the batches handed over are recorded, the rest wait for the next run."""
+        add_members(sending.store, 9)
+        asked: list[bool] = []
+        with OutboxTransport(sending.settings.outbox_dir) as outbox:
+            stopping = AfterEachBatch(outbox, lambda n: asked.append(True))
+            summary = sending.run(stopping, batch_size=2, should_stop=lambda: bool(asked))
+            rest = sending.run(outbox)
+        assert summary.stopped is not None and not summary.complete
+        assert 9 == summary.total("sent") + rest.total("sent")
+        assert 9 == len(list((sending.settings.outbox_dir / ISSUE).glob("*.eml")))
+
+
+def test_the_transport_is_opened_for_the_settings(sending: Sending, tmp_path: Path) -> None:
+    """The outbox writes under MAILER_OUTBOX_DIR/<issue>/."""
+    add_members(sending.store, 1)
+    with open_transport(sending.settings) as transport:
+        sending.run(transport)
+    assert 1 == len(list((tmp_path / "outbox" / ISSUE).glob("*.eml")))
