@@ -33,7 +33,6 @@ import itertools
 import json
 import os
 import platform
-import resource
 import shutil
 import signal
 import subprocess
@@ -140,6 +139,11 @@ def peak_rss(every: float = 0.01) -> Iterator[Callable[[], int]]:
 # -- child processes ---------------------------------------------------------------------
 
 
+def _hold_sigterm() -> None:
+    """Block SIGTERM (before any thread starts, so all inherit it) for sigwait to take."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
+
+
 def serve_sendgrid_double(schema_every: int) -> None:
     """Run the SendGrid double until SIGTERM; print its URL, then how many messages it took."""
     from doubles.sendgrid import SendGridDouble, rules
@@ -152,6 +156,7 @@ def serve_sendgrid_double(schema_every: int) -> None:
             return real.iter_errors(payload) if next(counter) % schema_every == 0 else iter(())
 
     rules.validator = lambda: Sampled()  # type: ignore[assignment,return-value]
+    _hold_sigterm()
     with SendGridDouble(api_key=SG_KEY) as double:
         print(double.url, flush=True)
         signal.sigwait([signal.SIGTERM])
@@ -177,11 +182,11 @@ def serve_smtp_sink() -> None:
             taken[0] += len(envelope.rcpt_tos)
             return "250 2.0.0 queued"
 
+    _hold_sigterm()
     port = free_port()
     controller = Controller(Handler(), hostname="127.0.0.1", port=port)
     controller.start()
     print(port, flush=True)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.sigwait([signal.SIGTERM])
     controller.stop()
     print(json.dumps({"messages": taken[0]}), flush=True)
@@ -232,7 +237,6 @@ def child_send(transport: str, database: Path, work: Path, target: str) -> dict[
         "rss_before_mb": before / 1e6,
         "peak_rss_mb": peak() / 1e6,
         "peak_rss_above_start_mb": (peak() - before) / 1e6,
-        "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3,
     }
 
 
@@ -339,6 +343,10 @@ def measure(
                 "--naive", transport, str(database), str(work), address, str(naive_sample)
             )
         result["server_received"] = received
+        if received.get("messages") != result["recipients"]:
+            raise SystemExit(
+                f"{transport}: the server took {received}, mailer sent {result['recipients']}"
+            )
     shutil.rmtree(work, ignore_errors=True)  # 100,000 .eml files are ~6 GB
     naive_total = naive["seconds_per_recipient"] * result["recipients"]
     return {
