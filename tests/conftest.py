@@ -12,7 +12,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Real servers standing in for SendGrid and an SMTP relay: sendgrid_double, smtp_server, ...
 # and real databases (SQLite, and a PostgreSQL schema per test): database_url, ...
-pytest_plugins = ["doubles.fixtures", "databases"]
+pytest_plugins = ["doubles.fixtures", "databases", "browser"]
 
 
 @pytest.fixture(autouse=True)

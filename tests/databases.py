@@ -1,7 +1,6 @@
 """Database fixtures for any test that needs a real store, registered by tests/conftest.py.
 
-The same fixtures as tests/store/conftest.py (which keeps its own copies for now;
-they behave identically), available to the whole suite:
+Available to the whole suite:
 
 * ``database_url``: parametrised over SQLite (a file in tmp_path) and PostgreSQL
   (a fresh schema on the server at 127.0.0.1:5432, database ``test``, or

@@ -14,7 +14,7 @@ from typing import Literal
 
 import pytest
 import yaml
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser, Page, Route
 
 from mailer.config import load_newsletter
 from mailer.issue import Issue
@@ -25,16 +25,6 @@ pytestmark = pytest.mark.browser
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = PROJECT_ROOT / "tests" / "data" / "2025-06-12-render-sample.yaml"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WIDTHS = (320, 375, 600)
 KEYS = {
     "general": frozenset(),
@@ -77,14 +67,6 @@ def emails() -> dict[str, str]:
     variants = render_issue(issue, newsletter, KEYS.values(), archive_url=f"{BASE_URL}/archive/x")
     member = sample_member(BASE_URL)
     return {variant.name: variant.personalise(member).html for variant in variants}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def _answer(route: Route) -> None:

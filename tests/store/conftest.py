@@ -1,75 +1,18 @@
 """The subscriber store on both databases it supports.
 
-``database_url`` (and ``store`` on top of it) is parametrised over SQLite (a file
-in the test's tmp_path) and PostgreSQL: the server on 127.0.0.1:5432, database
-``test``, trust auth (``scripts/services`` starts it), or MAILER_TEST_POSTGRES_URL.
-Each PostgreSQL test gets a schema of its own, created empty and dropped after,
-so the suite can run twice in a row, or twice at once. An unreachable server
-fails the tests: it never skips them.
+``database_url`` comes from tests/databases.py (registered for the whole suite):
+parametrised over SQLite (a file in the test's tmp_path) and PostgreSQL (a schema
+of its own per test on 127.0.0.1:5432, dropped after, so the suite can run twice
+in a row, or twice at once). An unreachable server fails the tests: it never skips them.
 """
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
-import psycopg
 import pytest
-from sqlalchemy import make_url
 
 from mailer.store import SubscriberStore, open_store
-
-# Read when the module is imported, before clean_environ empties MAILER_* for each test.
-POSTGRES_URL = os.environ.get(
-    "MAILER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
-def _libpq(url: str) -> str:
-    """The URL as psycopg itself takes it (no SQLAlchemy driver name)."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> str:
-    """The PostgreSQL URL, once it is known to answer."""
-    try:
-        with psycopg.connect(_libpq(POSTGRES_URL), connect_timeout=5) as connection:
-            connection.execute("SELECT 1")
-    except psycopg.OperationalError as error:
-        pytest.fail(
-            f"PostgreSQL is not answering at {POSTGRES_URL} ({error}). The store tests need it: "
-            "run scripts/services (or .ci/run), or set MAILER_TEST_POSTGRES_URL.",
-            pytrace=False,
-        )
-    return POSTGRES_URL
-
-
-@pytest.fixture
-def postgres_schema_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A URL whose search_path is a fresh, empty schema, dropped after the test."""
-    server: str = request.getfixturevalue("postgres_server")
-    schema = f"mailer_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_libpq(server), autocommit=True) as connection:
-        connection.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        url = make_url(server).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(_libpq(server), autocommit=True) as connection:
-            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database: a SQLite file in a folder that does not exist yet, or a PostgreSQL schema."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'subscribers' / 'mailer.db'}"
-    url: str = request.getfixturevalue("postgres_schema_url")
-    return url
 
 
 @pytest.fixture
