@@ -7,12 +7,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Real servers standing in for SendGrid and an SMTP relay: sendgrid_double, smtp_server, ...
 # and real databases (SQLite, and a PostgreSQL schema per test): database_url, ...
 pytest_plugins = ["doubles.fixtures", "databases", "browser"]
+
+# Property tests judge correctness, not speed (benchmarks do that): no per-example
+# deadline, which a loaded 2-core machine would turn into flaky failures. CI runs
+# the same examples every time, so a red build is always reproducible.
+settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("ci", parent=settings.get_profile("dev"), derandomize=True, database=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 @pytest.fixture(autouse=True)
