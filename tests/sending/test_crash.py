@@ -15,7 +15,8 @@ is counted:
   events built from what the double accepted (``--reconcile``), the rest resent
   (``--resolve-unknown=resend``).
 
-The seed is printed, so a failure can be replayed.
+The seed is printed, so a failure can be replayed. The last test sends SIGTERM
+instead, as a scheduler would: the send records the batch in hand and stops.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,6 +37,7 @@ from doubles.sendgrid import SendGridDouble
 from sendtools import BASE_URL, ISSUE_PATH, ROOT, SECRET, SG_KEY, add_members, read_eml
 
 from mailer.store import open_store
+from mailer.store.ledger import Ledger
 
 ISSUE = "2026-12-03-winter-connections"
 MEMBERS = 120
@@ -170,3 +173,26 @@ def test_sendgrid_survives_kill_9(project: dict[str, str], tmp_path: Path, seed:
         counts = double.delivery_counts()
     assert {email: 1 for email in active_emails()} == dict(counts)
     assert KILLS == landed, (tmp_path / "killed-runs.log").read_text()
+
+
+def test_sigterm_finishes_the_batch_in_hand_and_stops(
+    project: dict[str, str], tmp_path: Path
+) -> None:
+    """SIGTERM (as a scheduler or systemd sends it) stops after recording the batch in hand."""
+    env = {**project, "MAILER_TRANSPORT": "sendgrid", "SENDGRID_API_KEY": SG_KEY}
+    with SendGridDouble() as double:
+        env["MAILER_SENDGRID_API_URL"] = double.url
+        double.slow_next(0.3, times=10_000)  # each batch takes a while: time to signal mid-batch
+        process = send(env, tmp_path / "sigterm.log")
+        double.wait_for_accepted(1, timeout=30)
+        process.send_signal(signal.SIGTERM)
+        assert 3 == process.wait(timeout=30), (tmp_path / "sigterm.log").read_text()
+        accepted = len(double.deliveries())
+    output = (tmp_path / "sigterm.log").read_text()
+    assert "SIGTERM: stopping after the current batch" in output
+    with open_store(project["MAILER_DATABASE_URL"]) as store:
+        counts = Counter[str]()
+        for row in Ledger(store.engine).counts(ISSUE):
+            counts[row.state] += row.count
+    assert 0 < accepted < MEMBERS
+    assert {"sent": accepted} == dict(counts)  # each batch handed over recorded; none in flight

@@ -259,3 +259,11 @@ class TestUnknownDeliveries:
         assert "nothing to send" in settled.output
         assert {1} == set(sendgrid_double.delivery_counts().values())
         assert 6 == len(sendgrid_double.delivery_counts())
+
+
+def test_the_batch_limit_is_the_transports() -> None:
+    """--batch-size stops where a SendGrid request does: at 1000."""
+    from mailer.cli import sending
+    from mailer.transports import MAX_BATCH
+
+    assert MAX_BATCH == sending.MAX_BATCH
