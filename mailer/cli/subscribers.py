@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 
 # The store, CSV and segment modules are imported inside the commands (they pull
 # in SQLAlchemy and Alembic), so that `mailer --help` stays quick.
+
+# The argument of every command that acts on one member.
+MemberEmail = Annotated[
+    str, typer.Argument(metavar="EMAIL", help="The member's email address.", show_default=False)
+]
 
 app = typer.Typer(help="Manage the subscriber list.", no_args_is_help=True)
 
@@ -166,9 +171,7 @@ def list_(
 
 @app.command("show")
 def show(
-    email: str = typer.Argument(
-        ..., metavar="EMAIL", help="The member's email address.", show_default=False
-    ),
+    email: MemberEmail,
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Show one member: their details, segments and history."""
@@ -300,9 +303,7 @@ def _records(
 
 @app.command("unsubscribe")
 def unsubscribe(
-    email: str = typer.Argument(
-        ..., metavar="EMAIL", help="The member's email address.", show_default=False
-    ),
+    email: MemberEmail,
     reason: str = typer.Option(
         "unsubscribed by an administrator", "--reason", help="Why, for the member's history."
     ),
@@ -315,9 +316,7 @@ def unsubscribe(
 
 @app.command("resubscribe")
 def resubscribe(
-    email: str = typer.Argument(
-        ..., metavar="EMAIL", help="The member's email address.", show_default=False
-    ),
+    email: MemberEmail,
     reason: str = typer.Option(
         ...,
         "--reason",
@@ -333,9 +332,7 @@ def resubscribe(
 
 @app.command("forget")
 def forget(
-    email: str = typer.Argument(
-        ..., metavar="EMAIL", help="The member's email address.", show_default=False
-    ),
+    email: MemberEmail,
     reason: str = typer.Option(
         "erasure requested by the member", "--reason", help="Why, kept with the suppression entry."
     ),
