@@ -15,33 +15,29 @@ active is checked again when each batch is claimed (:meth:`Ledger.claim`).
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, TypeVar
-
-from sqlalchemy import Engine, Text, select, type_coerce
+from typing import Any, NamedTuple, TypeVar
 
 from mailer.config import Newsletter
 from mailer.issue import Issue
 from mailer.render import variant_key, variant_name
 from mailer.segments import segments_of
-from mailer.store import Subscriber, SubscriberStatus, SubscriberStore
+from mailer.store import SubscriberStore
 from mailer.store.ledger import DeliveryState, Ledger
-from mailer.store.preferences import opted_out
-from mailer.store.schema import SubscriberRow
+from mailer.store.transact import read
 
 __all__ = [
+    "Addressee",
     "Done",
     "Member",
     "Pending",
     "Plan",
     "VariantKeys",
     "VariantPlan",
-    "active_pages",
     "batches",
     "members",
     "plan",
@@ -53,12 +49,32 @@ SAMPLE_SIZE = 5
 T = TypeVar("T")
 
 
+class Addressee(NamedTuple):
+    """What a send needs of an active member: the address and the values merge tags use."""
+
+    id: int
+    email: str
+    name: str
+    organisation: str
+    region: str
+    first_name: str
+
+
 @dataclass(frozen=True, slots=True)
 class Member:
-    """An active subscriber and the variant of the issue they get."""
+    """An active member, the variant of the issue they get, and their ledger row for it."""
 
-    subscriber: Subscriber
+    addressee: Addressee
     key: frozenset[str]
+    ledger: tuple[str, bool] | None  # (state, retryable); None: no row yet
+
+
+class _Profile(NamedTuple):
+    """The fields segments are worked out from (what :func:`segments_of` reads)."""
+
+    tags: tuple[str, ...]
+    region: str
+    attributes: dict[str, str]
 
 
 def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -68,20 +84,46 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
+# One read per page: the member, and their ledger row for the issue. JSON columns come
+# as text, decoded once per distinct value: lists have far fewer profiles than members.
+_PAGE = (
+    "SELECT s.id, s.email, s.name, s.organisation, s.region, "
+    "CAST(s.tags AS TEXT), CAST(s.attributes AS TEXT), d.state, d.retryable "
+    "FROM subscribers s LEFT JOIN deliveries d ON d.subscriber_id = s.id AND d.issue = {m} "
+    "WHERE s.status = 'active' AND s.id > {m} ORDER BY s.id LIMIT {m}"
+)
+_OPT_OUTS = (
+    "SELECT subscriber_id, segment FROM segment_opt_outs WHERE subscriber_id BETWEEN {m} AND {m}"
+)
+
+
 def members(
     store: SubscriberStore, issue: Issue, newsletter: Newsletter, *, page_size: int = PAGE_SIZE
 ) -> Iterator[list[Member]]:
-    """Pages of active members, in id order, each with their variant key.
+    """Pages of active members, in id order, each with their variant key and ledger row.
 
-    Segments a member opted out of in the preference centre do not count for them.
+    Keyset pagination, each page its own short read, keeps memory flat and never
+    holds a transaction open. Segments a member opted out of in the preference
+    centre do not count for them. This walk is on the path of every recipient of
+    a send, so it reads plain rows and works out each distinct profile once.
     """
-    key_of = VariantKeys(issue, newsletter)
-    for page in active_pages(store.engine, page_size=page_size):
-        choices = opted_out(store.engine, [subscriber.id for subscriber in page])
-        yield [
-            Member(subscriber, key_of(subscriber) - choices.get(subscriber.id, frozenset()))
-            for subscriber in page
-        ]
+    keys = VariantKeys(issue, newsletter)
+    last_id = 0
+    while True:
+        with read(store.engine) as connection:
+            mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+            rows = connection.exec_driver_sql(
+                _PAGE.format(m=mark), (issue.slug, last_id, page_size)
+            ).all()
+            if not rows:
+                return
+            opted: dict[int, set[str]] = {}
+            for subscriber_id, segment in connection.exec_driver_sql(
+                _OPT_OUTS.format(m=mark), (rows[0][0], rows[-1][0])
+            ):
+                opted.setdefault(subscriber_id, set()).add(segment)
+        yield [keys.member(row, opted.get(row[0])) for row in rows]
+        last_id = rows[-1][0]
 
 
 class VariantKeys:
@@ -95,98 +137,37 @@ class VariantKeys:
 
     def __init__(self, issue: Issue, newsletter: Newsletter) -> None:
         self.issue, self.newsletter = issue, newsletter
-        self._cache: dict[tuple[object, ...], frozenset[str]] = {}
+        self._profiles: dict[tuple[str, str, str], tuple[frozenset[str], str]] = {}
 
-    def __call__(self, subscriber: Subscriber) -> frozenset[str]:
-        profile = (subscriber.tags, subscriber.region, tuple(sorted(subscriber.attributes.items())))
-        key = self._cache.get(profile)
-        if key is None:
-            if len(self._cache) >= self.MAX_CACHED:
-                self._cache.clear()
-            key = variant_key(self.issue, segments_of(subscriber, self.newsletter))
-            self._cache[profile] = key
-        return key
+    def member(self, row: Sequence[Any], opted_out: set[str] | None) -> Member:
+        """A page row (see ``_PAGE``) as a Member."""
+        member_id, email, name, organisation, region, tags, attributes, state, retryable = row
+        profile = (tags, region, attributes)
+        known = self._profiles.get(profile)
+        if known is None:
+            known = self._profiles[profile] = self._profile(tags, region, attributes)
+        key, first_name = known
+        if opted_out:
+            key = key - opted_out
+        if not first_name:
+            words = name.split()
+            first_name = words[0] if words else ""
+        addressee = Addressee(member_id, email, name, organisation, region, first_name)
+        return Member(addressee, key, None if state is None else (state, bool(retryable)))
 
-
-_S = SubscriberRow
-# Read raw: JSON as text and times as the database gives them, converted below.
-_COLUMNS = (
-    _S.id,
-    _S.email,
-    _S.name,
-    _S.organisation,
-    _S.region,
-    type_coerce(_S.tags, Text),
-    type_coerce(_S.attributes, Text),
-    type_coerce(_S.status_changed_at, Text),
-    _S.status_reason,
-    type_coerce(_S.created_at, Text),
-    type_coerce(_S.updated_at, Text),
-)
-
-
-def active_pages(engine: Engine, *, page_size: int = PAGE_SIZE) -> Iterator[list[Subscriber]]:
-    """Active members in id order, a page per short read: what ``SubscriberStore.active()`` gives.
-
-    Keyset pagination keeps memory flat and never holds a transaction open. Each
-    distinct JSON text and timestamp is converted once per page: on SQLite,
-    converting every row through the column types made reading 100,000 members
-    take three times as long as the rest of their send.
-    """
-    last_id = 0
-    while True:
-        query = (
-            select(*_COLUMNS)
-            .where(_S.id > last_id, _S.status == SubscriberStatus.active.value)
-            .order_by(_S.id)
-            .limit(page_size)
-        )
-        with engine.connect() as connection, connection.begin():
-            rows = connection.execute(query).all()
-        if not rows:
-            return
-        yield _subscribers(rows)
-        last_id = rows[-1][0]
+    def _profile(
+        self, tags: str | None, region: str, attributes: str | None
+    ) -> tuple[frozenset[str], str]:
+        """The variant key, and the ``first_name`` attribute if any, of a profile."""
+        if len(self._profiles) >= self.MAX_CACHED:
+            self._profiles.clear()
+        fields = dict(_json(attributes))
+        segments = segments_of(_Profile(tuple(_json(tags)), region, fields), self.newsletter)
+        return variant_key(self.issue, segments), fields.get("first_name", "").strip()
 
 
-def _subscribers(rows: Sequence[Any]) -> list[Subscriber]:
-    json_of: dict[Any, Any] = {}
-    time_of: dict[Any, dt.datetime] = {}
-
-    def decoded(raw: Any) -> Any:
-        if not isinstance(raw, str):
-            return raw  # PostgreSQL's driver decodes JSONB itself
-        if raw not in json_of:
-            json_of[raw] = json.loads(raw)
-        return json_of[raw]
-
-    def when(raw: Any) -> dt.datetime:
-        found = time_of.get(raw)
-        if found is None:
-            value = raw if isinstance(raw, dt.datetime) else dt.datetime.fromisoformat(raw)
-            found = time_of[raw] = (
-                value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-            )
-        return found
-
-    active = SubscriberStatus.active
-    return [
-        Subscriber(
-            id=row[0],
-            email=row[1],
-            name=row[2],
-            organisation=row[3],
-            region=row[4],
-            tags=tuple(decoded(row[5])),
-            attributes=dict(decoded(row[6])),
-            status=active,
-            status_changed_at=when(row[7]),
-            status_reason=row[8],
-            created_at=when(row[9]),
-            updated_at=when(row[10]),
-        )
-        for row in rows
-    ]
+def _json(text: str | None) -> Any:
+    return json.loads(text) if text else ()
 
 
 def _needs_sending(row: tuple[str, bool] | None) -> bool:
@@ -261,14 +242,13 @@ def plan(
     """Count the audience per variant, and where each member stands in the ledger. Reads only."""
     result = Plan()
     for page in members(store, issue, newsletter, page_size=page_size):
-        rows = ledger.states_of(issue.slug, [m.subscriber.id for m in page])
         for member in page:
             variant = result.variant(member.key, newsletter)
-            row = rows.get(member.subscriber.id)
+            row = member.ledger
             if _needs_sending(row):
                 variant.to_send += 1
                 if len(variant.sample) < sample:
-                    variant.sample.append(member.subscriber.email)
+                    variant.sample.append(member.addressee.email)
             elif row is not None:
                 _count_done(variant, row[0])
     return result
@@ -290,7 +270,7 @@ class Pending:
     """A batch of members of one variant who still need the issue."""
 
     key: frozenset[str]
-    subscribers: list[Subscriber]
+    addressees: list[Addressee]
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,17 +296,16 @@ def batches(
     most one partial batch per variant is held. Members the ledger says are done
     (or are waiting to be resolved) are reported as :class:`Done` counts, per page.
     """
-    buffers: dict[frozenset[str], list[Subscriber]] = {}
+    buffers: dict[frozenset[str], list[Addressee]] = {}
     for page in members(store, issue, newsletter, page_size=max(batch_size, PAGE_SIZE)):
-        rows = ledger.states_of(issue.slug, [m.subscriber.id for m in page])
         done: Counter[tuple[frozenset[str], str]] = Counter()
         for member in page:
-            row = rows.get(member.subscriber.id)
+            row = member.ledger
             if row is not None and not _needs_sending(row):
                 done[member.key, row[0]] += 1
                 continue
             buffer = buffers.setdefault(member.key, [])
-            buffer.append(member.subscriber)
+            buffer.append(member.addressee)
             if len(buffer) >= batch_size:
                 yield Pending(member.key, buffer)
                 buffers[member.key] = []

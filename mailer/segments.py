@@ -14,11 +14,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from mailer.config import Newsletter, Segment
 from mailer.errors import ConfigError
 from mailer.store.csvio import column_key
 from mailer.store.models import Subscriber
+
+
+class Profile(Protocol):
+    """What segment rules look at: a Subscriber, or the audience's lighter profile."""
+
+    @property
+    def tags(self) -> Sequence[str]: ...
+    @property
+    def region(self) -> str: ...
+    @property
+    def attributes(self) -> Mapping[str, str]: ...
 
 
 def _fold(value: str) -> str:
@@ -67,7 +79,7 @@ class SegmentRules:
     def of(cls, newsletter: Newsletter) -> SegmentRules:
         return cls(newsletter.segments)
 
-    def of_member(self, subscriber: Subscriber) -> frozenset[str]:
+    def of_member(self, subscriber: Profile) -> frozenset[str]:
         """The names of the segments this member is in."""
         tags = frozenset(_fold(tag) for tag in subscriber.tags)
         region = _fold(subscriber.region)
@@ -85,7 +97,7 @@ class SegmentRules:
         return (subscriber for subscriber in subscribers if name in self.of_member(subscriber))
 
 
-def segments_of(subscriber: Subscriber, newsletter: Newsletter) -> frozenset[str]:
+def segments_of(subscriber: Profile, newsletter: Newsletter) -> frozenset[str]:
     """The names of the newsletter's segments this member is in.
 
     Called once per member of a send, so the rules prepared for the segments last

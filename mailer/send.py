@@ -31,15 +31,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
-from mailer.audience import Done, Pending, batches
+from mailer.audience import Addressee, Done, Pending, batches
 from mailer.config import Newsletter, Settings, TransportName
 from mailer.errors import ConfigError, DeliveryError, SendRefused
 from mailer.issue import Issue
 from mailer.render import CompiledVariant, render_issue, variant_name
 from mailer.render.variants import ordered_segments
-from mailer.store import Subscriber, SubscriberStore
+from mailer.store import SubscriberStore
 from mailer.store.ledger import DeliveryState, Ledger, SendStatus, new_owner
 from mailer.tokens import Purpose, TokenSigner, signer_for
 from mailer.transports import (
@@ -192,7 +192,20 @@ def links(subscriber_id: int, signer: TokenSigner, base_url: str) -> dict[str, s
     }
 
 
-def member_values(subscriber: Subscriber, member_links: Mapping[str, str]) -> dict[str, str]:
+class MergeFields(Protocol):
+    """What merge tags take of a member: a stored Subscriber or the audience's Addressee."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def first_name(self) -> str: ...
+    @property
+    def organisation(self) -> str: ...
+    @property
+    def region(self) -> str: ...
+
+
+def member_values(subscriber: MergeFields, member_links: Mapping[str, str]) -> dict[str, str]:
     """The fields an issue's merge tags and links take for this member."""
     return {
         "name": subscriber.name,
@@ -461,12 +474,12 @@ class SendRun:
         """Claim a batch's members in the ledger (committed) and build the transport's Batch."""
         variant = self._variants.get(work.key)
         claim = self.ledger.claim(
-            self.issue.slug, variant.name, [s.id for s in work.subscribers], self.owner
+            self.issue.slug, variant.name, [a.id for a in work.addressees], self.owner
         )
         counts = self.summary.variant(variant.name, variant.compiled.segments)
         counts.suppressed += len(claim.inactive)
         counts.already_sent += len(claim.already)
-        members = [s for s in work.subscribers if s.id in claim.claimed]
+        members = [a for a in work.addressees if a.id in claim.claimed]
         if not members:
             return None
         batch = Batch(
@@ -478,17 +491,13 @@ class SendRun:
         )
         return _Claimed(variant.name, batch, [claim.claimed[s.id] for s in members])
 
-    def _recipient(self, subscriber: Subscriber, variant: Variant) -> Recipient:
+    def _recipient(self, subscriber: Addressee, variant: Variant) -> Recipient:
         member_links = links(subscriber.id, self.signer, self.settings.base_url)
-        # model_construct: the address was validated when it entered the store, and
-        # validating it again costs more than everything else done per recipient.
-        return Recipient.model_construct(
+        return Recipient.trusted(
             email=subscriber.email,
             name=one_line(subscriber.name),
             values=variant.values(member_values(subscriber, member_links)),
             unsubscribe_url=member_links["unsubscribe_url"],
-            unsubscribe_mailto=None,
-            headers={},
             custom_args={"issue": self.issue.slug, "subscriber": str(subscriber.id)},
         )
 

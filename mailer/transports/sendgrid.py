@@ -27,9 +27,10 @@ import logging
 import random
 import time
 import urllib.error
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from json.encoder import encode_basestring_ascii as _string  # a JSON string, quoted (C)
 from typing import Any, Literal
 
 from pydantic import SecretStr
@@ -47,6 +48,8 @@ from mailer.transports.base import (
 )
 from mailer.transports.message import ONE_CLICK
 from mailer.transports.ratelimit import Limiter, Unlimited
+
+JSON_UTF8 = "application/json; charset=utf-8"
 
 MAX_SUBSTITUTIONS_BYTES = 10_000
 """SendGrid's limit on one personalization's substitutions (keys and values)."""
@@ -96,28 +99,41 @@ def substitutions_size(subs: Mapping[str, str]) -> int:
     return sum(len(key.encode()) + len(value.encode()) for key, value in subs.items())
 
 
-def personalization(batch: Batch, recipient: Recipient) -> dict[str, Any]:
-    to: dict[str, str] = {"email": recipient.email}
-    if recipient.name:
-        to["name"] = recipient.name
-    item: dict[str, Any] = {
-        "to": [to],
-        "subject": fill(batch.content.subject, recipient.values, escape=False),
-        "headers": {"List-Unsubscribe": recipient.list_unsubscribe, **recipient.headers},
-    }
-    subs = substitutions(batch, recipient)
-    if subs:
-        item["substitutions"] = subs
-    if recipient.custom_args:
-        item["custom_args"] = dict(recipient.custom_args)
-    return item
+def oversized(batch: Batch, recipient: Recipient) -> int | None:
+    """The bytes a recipient's substitutions take when over SendGrid's limit, else None.
+
+    Exact sizes are worked out only past a cheap upper bound (a character takes at
+    most 4 bytes in UTF-8, and at most 6 once HTML-escaped), which real values
+    never reach.
+    """
+    content, values = batch.content, recipient.values
+    bound = _markers_size(content.text_slots, content.html_slots)
+    bound += 4 * sum(len(values[name]) for name in content.text_slots)
+    bound += 6 * sum(len(values[name]) for name in content.html_slots)
+    if bound <= MAX_SUBSTITUTIONS_BYTES:
+        return None
+    size = substitutions_size(substitutions(batch, recipient))
+    return size if size > MAX_SUBSTITUTIONS_BYTES else None
 
 
-def build_payload(batch: Batch, *, sandbox: bool = False) -> dict[str, Any]:
-    """The Mail Send request body for a batch."""
+@lru_cache(maxsize=256)
+def _markers_size(text_slots: tuple[str, ...], html_slots: tuple[str, ...]) -> int:
+    markers = _markers(text_slots, in_html=False) + _markers(html_slots, in_html=True)
+    return sum(len(marker.encode()) for marker, _ in markers)
+
+
+def request_body(batch: Batch, *, sandbox: bool = False) -> str:
+    """The Mail Send request body for a batch, as JSON text.
+
+    A personalization per recipient (address, subject, ``List-Unsubscribe``,
+    ``substitutions``, ``custom_args``), then the variant's content once. The
+    personalizations are written out as JSON directly: building a dict for each
+    and handing them to ``json.dumps`` took a third of a send's time at 1,000
+    recipients a request. ``json.loads`` of the result is the request as SendGrid
+    reads it (the tests check it against SendGrid's schema).
+    """
     sender = batch.sender
-    payload: dict[str, Any] = {
-        "personalizations": [personalization(batch, r) for r in batch.recipients],
+    rest: dict[str, Any] = {
         "from": {"email": sender.email, "name": sender.name},
         # text/plain first: SendGrid requires it, and clients show the last part they can.
         "content": [
@@ -127,12 +143,51 @@ def build_payload(batch: Batch, *, sandbox: bool = False) -> dict[str, Any]:
         "headers": {"List-Id": batch.list_id, "List-Unsubscribe-Post": ONE_CLICK, **batch.headers},
     }
     if sender.reply_to:
-        payload["reply_to"] = {"email": sender.reply_to}
+        rest["reply_to"] = {"email": sender.reply_to}
     if batch.categories:
-        payload["categories"] = list(batch.categories)
+        rest["categories"] = list(batch.categories)
     if sandbox:
-        payload["mail_settings"] = {"sandbox_mode": {"enable": True}}
-    return payload
+        rest["mail_settings"] = {"sandbox_mode": {"enable": True}}
+    personalizations = ",".join(_Personalizations(batch).each())
+    return '{"personalizations":[' + personalizations + "]," + json.dumps(rest)[1:]
+
+
+class _Personalizations:
+    """Each recipient's personalization as JSON text; what is the same for all, worked out once."""
+
+    def __init__(self, batch: Batch) -> None:
+        self.batch = batch
+        content = batch.content
+        self.text_keys = [(_string(m) + ":", n) for m, n in _markers(content.text_slots, in_html=False)]
+        self.html_keys = [(_string(m) + ":", n) for m, n in _markers(content.html_slots, in_html=True)]
+        self.subject = None if SLOT.search(content.subject) else _string(content.subject)
+
+    def each(self) -> Iterator[str]:
+        for recipient in self.batch.recipients:
+            yield self.one(recipient)
+
+    def one(self, recipient: Recipient) -> str:
+        values = recipient.values
+        to = '{"email":' + _string(recipient.email)
+        if recipient.name:
+            to += ',"name":' + _string(recipient.name)
+        subject = self.subject or _string(
+            fill(self.batch.content.subject, values, escape=False)
+        )
+        headers = _object({"List-Unsubscribe": recipient.list_unsubscribe, **recipient.headers})
+        item = '{"to":[' + to + '}],"subject":' + subject + ',"headers":' + headers
+        subs = [key + _string(values[name]) for key, name in self.text_keys]
+        subs += [key + _string(html.escape(values[name], quote=True)) for key, name in self.html_keys]
+        if subs:
+            item += ',"substitutions":{' + ",".join(subs) + "}"
+        if recipient.custom_args:
+            item += ',"custom_args":' + _object(recipient.custom_args)
+        return item + "}"
+
+
+def _object(mapping: Mapping[str, str]) -> str:
+    """A JSON object of strings."""
+    return "{" + ",".join(_string(k) + ":" + _string(v) for k, v in mapping.items()) + "}"
 
 
 @dataclass(frozen=True)
@@ -173,6 +228,9 @@ class SendGridTransport(TransportBase):
         self._limiter = limiter or Unlimited()
         self._sleep, self._clock, self._jitter = sleep, clock, jitter
         client = SendGridAPIClient(api_key.get_secret_value(), host=self.api_url)
+        # python_http_client serialises a body itself unless the content type is other
+        # than exactly 'application/json'; ours is JSON text already (request_body).
+        client.client.request_headers["Content-Type"] = JSON_UTF8
         self._mail_send = client.client.mail.send  # python_http_client's POST /v3/mail/send
 
     def __repr__(self) -> str:
@@ -183,8 +241,8 @@ class SendGridTransport(TransportBase):
         fitting: list[Recipient] = []
         limit = MAX_SUBSTITUTIONS_BYTES
         for recipient in batch.recipients:
-            size = substitutions_size(substitutions(batch, recipient))
-            if size > limit:
+            size = oversized(batch, recipient)
+            if size is not None:
                 results[recipient.email] = Delivery(
                     email=recipient.email,
                     state="failed",
@@ -193,26 +251,28 @@ class SendGridTransport(TransportBase):
             else:
                 fitting.append(recipient)
         if fitting:
-            for delivery in self._send(batch.model_copy(update={"recipients": fitting})):
+            whole = len(fitting) == len(batch.recipients)
+            sendable = batch if whole else batch.model_copy(update={"recipients": fitting})
+            for delivery in self._send(sendable):
                 results[delivery.email] = delivery
         return [results[r.email] for r in batch.recipients]
 
     def _send(self, batch: Batch) -> list[Delivery]:
         self._limiter.acquire(len(batch.recipients))
-        outcome = self._post(build_payload(batch, sandbox=self.sandbox))
+        outcome = self._post(request_body(batch, sandbox=self.sandbox))
         if outcome.status == 413 and len(batch.recipients) > 1:
             first, second = batch.split()
             return self._send(first) + self._send(second)
         return [_delivery(recipient, outcome) for recipient in batch.recipients]
 
-    def _post(self, payload: dict[str, Any]) -> _Outcome:
+    def _post(self, body: str) -> _Outcome:
         """One request, retried while the answer says trying again may work."""
         attempt = 0
         while True:
             attempt += 1
             last = attempt >= self.max_attempts
             try:
-                response = self._mail_send.post(request_body=payload, timeout=self.timeout)
+                response = self._mail_send.post(request_body=body, timeout=self.timeout)
             except HTTPError as error:
                 status = int(error.status_code)
                 if status in _RETRY_STATUSES and not last:

@@ -4,22 +4,47 @@ from __future__ import annotations
 
 from sendtools import add_members
 
-from mailer.audience import Done, Pending, active_pages, batches, plan
+from mailer.audience import Addressee, Done, Pending, batches, members, plan
 from mailer.config import Newsletter
 from mailer.issue import Issue
-from mailer.store import SubscriberStore
+from mailer.store import MemberRecord, SubscriberStore
 from mailer.store.ledger import Ledger, new_owner
 from mailer.transports import Delivery
 
 
-class TestActivePages:
-    def test_reads_what_the_store_reads(self, store: SubscriberStore) -> None:
-        """The fast page reader gives exactly the store's own Subscribers, on both databases."""
-        add_members(store, 5)
+class TestMembers:
+    def test_gives_each_active_member_as_a_send_needs_them(
+        self, store: SubscriberStore, issue: Issue, newsletter: Newsletter
+    ) -> None:
+        """Active members only, in id order, a page at a time, with the fields merge tags use."""
+        added = add_members(store, 5)
         store.unsubscribe("member002@example.org", reason="left", source="test")
-        pages = list(active_pages(store.engine, page_size=2))
-        assert [2, 2] == [len(page) for page in pages]
-        assert list(store.active()) == [s for page in pages for s in page]
+        [named] = store.add(
+            [MemberRecord(email="ann@example.org", name="Dr Ann Lee", attributes={"first_name": "Annie"})],
+            source="test",
+        )
+        pages = list(members(store, issue, newsletter, page_size=2))
+        assert [2, 2, 1] == [len(page) for page in pages]
+        got = [m.addressee for page in pages for m in page]
+        expected = [s for s in [*added, named] if s.email != "member002@example.org"]
+        assert [
+            Addressee(s.id, s.email, s.name, s.organisation, s.region, s.first_name)
+            for s in expected
+        ] == got
+        assert "Annie" == got[-1].first_name
+
+    def test_carries_each_members_ledger_row_for_the_issue(
+        self, store: SubscriberStore, issue: Issue, newsletter: Newsletter
+    ) -> None:
+        """The state of the member's row for this issue (and only this issue) comes along."""
+        first, second = add_members(store, 2)
+        ledger, owner = Ledger(store.engine), new_owner()
+        ledger.acquire(issue.slug, "outbox", owner)
+        ledger.acquire("another-issue", "outbox", owner)
+        ledger.claim(issue.slug, "youth", [first.id], owner)
+        ledger.claim("another-issue", "general", [second.id], owner)
+        rows = {m.addressee.id: m.ledger for page in members(store, issue, newsletter) for m in page}
+        assert {first.id: ("in_flight", False), second.id: None} == rows
 
 
 class TestPlan:
@@ -61,10 +86,10 @@ class TestBatches:
         add_members(store, 10)
         found = list(batches(store, Ledger(store.engine), issue, newsletter, batch_size=2))
         pending = [work for work in found if isinstance(work, Pending)]
-        assert all(len(work.subscribers) <= 2 for work in pending)
+        assert all(len(work.addressees) <= 2 for work in pending)
         by_key: dict[frozenset[str], int] = {}
         for work in pending:
-            by_key[work.key] = by_key.get(work.key, 0) + len(work.subscribers)
+            by_key[work.key] = by_key.get(work.key, 0) + len(work.addressees)
         assert {frozenset({"youth"}): 4, frozenset({"wales"}): 3, frozenset(): 3} == by_key
 
     def test_reports_members_the_ledger_has_done(
@@ -78,5 +103,5 @@ class TestBatches:
         found = list(batches(store, ledger, issue, newsletter, batch_size=10))
         assert [Done(frozenset(), "in_flight", 1)] == [w for w in found if isinstance(w, Done)]
         assert [[members[1].id]] == [
-            [s.id for s in w.subscribers] for w in found if isinstance(w, Pending)
+            [s.id for s in w.addressees] for w in found if isinstance(w, Pending)
         ]

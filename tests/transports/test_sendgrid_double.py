@@ -36,6 +36,22 @@ def fields(body: dict[str, Any]) -> list[str | None]:
 
 
 class TestRules:
+    def test_the_fast_schema_check_agrees_with_jsonschema(self) -> None:
+        """jsonschema-rs (the quick yes or no) and jsonschema (the errors) judge alike."""
+        from doubles.sendgrid.rules import fast_validator, validator
+
+        bodies = [
+            payload(),
+            payload(**{"from": None}),
+            payload(personalizations=[{"to": [{"email": "not-an-address"}], "subject": "x"}]),
+            payload(custom_args={"subscriber": 7}),
+            payload(personalizations=[{"to": [], "subject": "x"}]),
+            payload(personalizations=people(1001)),
+        ]
+        assert [validator().is_valid(b) for b in bodies] == [
+            fast_validator().is_valid(b) for b in bodies
+        ]
+
     def test_valid(self) -> None:
         """A well-formed body has no errors."""
         assert [] == check_mail_send(payload(), now=NOW)
@@ -164,13 +180,17 @@ def double() -> Iterator[SendGridDouble]:
 
 
 def post(
-    double: SendGridDouble, body: bytes | dict[str, Any], *, key: str | None = "SG.test-key"
+    double: SendGridDouble,
+    body: bytes | dict[str, Any],
+    *,
+    key: str | None = "SG.test-key",
+    content_type: str = "application/json",
 ) -> http.client.HTTPResponse:
     """POST to the double's /v3/mail/send and return the response."""
     host, port = double.url.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=5)
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": content_type}
     if key is not None:
         headers["Authorization"] = f"Bearer {key}"
     connection.request("POST", "/v3/mail/send", body=data, headers=headers)
@@ -196,6 +216,16 @@ class TestSendGridDouble:
     def test_wrong_key(self, double: SendGridDouble) -> None:
         """A key other than the double's: 401."""
         assert 401 == post(double, payload(), key="SG.other").status
+
+    @pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8"])
+    def test_json_content_types_are_taken(self, double: SendGridDouble, content_type: str) -> None:
+        """A JSON body is taken with or without a charset parameter."""
+        assert 202 == post(double, payload(), content_type=content_type).status
+
+    def test_other_content_types_are_refused(self, double: SendGridDouble) -> None:
+        """A body that does not say it is JSON: 400, nothing accepted."""
+        response = post(double, payload(), content_type="text/plain")
+        assert (400, []) == (response.status, double.accepted)
 
     def test_invalid_json(self, double: SendGridDouble) -> None:
         """A body that is not JSON: 400."""

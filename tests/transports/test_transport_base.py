@@ -145,6 +145,23 @@ class TestBatch:
         assert (2, 3) == (len(first.recipients), len(second.recipients))
 
 
+class TestTrustedRecipient:
+    def test_is_what_validation_makes(self) -> None:
+        """The send's unvalidated constructor gives an equal, equally frozen Recipient."""
+        fields = {
+            "email": "ann@example.org",
+            "name": "Ann Lee",
+            "values": {"first_name": "Ann", "unsubscribe_url": "https://news.example.org/u/t"},
+            "unsubscribe_url": "https://news.example.org/u/t",
+            "custom_args": {"issue": "2026-01-08-winter", "subscriber": "7"},
+        }
+        trusted = Recipient.trusted(**fields)
+        assert Recipient(**fields) == trusted
+        assert Recipient(**fields).model_dump() == trusted.model_dump()
+        with pytest.raises(ValidationError):
+            trusted.email = "other@example.org"  # type: ignore[misc]
+
+
 class TestDelivery:
     def test_ok(self) -> None:
         """Only a sent delivery is ok; unknown is not."""

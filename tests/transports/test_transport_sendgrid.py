@@ -13,7 +13,7 @@ from doubles.smtp import free_port
 from pydantic import SecretStr
 
 from mailer.transports import Batch, Recipient, SendGridTransport
-from mailer.transports.sendgrid import build_payload, error_messages, html_slot
+from mailer.transports.sendgrid import error_messages, html_slot, request_body
 
 MakeBatch = Callable[..., Batch]
 MakeRecipient = Callable[..., Recipient]
@@ -51,6 +51,11 @@ def make_transport(
         return SendGridTransport(SecretStr(options.pop("key", KEY)), **{**settings, **options})
 
     return make
+
+
+def build_payload(batch: Batch, *, sandbox: bool = False) -> Any:
+    """The request body as SendGrid reads it."""
+    return json.loads(request_body(batch, sandbox=sandbox))
 
 
 def states(deliveries: list[Any]) -> list[str]:
@@ -138,6 +143,21 @@ class TestPayload:
         assert {"sandbox_mode": {"enable": True}} == build_payload(make_batch(), sandbox=True)[
             "mail_settings"
         ]
+
+
+    def test_the_body_is_json_with_every_character_intact(
+        self, make_batch: MakeBatch, make_recipient: MakeRecipient
+    ) -> None:
+        """Quotes, backslashes, accents and emoji in names and values survive as SendGrid reads them."""
+        name = 'Siân "Sunny" O\\Brien 🌞'
+        url = "https://news.example.org/unsubscribe/tok1"
+        member = make_recipient(
+            1, name=name, values={"first_name": name, "unsubscribe_url": url}
+        )
+        [personalization] = build_payload(make_batch(recipients=[member]))["personalizations"]
+        assert {"email": "member1@example.com", "name": name} == personalization["to"][0]
+        assert name in personalization["substitutions"].values()
+        assert request_body(make_batch(recipients=[member])).isascii()
 
 
 class TestSendGridTransport:

@@ -31,7 +31,7 @@ def test_an_opted_out_segment_does_not_count_for_the_member(store: SubscriberSto
         source="test",
     )
     set_opted_out(store.engine, a.id, {"youth"}, source="web")
-    keys = {m.subscriber.id: m.key for page in members(store, issue, newsletter) for m in page}
+    keys = {m.addressee.id: m.key for page in members(store, issue, newsletter) for m in page}
     assert {a.id: frozenset({"scotland"}), b.id: frozenset({"youth", "scotland"})} == keys
 
 

@@ -314,6 +314,9 @@ def _mail_send(double: SendGridDouble, headers: dict[str, str], body: bytes) -> 
         return _errors(
             401, error("The provided authorization grant is invalid, expired, or revoked")
         )
+    media_type = (_header(headers, "Content-Type") or "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        return _errors(400, error("Content-Type should be application/json."))
     if len(body) >= double.max_body_bytes:
         return _errors(413, error("The request body is too large: it must be under 30 MB."))
     try:
