@@ -74,6 +74,7 @@ SECRET = "benchmark-secret-key-0123456789abcdef"
 SG_KEY = "SG.benchmark-key"
 BASE_URL = "https://news.example.org"
 RESULTS = ROOT / "benchmarks" / "results" / "send.json"
+PROCESSES = int(os.environ.get("MAILER_BENCH_PROCESSES", "2"))
 
 # Eight member profiles, one per variant of the sample issue.
 PROFILES: list[tuple[tuple[str, ...], str]] = [
@@ -214,7 +215,14 @@ def child_send(transport: str, database: Path, work: Path, target: str) -> dict[
         planned = time.perf_counter()
         with open_transport(settings) as transport_:
             run = SendRun(
-                issue, newsletter, settings, store, ledger, transport_, link_signer(settings)
+                issue,
+                newsletter,
+                settings,
+                store,
+                ledger,
+                transport_,
+                link_signer(settings),
+                processes=PROCESSES,
             )
             run.start()
             summary = run.run(keys=[v.key for v in audience.variants.values() if v.to_send])

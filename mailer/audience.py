@@ -34,6 +34,7 @@ __all__ = [
     "Addressee",
     "Done",
     "Member",
+    "Partition",
     "Pending",
     "Plan",
     "VariantKeys",
@@ -90,15 +91,23 @@ _PAGE = (
     "SELECT s.id, s.email, s.name, s.organisation, s.region, "
     "CAST(s.tags AS TEXT), CAST(s.attributes AS TEXT), d.state, d.retryable "
     "FROM subscribers s LEFT JOIN deliveries d ON d.subscriber_id = s.id AND d.issue = {m} "
-    "WHERE s.status = 'active' AND s.id > {m} ORDER BY s.id LIMIT {m}"
+    "WHERE s.status = 'active' AND s.id > {m}{share} ORDER BY s.id LIMIT {m}"
 )
+# A share of the audience for one of several sending processes: members whose id % n == k.
+Partition = tuple[int, int]
+
 _OPT_OUTS = (
     "SELECT subscriber_id, segment FROM segment_opt_outs WHERE subscriber_id BETWEEN {m} AND {m}"
 )
 
 
 def members(
-    store: SubscriberStore, issue: Issue, newsletter: Newsletter, *, page_size: int = PAGE_SIZE
+    store: SubscriberStore,
+    issue: Issue,
+    newsletter: Newsletter,
+    *,
+    page_size: int = PAGE_SIZE,
+    partition: Partition | None = None,
 ) -> Iterator[list[Member]]:
     """Pages of active members, in id order, each with their variant key and ledger row.
 
@@ -109,12 +118,18 @@ def members(
     """
     keys = VariantKeys(issue, newsletter)
     last_id = 0
+    share = ""
+    if partition is not None:
+        k, n = (int(part) for part in partition)
+        if not 0 <= k < n:
+            raise ValueError(f"partition {k} of {n} does not exist")
+        share = f" AND s.id %% {n} = {k}"  # '%' doubled for psycopg, undone below for SQLite
     while True:
         with read(store.engine) as connection:
-            mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-            rows = connection.exec_driver_sql(
-                _PAGE.format(m=mark), (issue.slug, last_id, page_size)
-            ).all()
+            qmark = connection.dialect.paramstyle == "qmark"
+            mark = "?" if qmark else "%s"
+            page = _PAGE.format(m=mark, share=share.replace("%%", "%") if qmark else share)
+            rows = connection.exec_driver_sql(page, (issue.slug, last_id, page_size)).all()
             if not rows:
                 return
             opted: dict[int, set[str]] = {}
@@ -289,6 +304,7 @@ def batches(
     newsletter: Newsletter,
     *,
     batch_size: int,
+    partition: Partition | None = None,
 ) -> Iterator[Pending | Done]:
     """Members still to send, grouped by variant into batches of at most ``batch_size``.
 
@@ -297,7 +313,10 @@ def batches(
     (or are waiting to be resolved) are reported as :class:`Done` counts, per page.
     """
     buffers: dict[frozenset[str], list[Addressee]] = {}
-    for page in members(store, issue, newsletter, page_size=max(batch_size, PAGE_SIZE)):
+    pages = members(
+        store, issue, newsletter, page_size=max(batch_size, PAGE_SIZE), partition=partition
+    )
+    for page in pages:
         done: Counter[tuple[frozenset[str], str]] = Counter()
         for member in page:
             row = member.ledger

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from mailer.audience import Addressee, Done, Pending, batches
+from mailer.audience import Addressee, Done, Partition, Pending, batches
 from mailer.config import Newsletter, Settings, TransportName
 from mailer.errors import ConfigError, DeliveryError, SendRefused
 from mailer.issue import Issue
@@ -70,8 +70,17 @@ log = logging.getLogger(__name__)
 
 TEST_PREFIX = "[TEST] "
 MAX_REASONS = 5  # distinct failure reasons kept per variant, so a summary stays small
+MAX_PROCESSES = 16
 Resolution = Literal["sent", "resend"]
 Count = Literal["sent", "already_sent", "suppressed", "failed", "failed_before", "unknown"]
+_COUNTS: tuple[Count, ...] = (
+    "sent",
+    "already_sent",
+    "suppressed",
+    "failed",
+    "failed_before",
+    "unknown",
+)
 
 
 # -- what a send reports ------------------------------------------------------------------
@@ -96,6 +105,14 @@ class VariantSummary:
             self.reasons[reason] += 1
         else:
             self.reasons["(other reasons)"] += 1
+
+    def add(self, other: VariantSummary) -> None:
+        """Count another process's part of this variant in."""
+        for count in _COUNTS:
+            setattr(self, count, getattr(self, count) + getattr(other, count))
+        for reason, times in other.reasons.items():
+            for _ in range(times):
+                self.add_reason(reason)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -138,6 +155,11 @@ class SendSummary:
             found = self.variants[name] = VariantSummary(name, segments)
         return found
 
+    def add(self, other: SendSummary) -> None:
+        """Count another process's part of the send in (its variants; the rest is this one's)."""
+        for name, part in other.variants.items():
+            self.variant(name, part.segments).add(part)
+
     def total(self, what: Count) -> int:
         """A count summed over the variants."""
         return sum(int(getattr(v, what)) for v in self.variants.values())
@@ -148,14 +170,7 @@ class SendSummary:
         return self.stopped is None and self.total("unknown") == 0
 
     def to_json(self) -> dict[str, Any]:
-        totals: tuple[Count, ...] = (
-            "sent",
-            "already_sent",
-            "suppressed",
-            "failed",
-            "failed_before",
-            "unknown",
-        )
+        totals = _COUNTS
         return {
             "issue": self.issue,
             "transport": self.transport,
@@ -367,6 +382,7 @@ class SendRun:
     transport: Transport
     signer: TokenSigner
     batch_size: int = MAX_BATCH
+    processes: int = 1  # more: the audience split between processes (mailer.parallel)
     owner: str = field(default_factory=new_owner)
     summary: SendSummary = field(init=False)
     _variants: Variants = field(init=False)
@@ -375,6 +391,8 @@ class SendRun:
     def __post_init__(self) -> None:
         if not 1 <= self.batch_size <= MAX_BATCH:
             raise ValueError(f"batch_size must be from 1 to {MAX_BATCH}")
+        if not 1 <= self.processes <= MAX_PROCESSES:
+            raise ValueError(f"processes must be from 1 to {MAX_PROCESSES}")
         self.summary = SendSummary(self.issue.slug, self.transport.name)
         self._variants = Variants(
             self.issue, self.newsletter, archive_url(self.settings, self.issue)
@@ -416,8 +434,13 @@ class SendRun:
         """
         status = SendStatus.stopped
         try:
-            self._variants.prepare(keys)
-            failure = self._loop(on_progress, should_stop)
+            self._variants.prepare(keys)  # before any fork: compiled once for every process
+            if self.processes == 1:
+                failure = self.send_batches(on_progress, should_stop)
+            else:
+                from mailer.parallel import send_in_processes
+
+                failure = send_in_processes(self, on_progress, should_stop)
             if failure is not None:
                 self.summary.stopped = failure
                 raise SendStopped(_stopped_message(failure, self.summary), self.summary)
@@ -432,16 +455,26 @@ class SendRun:
     # and built, so the database, the CPU and the provider work at the same time. The
     # next batch is handed over only once the current one is recorded and did not
     # fail as a whole: after a failure, nothing more goes out.
-    def _loop(
-        self, on_progress: Callable[[Progress], None] | None, should_stop: Callable[[], bool]
+    def send_batches(
+        self,
+        on_progress: Callable[[Progress], None] | None,
+        should_stop: Callable[[], bool],
+        *,
+        partition: Partition | None = None,
     ) -> str | None:
+        """Claim, hand over and record batch after batch (of one partition of the audience)."""
         failure: str | None = None
         current: _Claimed | None = None  # with the transport
         ready: _Claimed | None = None  # claimed, not yet handed over
         worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailer-send")
         try:
             for work in batches(
-                self.store, self.ledger, self.issue, self.newsletter, batch_size=self.batch_size
+                self.store,
+                self.ledger,
+                self.issue,
+                self.newsletter,
+                batch_size=self.batch_size,
+                partition=partition,
             ):
                 if isinstance(work, Done):
                     self._count_done(work)
