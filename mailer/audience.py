@@ -111,12 +111,25 @@ def members(
 ) -> Iterator[list[Member]]:
     """Pages of active members, in id order, each with their variant key and ledger row.
 
-    Keyset pagination, each page its own short read, keeps memory flat and never
-    holds a transaction open. Segments a member opted out of in the preference
-    centre do not count for them. This walk is on the path of every recipient of
-    a send, so it reads plain rows and works out each distinct profile once.
+    Segments a member opted out of in the preference centre do not count for them.
     """
     keys = VariantKeys(issue, newsletter)
+    for rows, opted in _pages(store, issue, page_size, partition):
+        yield [keys.member(row, opted.get(row[0])) for row in rows]
+
+
+Row = Sequence[Any]  # a row of _PAGE
+
+
+def _pages(
+    store: SubscriberStore, issue: Issue, page_size: int, partition: Partition | None
+) -> Iterator[tuple[list[Row], dict[int, set[str]]]]:
+    """Rows of ``_PAGE`` a page at a time, with the segments each member opted out of.
+
+    Keyset pagination, each page its own short read, keeps memory flat and never
+    holds a transaction open. This walk is on the path of every recipient of a
+    send, so it reads plain rows, and profiles are worked out once (VariantKeys).
+    """
     last_id = 0
     share = ""
     if partition is not None:
@@ -129,7 +142,9 @@ def members(
             qmark = connection.dialect.paramstyle == "qmark"
             mark = "?" if qmark else "%s"
             page = _PAGE.format(m=mark, share=share.replace("%%", "%") if qmark else share)
-            rows = connection.exec_driver_sql(page, (issue.slug, last_id, page_size)).all()
+            rows: list[Row] = list(
+                connection.exec_driver_sql(page, (issue.slug, last_id, page_size))
+            )
             if not rows:
                 return
             opted: dict[int, set[str]] = {}
@@ -137,7 +152,7 @@ def members(
                 _OPT_OUTS.format(m=mark), (rows[0][0], rows[-1][0])
             ):
                 opted.setdefault(subscriber_id, set()).add(segment)
-        yield [keys.member(row, opted.get(row[0])) for row in rows]
+        yield rows, opted
         last_id = rows[-1][0]
 
 
@@ -152,16 +167,12 @@ class VariantKeys:
 
     def __init__(self, issue: Issue, newsletter: Newsletter) -> None:
         self.issue, self.newsletter = issue, newsletter
-        self._profiles: dict[tuple[str, str, str], tuple[frozenset[str], str]] = {}
+        self._profiles: dict[tuple[str | None, str, str | None], tuple[frozenset[str], str]] = {}
 
-    def member(self, row: Sequence[Any], opted_out: set[str] | None) -> Member:
+    def member(self, row: Row, opted_out: set[str] | None) -> Member:
         """A page row (see ``_PAGE``) as a Member."""
         member_id, email, name, organisation, region, tags, attributes, state, retryable = row
-        profile = (tags, region, attributes)
-        known = self._profiles.get(profile)
-        if known is None:
-            known = self._profiles[profile] = self._profile(tags, region, attributes)
-        key, first_name = known
+        key, first_name = self._known(tags, region, attributes)
         if opted_out:
             key = key - opted_out
         if not first_name:
@@ -169,6 +180,20 @@ class VariantKeys:
             first_name = words[0] if words else ""
         addressee = Addressee(member_id, email, name, organisation, region, first_name)
         return Member(addressee, key, None if state is None else (state, bool(retryable)))
+
+    def key(self, row: Row, opted_out: set[str] | None) -> frozenset[str]:
+        """The variant key of a page row's member (what :func:`plan` needs of them)."""
+        key = self._known(row[5], row[4], row[6])[0]
+        return key - opted_out if opted_out else key
+
+    def _known(
+        self, tags: str | None, region: str, attributes: str | None
+    ) -> tuple[frozenset[str], str]:
+        profile = (tags, region, attributes)
+        known = self._profiles.get(profile)
+        if known is None:
+            known = self._profiles[profile] = self._profile(tags, region, attributes)
+        return known
 
     def _profile(
         self, tags: str | None, region: str, attributes: str | None
@@ -256,16 +281,17 @@ def plan(
 ) -> Plan:
     """Count the audience per variant, and where each member stands in the ledger. Reads only."""
     result = Plan()
-    for page in members(store, issue, newsletter, page_size=page_size):
-        for member in page:
-            variant = result.variant(member.key, newsletter)
-            row = member.ledger
-            if _needs_sending(row):
+    keys = VariantKeys(issue, newsletter)
+    for rows, opted in _pages(store, issue, page_size, None):
+        for row in rows:
+            variant = result.variant(keys.key(row, opted.get(row[0])), newsletter)
+            state, retryable = row[7], row[8]
+            if state is None or (state == DeliveryState.failed and retryable):
                 variant.to_send += 1
                 if len(variant.sample) < sample:
-                    variant.sample.append(member.addressee.email)
-            elif row is not None:
-                _count_done(variant, row[0])
+                    variant.sample.append(row[1])
+            else:
+                _count_done(variant, state)
     return result
 
 
