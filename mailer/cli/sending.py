@@ -1,7 +1,8 @@
 """`mailer send`: an issue to its audience (exactly once), to test addresses, or a dry run.
 
-The work is done by :mod:`mailer.send` (the deliver stage), :mod:`mailer.audience`
-and the send ledger; this module asks, shows progress and prints the summary.
+The work is done by :mod:`mailer.delivery` (the send the scheduler shares),
+:mod:`mailer.send` (the deliver stage), :mod:`mailer.audience` and the send
+ledger; this module asks, shows progress and prints the summary.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from mailer.audience import Plan
     from mailer.config import Newsletter, Settings
     from mailer.issue import Issue
-    from mailer.send import Count, SendSummary
+    from mailer.send import Count, Resolution, SendSummary
     from mailer.send import Progress as SendProgress
 
 # mailer.transports.MAX_BATCH, written out so that `mailer --help` need not import the
@@ -157,8 +158,9 @@ def _send(
 ) -> None:
     from mailer.audience import plan
     from mailer.cli.common import console, err_console
+    from mailer.delivery import has_work, run_send
     from mailer.reconcile import read_events, reconcile
-    from mailer.send import SendRun, SendStopped, link_signer
+    from mailer.send import SendStopped, link_signer
     from mailer.store import open_store
     from mailer.store.ledger import Ledger
     from mailer.transports import open_transport
@@ -179,9 +181,8 @@ def _send(
             _print_plan(issue, audience, settings, as_json=as_json)
             return
         unresolved = audience.unknown if resolve_unknown is None else 0
-        if audience.to_send + audience.interrupted == 0 and not (
-            resolve_unknown and audience.unknown
-        ):
+        resolution: Resolution | None = resolve_unknown.value if resolve_unknown else None
+        if not has_work(audience, resolution):
             _nothing_to_send(issue, audience, as_json=as_json)
             if unresolved:
                 raise typer.Exit(INCOMPLETE)
@@ -192,22 +193,22 @@ def _send(
                 console.print(_intro(issue, audience, transport.name))
             if not yes:
                 _confirm(audience.to_send + audience.interrupted, transport.name)
-            run = SendRun(
-                issue, newsletter, settings, store, ledger, transport, signer, batch_size=batch_size
-            )
             with _stop_on_signals() as should_stop:
-                settled = run.start(
-                    resolve_unknown=resolve_unknown.value if resolve_unknown else None
-                )
-                resent = settled.resolved if resolve_unknown is Resolve.resend else 0
-                total = audience.to_send + settled.resend + resent
                 try:
-                    with _progress(total, hidden=as_json) as advance:
-                        summary = run.run(
-                            keys=[v.key for v in audience.variants.values() if v.to_send],
-                            on_progress=advance,
-                            should_stop=should_stop,
-                        )
+                    summary = run_send(
+                        issue,
+                        newsletter,
+                        settings,
+                        store,
+                        ledger,
+                        transport,
+                        signer,
+                        audience,
+                        resolve_unknown=resolution,
+                        batch_size=batch_size,
+                        should_stop=should_stop,
+                        progress=lambda total: _progress(total, hidden=as_json),
+                    )
                 except SendStopped as stopped:
                     _print_summary(stopped.summary, settings, as_json=as_json)
                     raise

@@ -16,7 +16,7 @@ Routes::
     GET|POST  /subscribe              sign-up, with double opt-in
     GET       /confirm/{token}        a sign-up's confirmation page (changes nothing)
     POST      /confirm/{token}        confirms the sign-up (the page's form)
-    GET       /healthz                {"status": "ok", "database": "ok"}
+    GET       /healthz                {"status": "ok", "database": "ok", "scheduler": {...}}
     GET       /static/site.css        the stylesheet (and /static/icon.svg)
 
 No input makes it answer 500: bad requests get 4xx, a database that cannot be
@@ -25,9 +25,11 @@ reached 503 (SendGrid retries), and only a bug leaves a 500 behind.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -41,6 +43,7 @@ from starlette.routing import Route
 from mailer.config import Newsletter, Settings
 from mailer.errors import ConfigError, MailerError, RequestRefused
 from mailer.events import apply_events
+from mailer.scheduling.status import scheduler_health
 from mailer.store import open_store
 from mailer.tokens import TokenSigner, secret_keys
 from mailer.transports import Transport, open_transport
@@ -173,7 +176,21 @@ async def healthz(request: Request) -> Response:
     except Exception as error:  # any failure means "not healthy", never a 500
         log.error("health check: the database does not answer: %s", error)
         return JSONResponse({"status": "error", "database": "error"}, status_code=503)
-    return JSONResponse({"status": "ok", "database": "ok"})
+    return JSONResponse(
+        {"status": "ok", "database": "ok", "scheduler": await run_in_threadpool(_scheduler, web)}
+    )
+
+
+def _scheduler(web: WebContext) -> dict[str, Any] | None:
+    """The scheduler's last and next run; informative only: the web app's health is its own."""
+    schedule = web.newsletter.schedule
+    if schedule is None:
+        return None
+    try:
+        return scheduler_health(web.store.engine, schedule, dt.datetime.now(dt.UTC))
+    except MailerError as error:  # e.g. the scheduler's tables are not there yet
+        log.error("health check: cannot read the scheduler's state: %s", error)
+        return {"error": "cannot read the scheduler's state"}
 
 
 async def stylesheet(request: Request) -> Response:

@@ -96,7 +96,25 @@ def kill_mid_send(
     landed = process.poll() is None
     process.send_signal(signal.SIGKILL)
     process.wait()  # reaped: its pid is free, so the next run takes the lease over at once
+    assert [] == survivors(env), "a sending process outlived the killed send"
     return landed
+
+
+def survivors(env: dict[str, str], wait: float = 5.0) -> list[int]:
+    """Processes still running with this test's database in their environment."""
+    marker = f"MAILER_DATABASE_URL={env['MAILER_DATABASE_URL']}".encode()
+    deadline = time.monotonic() + wait
+    while True:
+        found = []
+        for proc in Path("/proc").iterdir():
+            try:
+                if proc.name.isdigit() and marker in (proc / "environ").read_bytes().split(b"\0"):
+                    found.append(int(proc.name))
+            except OSError:
+                continue  # gone meanwhile, or not ours to read
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.01)
 
 
 def finish(env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[bytes]:
@@ -135,11 +153,20 @@ def test_outbox_survives_kill_9(project: dict[str, str], tmp_path: Path, seed: i
     assert KILLS == landed, (tmp_path / "killed-runs.log").read_text()
 
 
-def test_sendgrid_survives_kill_9(project: dict[str, str], tmp_path: Path, seed: int) -> None:
-    """Killed mid-request again and again, SendGrid ends with one message per member."""
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_sendgrid_survives_kill_9(
+    project: dict[str, str], tmp_path: Path, seed: int, processes: str
+) -> None:
+    """Killed mid-request again and again, SendGrid ends with one message per member.
+
+    With two sending processes, the kill takes both down at once (the kernel kills
+    the children with their parent), and the next run finds exactly what one killed
+    process would leave.
+    """
     rng = random.Random(seed)
     env = {
         **project,
+        "MAILER_SEND_PROCESSES": processes,
         "MAILER_TRANSPORT": "sendgrid",
         "SENDGRID_API_KEY": SG_KEY,
         "MAILER_SEND_TIMEOUT": "10",

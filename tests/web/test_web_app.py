@@ -20,7 +20,9 @@ from mailer.web.logs import RedactTokens, log_config, redact
 
 def test_healthz(web: Web) -> None:
     response = web.client.get("/healthz")
-    assert (200, {"status": "ok", "database": "ok"}) == (response.status_code, response.json())
+    body = response.json()
+    assert (200, "ok", "ok") == (response.status_code, body["status"], body["database"])
+    assert "scheduler" in body  # its contents: tests/scheduling/test_healthz.py
 
 
 def test_an_unknown_page_is_a_404_page(sqlite_web: Web) -> None:

@@ -1,0 +1,265 @@
+"""Real `python scheduler.py` processes: exactly once with two of them, signals, crashes.
+
+No test hook moves their clock: each test writes a mailer.toml whose slot was a
+minute ago by the real clock (in UTC, so no clock change can get in the way), so
+the scheduler finds it due at start-up, within the lateness, as after a reboot.
+Mail goes to a real SMTP server (aiosmtpd), which counts what each member got, or
+to the outbox.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from doubles.smtp import SmtpServer
+from schedtools import (
+    BASE_URL,
+    ROOT,
+    SECRET,
+    Project,
+    add_members,
+    both_databases,
+    member_emails,
+    schedule_toml,
+)
+from sqlalchemy import select
+
+from mailer.store import open_store
+from mailer.store.ledger import DeliveryRow
+from mailer.store.slots import Heartbeat, SlotRecord, SlotState, SlotStore
+
+SCHEDULER = [sys.executable, str(ROOT / "scheduler.py")]
+MEMBERS = 60  # 20 in each of the sample issue's three variants: three batches
+
+
+@pytest.fixture
+def due(tmp_path: Path, database: str) -> Iterator[tuple[Project, dt.datetime, str]]:
+    """A project whose slot was a minute ago (UTC), its ready issue, and MEMBERS members."""
+    slot = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).replace(microsecond=0)
+    project = Project.make(
+        tmp_path / "project",
+        schedule_toml(
+            weekday=slot.strftime("%A").lower(),
+            time=slot.strftime("%H:%M:%S"),
+            timezone="UTC",
+            anchor=slot.date().isoformat(),
+        ),
+    )
+    issue = project.write_issue(slot.date()).stem
+    with open_store(database) as store:
+        add_members(store, MEMBERS)
+    yield project, slot, issue
+
+
+def environment(project: Project, database_url: str, **extra: str) -> dict[str, str]:
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("MAILER_", "SENDGRID_"))}
+    return {
+        **inherited,
+        "MAILER_CONFIG_PATH": str(project.config),
+        "MAILER_DATABASE_URL": database_url,
+        "MAILER_SECRET_KEY": SECRET,
+        "MAILER_BASE_URL": BASE_URL,
+        **extra,
+    }
+
+
+def smtp(server: SmtpServer) -> dict[str, str]:
+    return {"MAILER_TRANSPORT": "smtp", "MAILER_SMTP_URL": server.url()}
+
+
+class Scheduler:
+    """One `python scheduler.py` process, its log in a file."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.log = log
+        with log.open("wb") as output:
+            self.process = subprocess.Popen(
+                SCHEDULER, env=env, stdout=output, stderr=subprocess.STDOUT, cwd=log.parent
+            )
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 30) -> int:
+        self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()  # reaped: its pid is gone, so its claim is seen as dead at once
+
+    @property
+    def text(self) -> str:
+        return self.log.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def scheduler(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], Scheduler]]:
+    started: list[Scheduler] = []
+
+    def start(env: dict[str, str]) -> Scheduler:
+        started.append(Scheduler(env, tmp_path / f"scheduler-{len(started)}.log"))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.process.poll() is None:
+            process.kill()
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def slot_record(database_url: str, slot: dt.datetime) -> SlotRecord | None:
+    with open_store(database_url) as store:
+        return SlotStore(store.engine).get(slot)
+
+
+def ledger_states(database_url: str, issue: str) -> Counter[str]:
+    with open_store(database_url) as store, store.engine.connect() as connection:
+        return Counter(
+            connection.scalars(select(DeliveryRow.state).where(DeliveryRow.issue == issue))
+        )
+
+
+def final(database_url: str, slot: dt.datetime) -> Callable[[], bool]:
+    def check() -> bool:
+        record = slot_record(database_url, slot)
+        return record is not None and record.final
+
+    return check
+
+
+def per_member(server: SmtpServer) -> Counter[str]:
+    return Counter(rcpt for message in server.messages for rcpt in message.rcpt_tos)
+
+
+@both_databases
+def test_two_schedulers_on_one_database_send_the_slot_once(
+    due: tuple[Project, dt.datetime, str],
+    database: str,
+    smtp_server: SmtpServer,
+    scheduler: Callable[[dict[str, str]], Scheduler],
+) -> None:
+    """Two processes start together on the same SQLite file / PostgreSQL schema: one claims the
+    slot and sends; every member gets the issue exactly once."""
+    project, slot, issue = due
+    env = environment(project, database, **smtp(smtp_server))
+    first, second = scheduler(env), scheduler(env)
+    wait_for(final(database, slot), "the slot to be dealt with")
+    assert (0, 0) == (first.stop(), second.stop())
+
+    assert {email: 1 for email in sorted(member_emails(MEMBERS))} == per_member(smtp_server)
+    assert Counter({"sent": MEMBERS}) == ledger_states(database, issue)
+    record = slot_record(database, slot)
+    assert record is not None
+    assert (SlotState.sent, issue, 1) == (record.state, record.issue, record.runs)
+    logs = first.text + second.text
+    assert 1 == logs.count(f"sending {issue}"), logs
+    assert 2 == logs.count("scheduler stopped"), logs
+
+
+def test_sigterm_mid_send_finishes_the_batch_and_a_restart_resumes(
+    due: tuple[Project, dt.datetime, str],
+    database: str,
+    smtp_server: SmtpServer,
+    scheduler: Callable[[dict[str, str]], Scheduler],
+) -> None:
+    """SIGTERM while sending: the batch in hand is delivered and recorded, the process exits 0,
+    and the next scheduler resumes the slot from the ledger: nobody gets the issue twice."""
+    project, slot, issue = due
+    slow = environment(project, database, MAILER_SEND_RATE="10", **smtp(smtp_server))
+    first = scheduler(slow)
+    wait_for(lambda: len(smtp_server.messages) > 0, "the send to start")
+    assert 0 == first.stop(signal.SIGTERM)
+    assert "SIGTERM: stopping; a send in progress finishes its current batch first" in first.text
+
+    delivered = per_member(smtp_server)
+    states = ledger_states(database, issue)
+    assert 0 < len(delivered) == states["sent"] < MEMBERS
+    assert 0 == len(delivered) % 20, "whole batches (20 members of one variant) only"
+    assert {1} == set(delivered.values())
+    assert 0 == states["in_flight"]
+    record = slot_record(database, slot)
+    assert record is not None
+    assert (SlotState.interrupted, "") == (record.state, record.owner)
+
+    second = scheduler(environment(project, database, **smtp(smtp_server)))
+    wait_for(final(database, slot), "the resumed send to finish")
+    assert 0 == second.stop()
+    assert {email: 1 for email in sorted(member_emails(MEMBERS))} == per_member(smtp_server)
+    assert Counter({"sent": MEMBERS}) == ledger_states(database, issue)
+    assert "taking over from a stopped run (interrupted): resuming" in second.text
+
+
+def test_kill_9_mid_send_is_resumed_by_the_next_start_through_the_outbox(
+    due: tuple[Project, dt.datetime, str],
+    database: str,
+    tmp_path: Path,
+    scheduler: Callable[[dict[str, str]], Scheduler],
+) -> None:
+    """A scheduler killed outright mid-send: the next one takes the dead process's claim,
+    settles the ledger from the outbox's files, and sends the rest; no file is written twice."""
+    project, slot, issue = due
+    outbox = tmp_path / "outbox"
+    env = environment(project, database, MAILER_OUTBOX_DIR=str(outbox))
+    first = scheduler({**env, "MAILER_SEND_RATE": "10"})
+    folder = outbox / issue
+    wait_for(lambda: len(list(folder.glob("*.eml"))) >= 3, "the send to start")
+    first.kill()
+    written = {path.name: path.stat().st_ino for path in folder.glob("*.eml")}
+    assert 0 < len(written) < MEMBERS
+
+    second = scheduler(env)
+    wait_for(final(database, slot), "the resumed send to finish")
+    assert 0 == second.stop()
+    assert MEMBERS == len(list(folder.glob("*.eml")))
+    assert written == {name: (folder / name).stat().st_ino for name in written}
+    assert Counter({"sent": MEMBERS}) == ledger_states(database, issue)
+    assert "taking over from" in second.text
+
+
+def test_sigint_mid_send_stops_cleanly_too(
+    due: tuple[Project, dt.datetime, str],
+    database: str,
+    smtp_server: SmtpServer,
+    scheduler: Callable[[dict[str, str]], Scheduler],
+) -> None:
+    """Ctrl+C is SIGTERM's twin: the batch in hand is delivered and recorded, exit 0, and the
+    heartbeat says the scheduler stopped."""
+    project, _, issue = due
+    process = scheduler(environment(project, database, MAILER_SEND_RATE="10", **smtp(smtp_server)))
+    wait_for(lambda: len(smtp_server.messages) > 0, "the send to start")
+    assert 0 == process.stop(signal.SIGINT)
+    assert "SIGINT: stopping" in process.text
+    states = ledger_states(database, issue)
+    assert 0 < len(per_member(smtp_server)) == states["sent"] < MEMBERS
+    assert 0 == states["in_flight"]
+    beat = _last_beat(database)
+    assert beat is not None
+    assert beat.stopped_at is not None
+
+
+def test_a_configuration_error_exits_2_with_the_reason(
+    tmp_path: Path, database: str, scheduler: Callable[[dict[str, str]], Scheduler]
+) -> None:
+    """No [schedule] in mailer.toml: one clear line on stderr, exit status 2, nothing sent."""
+    project = Project.make(tmp_path / "project", schedule="")
+    process = scheduler(environment(project, database))
+    assert 2 == process.process.wait(30)
+    assert "ERROR mailer.scheduler: mailer.toml has no [schedule] table" in process.text
+
+
+def _last_beat(database_url: str) -> Heartbeat | None:
+    with open_store(database_url) as store:
+        return SlotStore(store.engine).last_beat()
