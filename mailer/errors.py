@@ -16,6 +16,7 @@
     │       ├── WebhookSignatureError   403: signature missing, malformed, wrong, or too old
     │       └── WebhookPayloadError     400: the body is not a batch of SendGrid events
     ├── SendRefused             a send that must not start (issue not ready, another send running)
+    ├── ReportError             a report that cannot be made (no such issue, or never sent)
     └── DeliveryError           a transport could not hand a message on; the send stopped
 
 Each message is written for the person at the keyboard: what went wrong, where,
@@ -158,6 +159,10 @@ class WebhookPayloadError(WebhookError):
 
 class SendRefused(MailerError):
     """A send that must not start: the issue is not ready, or another send of it is running."""
+
+
+class ReportError(MailerError):
+    """A report that cannot be made: no issue by that name, or one that was never sent."""
 
 
 class DeliveryError(MailerError):

@@ -498,4 +498,17 @@ def _log_row(
         "received_at": when,
         "detail": _detail(event),
         "effect": effect,
+        "url": _clicked_url(item),
+        "test": _is_test(event),
     }
+
+
+def _clicked_url(item: Classified) -> str | None:
+    """A click's URL as the report groups links by (whole, unlike ``detail``)."""
+    url = (item.event.url or "").strip()
+    return url[: eventlog.URL_LENGTH] if item.kind is Kind.click and url else None
+
+
+def _is_test(event: SendGridEvent) -> bool:
+    """Whether the event is of a test send: our custom_args say ``test: "true"``."""
+    return (event.test or "").strip().lower() == "true"

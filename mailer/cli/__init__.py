@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from mailer import __version__
-from mailer.cli import editor, sending, serving, subscribers
+from mailer.cli import editor, reporting, scheduling, sending, serving, subscribers
 from mailer.cli.common import err_console
 from mailer.errors import MailerError
 
@@ -24,7 +25,9 @@ class _MailerGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except MailerError as error:
-            err_console.print(f"[bold red]error:[/] {error}", highlight=False, markup=True, soft_wrap=True)
+            # The message is plain text: brackets in it ("[schedule]") are not markup.
+            message = escape(str(error))
+            err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(error.exit_code) from None
 
 
@@ -41,7 +44,9 @@ app = typer.Typer(
 app.command("validate")(editor.validate)
 app.command("preview")(editor.preview)
 app.command("send")(sending.send)
+app.command("report")(reporting.report)
 app.command("serve")(serving.serve)
+app.command("schedule")(scheduling.schedule)
 app.add_typer(subscribers.app, name="subscribers")
 
 

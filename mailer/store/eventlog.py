@@ -8,6 +8,13 @@ event means for the list (:class:`mailer.events.Kind`) and ``effect``, what
 processing it changed. Reports count deliveries, opens and clicks from here;
 the soft-bounce streak is counted from here too.
 
+Two columns are for reports (migration 0005): ``url``, a click's URL in full
+(``detail`` keeps only its first 300 characters, which would merge long links
+that differ at the end), and ``test``, set for events of test sends (``mailer
+send --test``) so that an editor's own opens and clicks of a proof never count
+as the list's. Two partial indexes let the report sum an issue's events member
+by member, and its clicks link by link, from an index alone.
+
 The statements :func:`mailer.events.apply_events` runs, in the caller's
 transaction, are here too. They take plain data and are written for batches of
 1,000 events: one query per step, not one per event, and on PostgreSQL lists
@@ -23,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Connection,
     Engine,
     ForeignKey,
@@ -31,10 +39,12 @@ from sqlalchemy import (
     Text,
     any_,
     bindparam,
+    false,
     func,
     insert,
     literal,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql
@@ -48,6 +58,7 @@ from mailer.store.upsert import event as history_row
 
 __all__ = [
     "LOG_COLUMNS",
+    "URL_LENGTH",
     "MemberFacts",
     "StatusChange",
     "WebhookEventRow",
@@ -63,6 +74,14 @@ __all__ = [
 _CHUNK = 500
 
 
+def _partial(condition: str) -> dict[str, Any]:
+    """A partial index's condition, as both databases spell it (SQLite has no ``false``)."""
+    return {
+        "postgresql_where": text(condition),
+        "sqlite_where": text(condition.replace("false", "0")),
+    }
+
+
 class WebhookEventRow(Base):
     """One SendGrid event, as received, and its effect on the list."""
 
@@ -70,6 +89,11 @@ class WebhookEventRow(Base):
     __table_args__ = (
         Index(None, "subscriber_id", "kind", "occurred_at"),
         Index(None, "issue", "kind"),
+        # Reports read these two, and not the table: an issue's events of real sends summed
+        # member by member, and its clicks link by link. Partial, so that test sends' events
+        # (and, for the second, everything but clicks) cost nothing to keep.
+        Index(None, "issue", "subscriber_id", "kind", "event", **_partial("test = false")),
+        Index(None, "issue", "url", "subscriber_id", **_partial("kind = 'click' AND test = false")),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -87,13 +111,20 @@ class WebhookEventRow(Base):
     # SendGrid's reason, bounce type or clicked URL, shortened.
     detail: Mapped[str] = mapped_column(Text, default="")
     effect: Mapped[str] = mapped_column(Text, default="")
+    # A click's URL, up to URL_LENGTH characters; NULL for other events.
+    url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # From a test send (custom_args test=true): kept, applied, but never reported.
+    test: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 _W = WebhookEventRow
+# Longer than any link a mail client keeps working; anything longer is cut here.
+URL_LENGTH = 2048
 
 
 def activity(engine: Engine, issue: str) -> dict[str, int]:
-    """Members with at least one event of each kind for an issue (for ``mailer report``)."""
+    """Members with at least one event of each kind for an issue: a quick look, test sends
+    included (:mod:`mailer.report` has the whole picture)."""
     query = (
         select(_W.kind, func.count(func.distinct(_W.subscriber_id)))
         .where(_W.issue == issue, _W.subscriber_id.is_not(None))
@@ -223,6 +254,8 @@ LOG_COLUMNS = (
     "received_at",
     "detail",
     "effect",
+    "url",
+    "test",
 )
 # PostgreSQL: every row in one statement, one array per column.
 _UNNEST_TYPES = (
@@ -236,6 +269,8 @@ _UNNEST_TYPES = (
     "timestamptz[]",
     "text[]",
     "text[]",
+    "text[]",
+    "boolean[]",
 )
 
 
