@@ -22,7 +22,10 @@ rules, as in the tests (the schema with jsonschema-rs first, see
 tests/doubles/sendgrid/rules.py). It runs in its own process, on the same two
 cores as mailer: its work counts against the figures.
 
-Run: ``.venv/bin/python benchmarks/send.py [--members N] [--smtp-members N]``.
+Each send shares its list between two processes, as ``MAILER_SEND_PROCESSES=2``
+does (set MAILER_BENCH_PROCESSES to measure another number; 1 is one process).
+
+Run: ``.venv/bin/python benchmarks/send.py [--members N] [--smtp-members N] [--only sendgrid]``.
 Figures are printed and written to benchmarks/results/send.json.
 """
 
@@ -433,14 +436,18 @@ def orchestrate(args: argparse.Namespace) -> None:
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    # A run with --only keeps the figures of the transports it did not measure.
+    earlier = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
+    kept = [r for r in earlier.get("results", []) if r["transport"] not in wanted]
     RESULTS.write_text(
         json.dumps(
             {
                 "issue": ISSUE.name,
                 "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, "
                 f"Python {platform.python_version()}",
-                "results": results,
-                "memory_does_not_grow": memory,
+                "processes": PROCESSES,
+                "results": [*results, *kept],
+                "memory_does_not_grow": memory or earlier.get("memory_does_not_grow"),
             },
             indent=2,
         )

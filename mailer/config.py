@@ -11,10 +11,12 @@ Two models, one for each source:
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AliasChoices,
@@ -71,6 +73,13 @@ class Settings(BaseSettings):
     )
     send_timeout: float = Field(
         30, gt=0, description="Seconds to wait for an SMTP server or SendGrid before giving up on a request."
+    )
+    send_processes: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="Processes a send shares the list between (each with its own connection); "
+        "2 on a two-core machine roughly doubles the speed of a large send.",
     )
     sendgrid_api_key: SecretStr | None = Field(
         None,
@@ -141,6 +150,115 @@ class Segment(BaseModel):
         return self
 
 
+class Weekday(StrEnum):
+    monday = "monday"
+    tuesday = "tuesday"
+    wednesday = "wednesday"
+    thursday = "thursday"
+    friday = "friday"
+    saturday = "saturday"
+    sunday = "sunday"
+
+
+# How far ahead of the anchor the slot time is checked against daylight-saving
+# changes: long enough for a fortnightly slot to meet every weekday alignment.
+_DST_CHECK_YEARS = 20
+
+
+class Schedule(BaseModel):
+    """When issues go out: every other ``weekday`` at ``time`` in ``timezone``.
+
+    The ``anchor`` is the date of any one slot: it fixes which weeks are slot
+    weeks. Slots themselves are computed by :mod:`mailer.scheduling.slots`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    weekday: Weekday = Field(description="The day of the week every slot falls on; the anchor's day.")
+    time: dt.time = Field(description="Local time of day of every slot, e.g. '09:00'.")
+    timezone: str = Field(description="IANA time zone of that time, e.g. 'Europe/London'.")
+    anchor: dt.date = Field(
+        description="The date of one slot, past or future: fixes which weeks are slot weeks."
+    )
+    lateness_hours: float = Field(
+        6,
+        ge=0,
+        le=7 * 24,
+        description="How late a slot missed while the scheduler was down may still be sent when "
+        "it starts; later ones are reported to the editors, not sent.",
+    )
+    reminder_hours: float = Field(
+        48,
+        ge=0,
+        lt=14 * 24,
+        description="How long before a slot the editors are reminded while its issue is missing "
+        "or still a draft; 0 turns reminders off.",
+    )
+    editors: list[EmailStr] = Field(
+        min_length=1,
+        description="Who gets reminders and notices (nothing ready, a missed slot, a failed send).",
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"'{value}' is not a time zone name: use one from the IANA database, "
+                "like Europe/London"
+            ) from None
+        return value
+
+    @field_validator("time")
+    @classmethod
+    def _whole_seconds(cls, value: dt.time) -> dt.time:
+        if value.tzinfo is not None:
+            raise ValueError("give the time without an offset: the time zone is `timezone`")
+        return value.replace(microsecond=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Schedule:
+        named = Weekday(self.anchor.strftime("%A").lower())
+        if named != self.weekday:
+            raise ValueError(
+                f"the anchor {self.anchor.isoformat()} is a {named.value.capitalize()}, but "
+                f"weekday is {self.weekday.value}: make the anchor the date of one slot"
+            )
+        self._check_daylight_saving()
+        return self
+
+    def _check_daylight_saving(self) -> None:
+        """Refuse a time that is skipped or repeated on some slot day (a clock-change night):
+        the slot would silently move by a fortnight or be ambiguous."""
+        zone = self.zone
+        for k in range(_DST_CHECK_YEARS * 27):
+            day = self.anchor + dt.timedelta(weeks=2 * k)
+            wall = dt.datetime.combine(day, self.time)
+            first = wall.replace(tzinfo=zone, fold=0)
+            second = wall.replace(tzinfo=zone, fold=1)
+            if first.utcoffset() != second.utcoffset():
+                round_trip = first.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None)
+                what = "does not exist" if round_trip != wall else "happens twice"
+                raise ValueError(
+                    f"{self.time:%H:%M} {what} on {day.isoformat()} in {self.timezone} (the "
+                    "clocks change that night): pick a time outside the small hours"
+                )
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def lateness(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.lateness_hours)
+
+    @property
+    def reminder(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.reminder_hours)
+
+
 class Newsletter(BaseModel):
     """What editors decide, from mailer.toml."""
 
@@ -156,6 +274,9 @@ class Newsletter(BaseModel):
     templates_dir: Path = Field(Path("templates"), description="Where the email templates live.")
     issues_dir: Path = Field(Path("issues"), description="Where issue files live.")
     segments: list[Segment] = Field(default_factory=list)
+    schedule: Schedule | None = Field(
+        None, description="The fortnightly slots `python scheduler.py` sends on; none: no scheduler."
+    )
 
     @field_validator("segments")
     @classmethod
