@@ -214,7 +214,7 @@ def child_send(transport: str, database: Path, work: Path, target: str) -> dict[
     with open_store(settings.database_url) as store, peak_rss() as peak:
         ledger = Ledger(store.engine)
         start = time.perf_counter()
-        audience = plan(store, ledger, issue, newsletter)
+        audience = plan(store, issue, newsletter)
         planned = time.perf_counter()
         with open_transport(settings) as transport_:
             run = SendRun(

@@ -27,7 +27,7 @@ from mailer.issue import Issue
 from mailer.render import variant_key, variant_name
 from mailer.segments import segments_of
 from mailer.store import SubscriberStore
-from mailer.store.ledger import DeliveryState, Ledger
+from mailer.store.ledger import DeliveryState
 from mailer.store.transact import read
 
 __all__ = [
@@ -272,7 +272,6 @@ class Plan:
 
 def plan(
     store: SubscriberStore,
-    ledger: Ledger,
     issue: Issue,
     newsletter: Newsletter,
     *,
@@ -325,7 +324,6 @@ class Done:
 
 def batches(
     store: SubscriberStore,
-    ledger: Ledger,
     issue: Issue,
     newsletter: Newsletter,
     *,

@@ -124,7 +124,7 @@ def send_issue(
     ensure_sendable(issue)
     signer = link_signer(settings)
     ledger = Ledger(store.engine)
-    audience = plan(store, ledger, issue, newsletter)
+    audience = plan(store, issue, newsletter)
     if not has_work(audience):
         return _nothing_to_send(issue, audience, settings)
     opened: AbstractContextManager[Transport] = (

@@ -470,7 +470,6 @@ class SendRun:
         try:
             for work in batches(
                 self.store,
-                self.ledger,
                 self.issue,
                 self.newsletter,
                 batch_size=self.batch_size,

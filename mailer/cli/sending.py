@@ -176,7 +176,7 @@ def _send(
                 f"Reconciled from {reconcile_file}: {done.events} events of this list, "
                 f"{done.sent} deliveries now sent, {done.dropped} dropped by SendGrid."
             )
-        audience = plan(store, ledger, issue, newsletter)
+        audience = plan(store, issue, newsletter)
         if dry_run:
             _print_plan(issue, audience, settings, as_json=as_json)
             return

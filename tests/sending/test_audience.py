@@ -53,7 +53,7 @@ class TestPlan:
     ) -> None:
         """Counts per variant, and the first addresses of each, for --dry-run and the question."""
         add_members(store, 7)
-        audience = plan(store, Ledger(store.engine), issue, newsletter, sample=2)
+        audience = plan(store, issue, newsletter, sample=2)
         assert {"youth": 3, "wales": 2, "general": 2} == {
             v.name: v.to_send for v in audience.variants.values()
         }
@@ -74,7 +74,7 @@ class TestPlan:
             owner,
             [(claim.claimed[members[0].id], Delivery(email=members[0].email, state="sent"))],
         )
-        audience = plan(store, ledger, issue, newsletter)
+        audience = plan(store, issue, newsletter)
         assert (2, 1) == (audience.to_send, audience.sent)
 
 
@@ -84,7 +84,7 @@ class TestBatches:
     ) -> None:
         """Each batch holds members of one variant, at most batch_size of them."""
         add_members(store, 10)
-        found = list(batches(store, Ledger(store.engine), issue, newsletter, batch_size=2))
+        found = list(batches(store, issue, newsletter, batch_size=2))
         pending = [work for work in found if isinstance(work, Pending)]
         assert all(len(work.addressees) <= 2 for work in pending)
         by_key: dict[frozenset[str], int] = {}
@@ -100,7 +100,7 @@ class TestBatches:
         ledger, owner = Ledger(store.engine), new_owner()
         ledger.acquire(issue.slug, "outbox", owner)
         ledger.claim(issue.slug, "general", [members[0].id], owner)
-        found = list(batches(store, ledger, issue, newsletter, batch_size=10))
+        found = list(batches(store, issue, newsletter, batch_size=10))
         assert [Done(frozenset(), "in_flight", 1)] == [w for w in found if isinstance(w, Done)]
         assert [[members[1].id]] == [
             [s.id for s in w.addressees] for w in found if isinstance(w, Pending)
