@@ -40,7 +40,7 @@ from mailer.transports.base import (
     personalise,
     slot,
 )
-from mailer.transports.message import build_message, list_id
+from mailer.transports.message import MessageTemplate, list_id
 from mailer.transports.outbox import OutboxTransport
 from mailer.transports.ratelimit import Limiter, RateLimiter, limiter_for
 from mailer.transports.sendgrid import SendGridTransport
@@ -54,13 +54,13 @@ __all__ = [
     "Delivery",
     "DeliveryState",
     "Limiter",
+    "MessageTemplate",
     "OutboxTransport",
     "RateLimiter",
     "Recipient",
     "SendGridTransport",
     "SmtpTransport",
     "Transport",
-    "build_message",
     "content_of",
     "list_id",
     "open_transport",

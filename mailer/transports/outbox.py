@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from mailer.transports.base import Batch, Delivery, Recipient, TransportBase
-from mailer.transports.message import build_message, to_bytes
+from mailer.transports.message import MessageTemplate
 from mailer.transports.ratelimit import Limiter, Unlimited
 
 _UNSAFE = re.compile(r"[^a-z0-9@._+-]")
@@ -81,16 +81,17 @@ class OutboxTransport(TransportBase):
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             return [_failed(r, error) for r in batch.recipients]
-        return [self._write(batch, recipient) for recipient in batch.recipients]
+        template = MessageTemplate(batch)
+        return [self._write(batch, template, recipient) for recipient in batch.recipients]
 
-    def _write(self, batch: Batch, recipient: Recipient) -> Delivery:
+    def _write(self, batch: Batch, template: MessageTemplate, recipient: Recipient) -> Delivery:
         self._limiter.acquire()
-        msg = build_message(batch, recipient)
+        message = template.message(recipient)
         try:
-            write_atomically(self.path_for(batch, recipient), to_bytes(msg))
+            write_atomically(self.path_for(batch, recipient), message.data)
         except OSError as error:
             return _failed(recipient, error)
-        return Delivery(email=recipient.email, state="sent", message_id=msg["Message-ID"])
+        return Delivery(email=recipient.email, state="sent", message_id=message.message_id)
 
 
 def _failed(recipient: Recipient, error: OSError) -> Delivery:

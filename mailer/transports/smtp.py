@@ -27,7 +27,7 @@ from pydantic import SecretStr
 
 from mailer.errors import ConfigError
 from mailer.transports.base import Batch, Delivery, Recipient, TransportBase
-from mailer.transports.message import build_message, needs_utf8, to_bytes
+from mailer.transports.message import MessageTemplate
 from mailer.transports.ratelimit import Limiter, Unlimited
 
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
@@ -153,6 +153,7 @@ class SmtpTransport(TransportBase):
         return f"SmtpTransport({self.url})"
 
     def send(self, batch: Batch) -> list[Delivery]:
+        template = MessageTemplate(batch)
         results: list[Delivery] = []
         # Once the server cannot be reached, the rest of the batch fails without more tries.
         unreachable: str | None = None
@@ -161,7 +162,7 @@ class SmtpTransport(TransportBase):
                 results.append(_failed(recipient, unreachable))
                 continue
             try:
-                results.append(self._send_one(batch, recipient))
+                results.append(self._send_one(batch.sender.email, template, recipient))
             except _ConnectFailed as error:
                 unreachable = str(error)
                 results.append(_failed(recipient, unreachable))
@@ -174,22 +175,19 @@ class SmtpTransport(TransportBase):
                 conn.quit()
             conn.close()
 
-    def _send_one(self, batch: Batch, recipient: Recipient) -> Delivery:
+    def _send_one(self, sender: str, template: MessageTemplate, recipient: Recipient) -> Delivery:
         self._limiter.acquire()
-        msg = build_message(batch, recipient)
-        message_id = str(msg["Message-ID"])
-        utf8 = needs_utf8(msg)
-        data = to_bytes(msg, utf8=utf8)
+        message = template.message(recipient)
         for attempt in (1, 2):
             conn = self._connection()
             try:
-                self._transaction(conn, batch.sender.email, recipient.email, data, utf8=utf8)
+                self._transaction(conn, sender, recipient.email, message.data, utf8=message.utf8)
             except _Unanswered:
                 self._discard()
                 return Delivery(
                     email=recipient.email,
                     state="unknown",
-                    message_id=message_id,
+                    message_id=message.message_id,
                     error="the connection dropped after the message went out, before the answer",
                 )
             except smtplib.SMTPServerDisconnected as error:
@@ -199,7 +197,7 @@ class SmtpTransport(TransportBase):
                 return _failed(recipient, f"the SMTP server dropped the connection twice: {error}")
             except _Reply as reply:
                 return self._refused(recipient, reply)
-            return Delivery(email=recipient.email, state="sent", message_id=message_id)
+            return Delivery(email=recipient.email, state="sent", message_id=message.message_id)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _transaction(

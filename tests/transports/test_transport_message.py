@@ -1,11 +1,14 @@
-"""The RFC 5322 message the outbox and SMTP transports send, read back as a mail client would."""
+"""The RFC 5322 message the outbox and SMTP transports send, read back as a mail client would.
+
+test_transport_message_template.py checks it against the message the email package builds.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
 from email.message import EmailMessage
-from email.parser import BytesParser
+from email.parser import BytesParser, Parser
 from email.policy import default
 from email.utils import parsedate_to_datetime
 from typing import cast
@@ -13,18 +16,25 @@ from typing import cast
 import pytest
 
 from mailer.config import Sender
-from mailer.transports import Batch, Recipient, build_message, list_id
-from mailer.transports.message import to_bytes
+from mailer.transports import Batch, MessageTemplate, Recipient, list_id
 
 MakeBatch = Callable[..., Batch]
 MakeRecipient = Callable[..., Recipient]
 NOW = dt.datetime(2026, 1, 8, 9, 30, tzinfo=dt.UTC)
 
 
+def wire(batch: Batch, recipient: Recipient | None = None) -> bytes:
+    """The message for the batch's first (or given) recipient, as it goes on the wire."""
+    return MessageTemplate(batch).message(recipient or batch.recipients[0], now=NOW).data
+
+
+def read(data: bytes) -> EmailMessage:
+    return cast(EmailMessage, BytesParser(policy=default).parsebytes(data))
+
+
 def parsed(batch: Batch, recipient: Recipient | None = None) -> EmailMessage:
-    """Build, serialise and parse back the message for the batch's first (or given) recipient."""
-    message = build_message(batch, recipient or batch.recipients[0], now=NOW)
-    return cast(EmailMessage, BytesParser(policy=default).parsebytes(to_bytes(message)))
+    """The message for the batch's first (or given) recipient, parsed back."""
+    return read(wire(batch, recipient))
 
 
 def parts(message: EmailMessage) -> list[EmailMessage]:
@@ -51,17 +61,22 @@ class TestStructure:
         """Both parts are UTF-8."""
         assert ["utf-8", "utf-8"] == [p.get_content_charset() for p in parts(parsed(make_batch()))]
 
+    def test_quoted_printable(self, make_batch: MakeBatch) -> None:
+        """Both parts are quoted-printable, whatever their text."""
+        assert ["quoted-printable", "quoted-printable"] == [
+            p["Content-Transfer-Encoding"] for p in parts(parsed(make_batch()))
+        ]
+
     def test_seven_bit_clean(self, make_batch: MakeBatch, make_recipient: MakeRecipient) -> None:
         """Non-ASCII text travels as quoted-printable, so any relay can carry it."""
         zoe = make_recipient(
             1, name="Zoë Ø", values={"first_name": "Zoë", "unsubscribe_url": "https://x/u"}
         )
-        data = to_bytes(build_message(make_batch(recipients=[zoe]), zoe))
-        assert data.isascii()
+        assert wire(make_batch(recipients=[zoe]), zoe).isascii()
 
     def test_crlf_line_ends(self, make_batch: MakeBatch) -> None:
         """Every line ends in CRLF, as on the wire."""
-        data = to_bytes(build_message(make_batch(), make_batch().recipients[0]))
+        data = wire(make_batch())
         assert data.count(b"\n") == data.count(b"\r\n")
 
     def test_bodies_personalised(self, make_batch: MakeBatch) -> None:
@@ -80,6 +95,53 @@ class TestStructure:
         )
 
 
+class TestOneTemplatePerBatch:
+    def test_each_recipient_their_own_message(self, make_batch: MakeBatch) -> None:
+        """The template is built once per batch; each message has its recipient's own parts."""
+        batch = make_batch(2)
+        template = MessageTemplate(batch)
+        messages = [read(template.message(r, now=NOW).data) for r in batch.recipients]
+        assert [
+            ("Member 0 <member0@example.com>", "Hello Member0: the winter issue", "tok0"),
+            ("Member 1 <member1@example.com>", "Hello Member1: the winter issue", "tok1"),
+        ] == [
+            (m["To"], m["Subject"], m["List-Unsubscribe"].rpartition("/")[2].rstrip(">"))
+            for m in messages
+        ]
+
+    def test_bodies_filled_per_recipient(self, make_batch: MakeBatch) -> None:
+        """Each recipient's values are in their own bodies only."""
+        batch = make_batch(2)
+        template = MessageTemplate(batch)
+        texts = [body(parts(read(template.message(r).data))[0]) for r in batch.recipients]
+        assert [True, True] == [
+            text.startswith(f"Dear Member{i},") and f"tok{i}\n" in text
+            for i, text in enumerate(texts)
+        ]
+
+    def test_smtputf8_only_for_non_ascii_addresses(
+        self, make_batch: MakeBatch, make_recipient: MakeRecipient
+    ) -> None:
+        """utf8 says the address needs SMTPUTF8; then headers are UTF-8, not RFC 2047 (RFC 6532)."""
+        ann = make_recipient(1, name="Zoë")
+        zoe = make_recipient(2, name="Zoë", email="zoë@example.com")
+        template = MessageTemplate(make_batch(recipients=[ann, zoe]))
+        first, second = template.message(ann), template.message(zoe)
+        assert (False, True, True, True) == (
+            first.utf8,
+            second.utf8,
+            first.data.isascii(),
+            'To: "Zoë" <zoë@example.com>\r\n'.encode() in second.data,
+        )
+
+    def test_non_ascii_address(self, make_batch: MakeBatch, make_recipient: MakeRecipient) -> None:
+        """A non-ASCII address reads back whole, with its name, by a client that reads UTF-8."""
+        zoe = make_recipient(2, name="Zoë", email="zoë@example.com")
+        text = wire(make_batch(recipients=[zoe]), zoe).decode("utf-8")
+        [address] = Parser(policy=default).parsestr(text)["To"].addresses
+        assert ("Zoë", "zoë@example.com") == (address.display_name, address.addr_spec)
+
+
 class TestHeaders:
     def test_message_id_in_the_senders_domain(self, make_batch: MakeBatch) -> None:
         """The Message-ID is unique and ends in the sender's domain."""
@@ -87,9 +149,17 @@ class TestHeaders:
         assert (True, True) == (message_id.startswith("<"), message_id.endswith("@example.org>"))
 
     def test_fresh_message_id_per_message(self, make_batch: MakeBatch) -> None:
-        """Two messages never share a Message-ID."""
+        """Two messages never share a Message-ID, even from the same template."""
         batch = make_batch()
-        assert parsed(batch)["Message-ID"] != parsed(batch)["Message-ID"]
+        template = MessageTemplate(batch)
+        first, second = (template.message(batch.recipients[0]) for _ in range(2))
+        assert first.message_id != second.message_id
+
+    def test_message_id_reported(self, make_batch: MakeBatch) -> None:
+        """The Message-ID the transports report is the one in the message."""
+        batch = make_batch()
+        message = MessageTemplate(batch).message(batch.recipients[0])
+        assert message.message_id == read(message.data)["Message-ID"]
 
     def test_date(self, make_batch: MakeBatch) -> None:
         """Date is the time of building, with its zone."""
@@ -159,7 +229,7 @@ class TestHeaders:
         member = make_recipient(
             1, unsubscribe_url=url, unsubscribe_mailto="mailto:leave@example.org"
         )
-        data = to_bytes(build_message(make_batch(recipients=[member]), member))
+        data = wire(make_batch(recipients=[member]), member)
         assert (False, True) == (b"=?" in data.split(b"\r\n\r\n")[0], f"<{url}>".encode() in data)
 
     def test_list_unsubscribe_post(self, make_batch: MakeBatch) -> None:
