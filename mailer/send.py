@@ -24,6 +24,7 @@ and the outbox).
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections import Counter
@@ -41,7 +42,7 @@ from mailer.render import CompiledVariant, render_issue, variant_name
 from mailer.render.variants import ordered_segments
 from mailer.store import SubscriberStore
 from mailer.store.ledger import DeliveryState, Ledger, SendStatus, new_owner
-from mailer.tokens import Purpose, TokenSigner, signer_for
+from mailer.tokens import TokenSigner, signer_for
 from mailer.transports import (
     MAX_BATCH,
     Batch,
@@ -201,9 +202,10 @@ class SendStopped(DeliveryError):
 
 def links(subscriber_id: int, signer: TokenSigner, base_url: str) -> dict[str, str]:
     """A member's unsubscribe and preferences URLs, each with its own signed token."""
+    unsubscribe, preferences = signer.links(subscriber_id)
     return {
-        "unsubscribe_url": f"{base_url}/unsubscribe/{signer.token(subscriber_id, Purpose.unsubscribe)}",
-        "preferences_url": f"{base_url}/preferences/{signer.token(subscriber_id, Purpose.preferences)}",
+        "unsubscribe_url": f"{base_url}/unsubscribe/{unsubscribe}",
+        "preferences_url": f"{base_url}/preferences/{preferences}",
     }
 
 
@@ -433,6 +435,10 @@ class SendRun:
         Always leaves the lease released and the ledger up to date.
         """
         status = SendStatus.stopped
+        # What exists now (the compiled variants, every module) lives through the send:
+        # frozen, the garbage collector stops walking it again and again as each batch
+        # allocates, which took a fifth of a send's time.
+        gc.freeze()
         try:
             self._variants.prepare(keys)  # before any fork: compiled once for every process
             if self.processes == 1:
@@ -448,6 +454,7 @@ class SendRun:
                 status = SendStatus.finished
             return self.summary
         finally:
+            gc.unfreeze()
             self.summary.seconds = time.monotonic() - self._started
             self.ledger.release(self.issue.slug, self.owner, status)
 

@@ -65,7 +65,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from mailer.errors import SendRefused, StoreError
 from mailer.store.schema import Base, BigId, SubscriberRow, UTCDateTime
-from mailer.store.transact import run_write
+from mailer.store.transact import driver_rows, run_write
 from mailer.transports import Delivery
 
 __all__ = [
@@ -524,54 +524,52 @@ class Ledger:
 
 
 def _claim(sql: _Sql, issue: str, variant: str, ids: list[int], when: dt.datetime) -> Claim:
-    """The claim's statements, in the caller's transaction (see :meth:`Ledger.claim`)."""
-    among = f"IN ({sql.marks(len(ids))})"
-    stamp = sql.time(when)
-    active = [
-        row[0]
-        for row in sql.run(
-            f"SELECT id FROM subscribers WHERE status = 'active' AND id {among}", ids
-        )
-    ]
-    if active:
-        among_active = f"IN ({sql.marks(len(active))})"
-        m = sql.mark
-        # The WHERE in the SELECT also keeps SQLite from reading ON CONFLICT as a join.
+    """The claim's statements, in the caller's transaction (see :meth:`Ledger.claim`).
+
+    The common case, members with no row yet, is one statement; members it left
+    out cost one more for retryable failures, and one to tell who left the list.
+    """
+    stamp, m = sql.time(when), sql.mark
+    # The WHERE in the SELECT also keeps SQLite from reading ON CONFLICT as a join.
+    claimed: dict[int, int] = dict(
         sql.run(
             "INSERT INTO deliveries (issue, subscriber_id, variant, state, retryable, "
             "attempts, error, created_at, updated_at) "
             f"SELECT {m}, id, {m}, 'in_flight', {m}, 1, '', {m}, {m} FROM subscribers "
-            f"WHERE id {among_active} "
-            "ON CONFLICT (issue, subscriber_id) DO NOTHING",
-            (issue, variant, False, stamp, stamp, *active),
-            rows=False,
+            f"WHERE status = 'active' AND id IN ({sql.marks(len(ids))}) "
+            "ON CONFLICT (issue, subscriber_id) DO NOTHING RETURNING subscriber_id, id",
+            (issue, variant, False, stamp, stamp, *ids),
         )
-        sql.run(
-            f"UPDATE deliveries SET state = 'in_flight', variant = {m}, "
-            f"attempts = attempts + 1, retryable = {m}, error = '', updated_at = {m} "
-            f"WHERE issue = {m} AND state = 'failed' AND retryable = {m} "
-            f"AND subscriber_id {among_active}",
-            (variant, False, stamp, issue, True, *active),
-            rows=False,
-        )
-    # Rows this claim wrote carry its own timestamp; no other claim of this issue runs
-    # (the lease), so the time picks out exactly these rows.
-    claimed = (
-        dict(
+    )
+    rest = [i for i in ids if i not in claimed]
+    if rest:
+        among = f"IN ({sql.marks(len(rest))})"
+        claimed.update(
             sql.run(
-                "SELECT subscriber_id, id FROM deliveries WHERE issue = "
-                f"{sql.mark} AND state = 'in_flight' AND updated_at = {sql.mark} "
-                f"AND subscriber_id {among}",
-                (issue, stamp, *ids),
+                f"UPDATE deliveries SET state = 'in_flight', variant = {m}, "
+                f"attempts = attempts + 1, retryable = {m}, error = '', updated_at = {m} "
+                f"WHERE issue = {m} AND state = 'failed' AND retryable = {m} "
+                f"AND subscriber_id {among} AND subscriber_id IN "
+                f"(SELECT id FROM subscribers WHERE status = 'active' AND id {among}) "
+                "RETURNING subscriber_id, id",
+                (variant, False, stamp, issue, True, *rest, *rest),
             )
         )
-        if active
-        else {}
-    )
+        rest = [i for i in rest if i not in claimed]
+    if not rest:
+        return Claim(claimed=claimed, inactive=frozenset(), already=frozenset())
+    active = {
+        row[0]
+        for row in sql.run(
+            "SELECT id FROM subscribers WHERE status = 'active' "
+            f"AND id IN ({sql.marks(len(rest))})",
+            rest,
+        )
+    }
     return Claim(
         claimed=claimed,
-        inactive=frozenset(set(ids) - set(active)),
-        already=frozenset(set(active) - claimed.keys()),
+        inactive=frozenset(i for i in rest if i not in active),
+        already=frozenset(i for i in rest if i in active),
     )
 
 
@@ -589,7 +587,6 @@ def _record(sql: _Sql, outcomes: Sequence[tuple[int, Delivery]], when: dt.dateti
                 f"UPDATE deliveries SET {assign} "
                 f"WHERE state = 'in_flight' AND id IN ({sql.marks(len(ids))})",
                 (*values, stamp, *ids),
-                rows=False,
             )
         return
     sql.run_many(  # a message id each (SMTP, the outbox)
@@ -620,9 +617,8 @@ class _Sql:
         utc = when.astimezone(dt.UTC)
         return utc.replace(tzinfo=None).isoformat(" ", "microseconds") if self.sqlite else utc
 
-    def run(self, sql: str, params: Sequence[Any], *, rows: bool = True) -> list[Any]:
-        result = self.connection.exec_driver_sql(sql, tuple(params))
-        return list(result.all()) if rows else []
+    def run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return driver_rows(self.connection, sql, params)
 
     def run_many(self, sql: str, params: list[tuple[Any, ...]]) -> None:
         self.connection.exec_driver_sql(sql, params)

@@ -104,6 +104,33 @@ class TestClaim:
         again = ledger.claim(ISSUE, "general", [member.id], owner)
         assert [member.id] == list(again.claimed)
 
+    def test_one_claim_sorts_a_mixed_batch(
+        self, store: SubscriberStore, ledger: Ledger, owner: str
+    ) -> None:
+        """New members and retryable failures are claimed; a member who left is not, even
+        with a failure that could be retried; a member already sent is left alone."""
+        new, retry, done, gone, left = add_members(store, 5)
+        first = ledger.claim(ISSUE, "general", [retry.id, done.id, left.id], owner)
+        busy = Delivery(email="x@example.org", state="failed", error="server busy")
+        ledger.record(
+            ISSUE,
+            owner,
+            [
+                (first.claimed[retry.id], busy),
+                (first.claimed[done.id], sent(done.email)),
+                (first.claimed[left.id], busy),
+            ],
+        )
+        store.unsubscribe(gone.id, reason="asked", source="test")
+        store.unsubscribe(left.id, reason="asked", source="test")
+        claim = ledger.claim(ISSUE, "general", [m.id for m in (new, retry, done, gone, left)], owner)
+        assert ({new.id, retry.id}, {done.id}, {gone.id, left.id}) == (
+            set(claim.claimed),
+            set(claim.already),
+            set(claim.inactive),
+        )
+        assert {"in_flight": 2, "sent": 1, "failed": 1} == states(ledger)
+
     def test_a_permanent_failure_is_not_claimed_again(
         self, store: SubscriberStore, ledger: Ledger, owner: str
     ) -> None:
