@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, NamedTuple, TypeVar
@@ -28,7 +28,7 @@ from mailer.render import variant_key, variant_name
 from mailer.segments import segments_of
 from mailer.store import SubscriberStore
 from mailer.store.ledger import DeliveryState
-from mailer.store.transact import read
+from mailer.store.transact import driver_rows, read
 
 __all__ = [
     "Addressee",
@@ -118,7 +118,7 @@ def members(
         yield [keys.member(row, opted.get(row[0])) for row in rows]
 
 
-Row = Sequence[Any]  # a row of _PAGE
+Row = tuple[Any, ...]  # a row of _PAGE
 
 
 def _pages(
@@ -142,14 +142,12 @@ def _pages(
             qmark = connection.dialect.paramstyle == "qmark"
             mark = "?" if qmark else "%s"
             page = _PAGE.format(m=mark, share=share.replace("%%", "%") if qmark else share)
-            rows: list[Row] = list(
-                connection.exec_driver_sql(page, (issue.slug, last_id, page_size))
-            )
+            rows: list[Row] = driver_rows(connection, page, (issue.slug, last_id, page_size))
             if not rows:
                 return
             opted: dict[int, set[str]] = {}
-            for subscriber_id, segment in connection.exec_driver_sql(
-                _OPT_OUTS.format(m=mark), (rows[0][0], rows[-1][0])
+            for subscriber_id, segment in driver_rows(
+                connection, _OPT_OUTS.format(m=mark), (rows[0][0], rows[-1][0])
             ):
                 opted.setdefault(subscriber_id, set()).add(segment)
         yield rows, opted

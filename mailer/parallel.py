@@ -37,7 +37,7 @@ from mailer.errors import DeliveryError, MailerError
 from mailer.transports import open_transport
 
 if TYPE_CHECKING:
-    from multiprocessing.synchronize import Event
+    from multiprocessing.synchronize import Event, Lock
 
     from mailer.send import Progress, SendRun, SendSummary
 
@@ -74,11 +74,12 @@ def send_in_processes(
     context = multiprocessing.get_context("fork")  # children share the compiled variants
     reports: multiprocessing.Queue[_Report] = context.Queue()
     stop = context.Event()
+    writes = context.Lock()
     count = run.processes
     children = [
         context.Process(
             target=_child,
-            args=(run, index, reports, stop, os.getpid()),
+            args=(run, index, reports, stop, writes, os.getpid()),
             name=f"mailer-send-{index}",
         )
         for index in range(count)
@@ -155,7 +156,12 @@ def _sum(parts: Iterable[Progress]) -> Progress:
 
 
 def _child(
-    run: SendRun, index: int, reports: multiprocessing.Queue[_Report], stop: Event, parent: int
+    run: SendRun,
+    index: int,
+    reports: multiprocessing.Queue[_Report],
+    stop: Event,
+    writes: Lock,
+    parent: int,
 ) -> None:
     """In the child: send to share ``index``, then report how it went."""
     _die_with_parent()
@@ -166,6 +172,7 @@ def _child(
     if os.getppid() != parent:  # the parent died before the death signal was asked for
         os._exit(1)
     run.store.engine.dispose(close=False)  # the parent's connections stay the parent's
+    run.ledger = run.ledger.taking_turns(writes)  # the children write to the ledger in turn
     run.summary.variants = {}  # this child's counts only; the parent adds them up
     # MAILER_SEND_RATE is for the whole send: each process takes its share of it.
     settings = run.settings.model_copy(update={"send_rate": run.settings.send_rate / run.processes})

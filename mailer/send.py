@@ -24,6 +24,7 @@ and the outbox).
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections import Counter
@@ -41,7 +42,7 @@ from mailer.render import CompiledVariant, render_issue, variant_name
 from mailer.render.variants import ordered_segments
 from mailer.store import SubscriberStore
 from mailer.store.ledger import DeliveryState, Ledger, SendStatus, new_owner
-from mailer.tokens import Purpose, TokenSigner, signer_for
+from mailer.tokens import TokenSigner, signer_for
 from mailer.transports import (
     MAX_BATCH,
     Batch,
@@ -201,9 +202,10 @@ class SendStopped(DeliveryError):
 
 def links(subscriber_id: int, signer: TokenSigner, base_url: str) -> dict[str, str]:
     """A member's unsubscribe and preferences URLs, each with its own signed token."""
+    unsubscribe, preferences = signer.links(subscriber_id)
     return {
-        "unsubscribe_url": f"{base_url}/unsubscribe/{signer.token(subscriber_id, Purpose.unsubscribe)}",
-        "preferences_url": f"{base_url}/preferences/{signer.token(subscriber_id, Purpose.preferences)}",
+        "unsubscribe_url": f"{base_url}/unsubscribe/{unsubscribe}",
+        "preferences_url": f"{base_url}/preferences/{preferences}",
     }
 
 
@@ -356,6 +358,15 @@ class Progress:
     suppressed: int
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A batch's members and their recipients, not yet claimed."""
+
+    variant: Variant
+    members: list[Addressee]
+    recipients: list[Recipient]
+
+
 @dataclass
 class _Claimed:
     """A batch whose members are claimed in the ledger, ready for the transport."""
@@ -364,6 +375,15 @@ class _Claimed:
     batch: Batch
     delivery_ids: list[int]
     future: Future[list[Delivery]] | None = None  # set once handed to the worker thread
+
+    def answer(self) -> list[Delivery]:
+        """What the transport said of each member, once it has (waits until then)."""
+        assert self.future is not None, "not handed over yet"
+        return self.future.result()
+
+    def outcomes(self) -> list[tuple[int, Delivery]]:
+        """(delivery row id, what the transport said), for the ledger."""
+        return list(zip(self.delivery_ids, self.answer(), strict=True))
 
 
 @dataclass
@@ -433,6 +453,10 @@ class SendRun:
         Always leaves the lease released and the ledger up to date.
         """
         status = SendStatus.stopped
+        # What exists now (the compiled variants, every module) lives through the send:
+        # frozen, the garbage collector stops walking it again and again as each batch
+        # allocates, which took a fifth of a send's time.
+        gc.freeze()
         try:
             self._variants.prepare(keys)  # before any fork: compiled once for every process
             if self.processes == 1:
@@ -448,13 +472,14 @@ class SendRun:
                 status = SendStatus.finished
             return self.summary
         finally:
+            gc.unfreeze()
             self.summary.seconds = time.monotonic() - self._started
             self.ledger.release(self.issue.slug, self.owner, status)
 
-    # While the transport (in a worker thread) sends one batch, the next is claimed
-    # and built, so the database, the CPU and the provider work at the same time. The
-    # next batch is handed over only once the current one is recorded and did not
-    # fail as a whole: after a failure, nothing more goes out.
+    # While the transport (in a worker thread) sends one batch, the next is built, so
+    # the CPU and the provider work at the same time. Then one transaction records the
+    # batch the transport answered and claims the next, which is handed over only if
+    # the one before did not fail as a whole: after such a failure nothing more goes out.
     def send_batches(
         self,
         on_progress: Callable[[Progress], None] | None,
@@ -463,9 +488,7 @@ class SendRun:
         partition: Partition | None = None,
     ) -> str | None:
         """Claim, hand over and record batch after batch (of one partition of the audience)."""
-        failure: str | None = None
         current: _Claimed | None = None  # with the transport
-        ready: _Claimed | None = None  # claimed, not yet handed over
         worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailer-send")
         try:
             for work in batches(
@@ -481,47 +504,75 @@ class SendRun:
                 if should_stop():
                     self.summary.stopped = "asked to stop"
                     break
-                ready = self._claim(work)
-                if ready is None:
-                    continue
+                prepared = self._prepare(work)
+                answered = current.answer() if current is not None else []
+                if batch_failure(answered):
+                    break  # recorded below, on its own
+                ready = self._claim(prepared, recording=current)
                 if current is not None:
-                    failure = self._finish(current, on_progress)
+                    self._count(current, on_progress)
                     current = None
-                    if failure is not None:
-                        break
-                ready.future = worker.submit(self.transport.send, ready.batch)
-                current, ready = ready, None
-            if current is not None:
-                failure = self._finish(current, on_progress)
-                current = None
+                if ready is not None:
+                    ready.future = worker.submit(self.transport.send, ready.batch)
+                    current = ready
+            if current is None:
+                return None
+            last, current = current, None
+            self.ledger.record(self.issue.slug, self.owner, last.outcomes())
+            return self._count(last, on_progress)
         finally:
-            # Claimed but never handed over (a failure, or an error): free to send next time.
-            for left in (current, ready):
-                if left is not None and (left.future is None or left.future.cancel()):
-                    self.ledger.settle(unsent=left.delivery_ids)
+            if current is not None:  # the send ends on an error
+                self._leave(current)
             worker.shutdown(wait=True, cancel_futures=True)
-        return failure
 
-    def _claim(self, work: Pending) -> _Claimed | None:
-        """Claim a batch's members in the ledger (committed) and build the transport's Batch."""
+    def _leave(self, handed: _Claimed) -> None:
+        """The batch in hand when an error ends the send: freed to be sent next time if the
+        transport never got it, else recorded if that can be done (if not, the next send
+        settles it as an interrupted one)."""
+        if handed.future is None or handed.future.cancel():
+            self.ledger.settle(unsent=handed.delivery_ids)
+            return
+        try:
+            self.ledger.record(self.issue.slug, self.owner, handed.outcomes())
+        except Exception:  # the error that ended the send is the one to report
+            log.exception("could not record the last batch: the next send settles it")
+
+    def _prepare(self, work: Pending) -> _Prepared:
+        """A batch's members with their recipients, built before they are claimed: nearly
+        everyone ``batches`` yields is claimed, and building takes longer than claiming."""
         variant = self._variants.get(work.key)
+        recipients = [self._recipient(member, variant) for member in work.addressees]
+        return _Prepared(variant, work.addressees, recipients)
+
+    def _claim(self, prepared: _Prepared, *, recording: _Claimed | None) -> _Claimed | None:
+        """Record the batch the transport answered, claim the next batch's members in the
+        ledger (one transaction, committed) and build the transport's Batch of them."""
+        variant, members = prepared.variant, prepared.members
         claim = self.ledger.claim(
-            self.issue.slug, variant.name, [a.id for a in work.addressees], self.owner
+            self.issue.slug,
+            variant.name,
+            [member.id for member in members],
+            self.owner,
+            recording=recording.outcomes() if recording is not None else (),
         )
         counts = self.summary.variant(variant.name, variant.compiled.segments)
         counts.suppressed += len(claim.inactive)
         counts.already_sent += len(claim.already)
-        members = [a for a in work.addressees if a.id in claim.claimed]
-        if not members:
+        kept = [
+            (claim.claimed[member.id], recipient)
+            for member, recipient in zip(members, prepared.recipients, strict=True)
+            if member.id in claim.claimed
+        ]
+        if not kept:
             return None
         batch = Batch(
             issue=self.issue.slug,
             sender=self.newsletter.sender,
             content=variant.content,
             list_id=self._list_id,
-            recipients=[self._recipient(s, variant) for s in members],
+            recipients=[recipient for _, recipient in kept],
         )
-        return _Claimed(variant.name, batch, [claim.claimed[s.id] for s in members])
+        return _Claimed(variant.name, batch, [delivery_id for delivery_id, _ in kept])
 
     def _recipient(self, subscriber: Addressee, variant: Variant) -> Recipient:
         member_links = links(subscriber.id, self.signer, self.settings.base_url)
@@ -533,15 +584,9 @@ class SendRun:
             custom_args={"issue": self.issue.slug, "subscriber": str(subscriber.id)},
         )
 
-    def _finish(
-        self, handed: _Claimed, on_progress: Callable[[Progress], None] | None
-    ) -> str | None:
-        """Record what the transport said of a batch; the failure that stops the send, if any."""
-        assert handed.future is not None
-        deliveries = handed.future.result()
-        self.ledger.record(
-            self.issue.slug, self.owner, list(zip(handed.delivery_ids, deliveries, strict=True))
-        )
+    def _count(self, handed: _Claimed, on_progress: Callable[[Progress], None] | None) -> str | None:
+        """Count a recorded batch in the summary; the failure that stops the send, if any."""
+        deliveries = handed.answer()
         variant = self.summary.variant(handed.name)
         counts = Counter(d.state for d in deliveries)
         variant.sent += counts["sent"]

@@ -14,6 +14,7 @@ an import's reads and its writes fails the import instead of being overwritten.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +31,7 @@ if TYPE_CHECKING:  # Alembic is imported when migrations run: it is slow to impo
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 BUSY_TIMEOUT_MS = 30_000
+MIN_SQLITE = (3, 35, 0)
 # Execution option marking a connection whose transactions write.
 WRITE = "mailer_write"
 # Any constant will do: it serialises concurrent migrations of one PostgreSQL database.
@@ -65,6 +67,7 @@ def make_engine(url: str) -> Engine:
 
 
 def _sqlite_engine(url: URL) -> Engine:
+    require_sqlite(sqlite3.sqlite_version_info)
     database = url.database or ""
     if database and database != ":memory:" and not database.startswith("file:"):
         folder = Path(database).expanduser().parent
@@ -92,6 +95,17 @@ def _sqlite_engine(url: URL) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def require_sqlite(version: tuple[int, int, int]) -> None:
+    """Refuse an SQLite older than the ledger needs (``RETURNING`` came in 3.35, 2021)."""
+    if version < MIN_SQLITE:
+        found, needed = ".".join(map(str, version)), ".".join(map(str, MIN_SQLITE))
+        raise StoreError(
+            f"this Python's SQLite is version {found}; mailer needs {needed} or later. "
+            "Use a newer Python (python.org's and most distributions' builds have it), "
+            "or PostgreSQL (MAILER_DATABASE_URL=postgresql://...)"
+        )
 
 
 def _postgres_engine(url: URL) -> Engine:

@@ -38,11 +38,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import (
     Boolean,
@@ -65,7 +65,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from mailer.errors import SendRefused, StoreError
 from mailer.store.schema import Base, BigId, SubscriberRow, UTCDateTime
-from mailer.store.transact import run_write
+from mailer.store.transact import driver_rows, run_write
 from mailer.transports import Delivery
 
 __all__ = [
@@ -80,6 +80,8 @@ __all__ = [
     "StateCount",
     "new_owner",
 ]
+
+T = TypeVar("T")
 
 # Another host's send is presumed dead when it has not written for this long.
 LEASE_SECONDS = 15 * 60
@@ -223,8 +225,22 @@ class Previous:
 class Ledger:
     """Reads and writes the send ledger, on the subscriber store's database."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, writes: AbstractContextManager[Any] | None = None) -> None:
         self.engine = engine
+        self._writes = writes or nullcontext()
+
+    def taking_turns(self, lock: AbstractContextManager[Any]) -> Ledger:
+        """This ledger, writing only while holding ``lock`` (shared by a send's processes).
+
+        SQLite makes a writer that finds the database locked sleep and try again, for
+        up to 100 ms at a time; two sending processes spent a fifth of their time so.
+        Waiting on a lock they share wakes the next one as soon as it is free.
+        """
+        return Ledger(self.engine, writes=lock)
+
+    def _write(self, work: Callable[[Connection], T]) -> T:
+        with self._writes:
+            return run_write(self.engine, work)
 
     # -- the lease -------------------------------------------------------------------
 
@@ -271,7 +287,7 @@ class Ledger:
             )
             return Previous(row.transport, SendStatus(row.status))
 
-        return run_write(self.engine, work)
+        return self._write(work)
 
     def release(self, issue: str, owner: str, status: SendStatus) -> None:
         """Give the lease back, marking the send finished (everyone done) or stopped."""
@@ -285,7 +301,7 @@ class Ledger:
                 update(_SEND).where(_SEND.issue == issue, _SEND.owner == owner).values(values)
             )
 
-        run_write(self.engine, work)
+        self._write(work)
 
     def send_status(self, issue: str) -> SendStatus | None:
         with self._read() as connection:
@@ -336,7 +352,7 @@ class Ledger:
                         .values(updated_at=when, **values)
                     )
 
-        run_write(self.engine, work)
+        self._write(work)
 
     def resolve_unknown(self, issue: str, decision: Literal["sent", "resend"]) -> int:
         """The operator's word on ``unknown`` rows: they did go out, or they should be resent."""
@@ -360,7 +376,7 @@ class Ledger:
             )
             return int(result.rowcount)
 
-        return run_write(self.engine, work)
+        return self._write(work)
 
     def mark_accepted(self, accepted: Sequence[tuple[str, int, str | None]]) -> int:
         """Mark (issue, subscriber id, message id) sent: the provider says it took them.
@@ -406,7 +422,7 @@ class Ledger:
                 changed += int(result.rowcount)
             return changed
 
-        return run_write(self.engine, work)
+        return self._write(work)
 
     # -- the batch protocol ---------------------------------------------------------------
 
@@ -424,23 +440,45 @@ class Ledger:
                 found.update((sid, (state, bool(retryable))) for sid, state, retryable in rows)
         return found
 
-    def claim(self, issue: str, variant: str, subscriber_ids: Sequence[int], owner: str) -> Claim:
+    def claim(
+        self,
+        issue: str,
+        variant: str,
+        subscriber_ids: Sequence[int],
+        owner: str,
+        *,
+        recording: Sequence[tuple[int, Delivery]] = (),
+    ) -> Claim:
         """Mark the batch's members in_flight, in one transaction, before they are sent.
 
         Only members still active (re-checked here, so that a member who left
         during the send gets nothing more) with no row, or a retryable failed
         one, are claimed. Raises SendRefused if this process lost the lease.
+
+        ``recording`` is what the transport said of the batch before, written in the
+        same transaction (see :meth:`record`) and kept even when the lease was lost:
+        one commit per batch instead of two.
         """
         ids = list(subscriber_ids)
         if not 0 < len(ids) <= _CHUNK:
             raise ValueError(f"a batch has from 1 to {_CHUNK} members")
         when = now()
 
-        def work(connection: Connection) -> Claim:
-            self._heartbeat(connection, issue, owner, when)
-            return _claim(_Sql(connection), issue, variant, ids, when)
+        def work(connection: Connection) -> Claim | None:
+            sql = _Sql(connection)
+            if recording:
+                _record(sql, recording, when)
+            if not self._heartbeat(connection, issue, owner, when):
+                return None
+            return _claim(sql, issue, variant, ids, when)
 
-        return run_write(self.engine, work)
+        claim = self._write(work)
+        if claim is None:
+            raise SendRefused(
+                f"this process no longer holds the send of {issue}: another process took it "
+                "over (it was thought dead). Stopping here; nothing was sent twice."
+            )
+        return claim
 
     def record(self, issue: str, owner: str, outcomes: Sequence[tuple[int, Delivery]]) -> None:
         """Write what the transport said of each claimed row (delivery id, Delivery), at once.
@@ -450,31 +488,20 @@ class Ledger:
         when = now()
 
         def work(connection: Connection) -> None:
-            self._heartbeat(connection, issue, owner, when, required=False)
+            self._heartbeat(connection, issue, owner, when)
             if outcomes:
                 _record(_Sql(connection), outcomes, when)
 
-        run_write(self.engine, work)
+        self._write(work)
 
-    def _heartbeat(
-        self,
-        connection: Connection,
-        issue: str,
-        owner: str,
-        when: dt.datetime,
-        *,
-        required: bool = True,
-    ) -> None:
+    def _heartbeat(self, connection: Connection, issue: str, owner: str, when: dt.datetime) -> bool:
+        """Note that the owner is alive; whether it still holds the lease."""
         result = connection.execute(
             update(_SEND)
             .where(_SEND.issue == issue, _SEND.owner == owner)
             .values(heartbeat_at=when)
         )
-        if required and result.rowcount != 1:
-            raise SendRefused(
-                f"this process no longer holds the send of {issue}: another process took it "
-                "over (it was thought dead). Stopping here; nothing was sent twice."
-            )
+        return bool(result.rowcount == 1)
 
     # -- reports -------------------------------------------------------------------------
 
@@ -524,54 +551,52 @@ class Ledger:
 
 
 def _claim(sql: _Sql, issue: str, variant: str, ids: list[int], when: dt.datetime) -> Claim:
-    """The claim's statements, in the caller's transaction (see :meth:`Ledger.claim`)."""
-    among = f"IN ({sql.marks(len(ids))})"
-    stamp = sql.time(when)
-    active = [
-        row[0]
-        for row in sql.run(
-            f"SELECT id FROM subscribers WHERE status = 'active' AND id {among}", ids
-        )
-    ]
-    if active:
-        among_active = f"IN ({sql.marks(len(active))})"
-        m = sql.mark
-        # The WHERE in the SELECT also keeps SQLite from reading ON CONFLICT as a join.
+    """The claim's statements, in the caller's transaction (see :meth:`Ledger.claim`).
+
+    The common case, members with no row yet, is one statement; members it left
+    out cost one more for retryable failures, and one to tell who left the list.
+    """
+    stamp, m = sql.time(when), sql.mark
+    # The WHERE in the SELECT also keeps SQLite from reading ON CONFLICT as a join.
+    claimed: dict[int, int] = dict(
         sql.run(
             "INSERT INTO deliveries (issue, subscriber_id, variant, state, retryable, "
             "attempts, error, created_at, updated_at) "
             f"SELECT {m}, id, {m}, 'in_flight', {m}, 1, '', {m}, {m} FROM subscribers "
-            f"WHERE id {among_active} "
-            "ON CONFLICT (issue, subscriber_id) DO NOTHING",
-            (issue, variant, False, stamp, stamp, *active),
-            rows=False,
+            f"WHERE status = 'active' AND id IN ({sql.marks(len(ids))}) "
+            "ON CONFLICT (issue, subscriber_id) DO NOTHING RETURNING subscriber_id, id",
+            (issue, variant, False, stamp, stamp, *ids),
         )
-        sql.run(
-            f"UPDATE deliveries SET state = 'in_flight', variant = {m}, "
-            f"attempts = attempts + 1, retryable = {m}, error = '', updated_at = {m} "
-            f"WHERE issue = {m} AND state = 'failed' AND retryable = {m} "
-            f"AND subscriber_id {among_active}",
-            (variant, False, stamp, issue, True, *active),
-            rows=False,
-        )
-    # Rows this claim wrote carry its own timestamp; no other claim of this issue runs
-    # (the lease), so the time picks out exactly these rows.
-    claimed = (
-        dict(
+    )
+    rest = [i for i in ids if i not in claimed]
+    if rest:
+        among = f"IN ({sql.marks(len(rest))})"
+        claimed.update(
             sql.run(
-                "SELECT subscriber_id, id FROM deliveries WHERE issue = "
-                f"{sql.mark} AND state = 'in_flight' AND updated_at = {sql.mark} "
-                f"AND subscriber_id {among}",
-                (issue, stamp, *ids),
+                f"UPDATE deliveries SET state = 'in_flight', variant = {m}, "
+                f"attempts = attempts + 1, retryable = {m}, error = '', updated_at = {m} "
+                f"WHERE issue = {m} AND state = 'failed' AND retryable = {m} "
+                f"AND subscriber_id {among} AND subscriber_id IN "
+                f"(SELECT id FROM subscribers WHERE status = 'active' AND id {among}) "
+                "RETURNING subscriber_id, id",
+                (variant, False, stamp, issue, True, *rest, *rest),
             )
         )
-        if active
-        else {}
-    )
+        rest = [i for i in rest if i not in claimed]
+    if not rest:
+        return Claim(claimed=claimed, inactive=frozenset(), already=frozenset())
+    active = {
+        row[0]
+        for row in sql.run(
+            "SELECT id FROM subscribers WHERE status = 'active' "
+            f"AND id IN ({sql.marks(len(rest))})",
+            rest,
+        )
+    }
     return Claim(
         claimed=claimed,
-        inactive=frozenset(set(ids) - set(active)),
-        already=frozenset(set(active) - claimed.keys()),
+        inactive=frozenset(i for i in rest if i not in active),
+        already=frozenset(i for i in rest if i in active),
     )
 
 
@@ -589,7 +614,6 @@ def _record(sql: _Sql, outcomes: Sequence[tuple[int, Delivery]], when: dt.dateti
                 f"UPDATE deliveries SET {assign} "
                 f"WHERE state = 'in_flight' AND id IN ({sql.marks(len(ids))})",
                 (*values, stamp, *ids),
-                rows=False,
             )
         return
     sql.run_many(  # a message id each (SMTP, the outbox)
@@ -620,9 +644,8 @@ class _Sql:
         utc = when.astimezone(dt.UTC)
         return utc.replace(tzinfo=None).isoformat(" ", "microseconds") if self.sqlite else utc
 
-    def run(self, sql: str, params: Sequence[Any], *, rows: bool = True) -> list[Any]:
-        result = self.connection.exec_driver_sql(sql, tuple(params))
-        return list(result.all()) if rows else []
+    def run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return driver_rows(self.connection, sql, params)
 
     def run_many(self, sql: str, params: list[tuple[Any, ...]]) -> None:
         self.connection.exec_driver_sql(sql, params)

@@ -3,6 +3,8 @@ protocol (claim, record), settling an interrupted send, reconciliation and the l
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -104,6 +106,33 @@ class TestClaim:
         again = ledger.claim(ISSUE, "general", [member.id], owner)
         assert [member.id] == list(again.claimed)
 
+    def test_one_claim_sorts_a_mixed_batch(
+        self, store: SubscriberStore, ledger: Ledger, owner: str
+    ) -> None:
+        """New members and retryable failures are claimed; a member who left is not, even
+        with a failure that could be retried; a member already sent is left alone."""
+        new, retry, done, gone, left = add_members(store, 5)
+        first = ledger.claim(ISSUE, "general", [retry.id, done.id, left.id], owner)
+        busy = Delivery(email="x@example.org", state="failed", error="server busy")
+        ledger.record(
+            ISSUE,
+            owner,
+            [
+                (first.claimed[retry.id], busy),
+                (first.claimed[done.id], sent(done.email)),
+                (first.claimed[left.id], busy),
+            ],
+        )
+        store.unsubscribe(gone.id, reason="asked", source="test")
+        store.unsubscribe(left.id, reason="asked", source="test")
+        claim = ledger.claim(ISSUE, "general", [m.id for m in (new, retry, done, gone, left)], owner)
+        assert ({new.id, retry.id}, {done.id}, {gone.id, left.id}) == (
+            set(claim.claimed),
+            set(claim.already),
+            set(claim.inactive),
+        )
+        assert {"in_flight": 2, "sent": 1, "failed": 1} == states(ledger)
+
     def test_a_permanent_failure_is_not_claimed_again(
         self, store: SubscriberStore, ledger: Ledger, owner: str
     ) -> None:
@@ -115,6 +144,29 @@ class TestClaim:
         )
         ledger.record(ISSUE, owner, [(claim.claimed[member.id], refused)])
         assert {} == dict(ledger.claim(ISSUE, "general", [member.id], owner).claimed)
+
+    def test_records_the_batch_before_in_the_same_transaction(
+        self, store: SubscriberStore, ledger: Ledger, owner: str
+    ) -> None:
+        """The claim of a batch also writes what the transport said of the one before."""
+        first, second = add_members(store, 2)
+        before = ledger.claim(ISSUE, "general", [first.id], owner)
+        recording = [(before.claimed[first.id], sent(first.email))]
+        claim = ledger.claim(ISSUE, "general", [second.id], owner, recording=recording)
+        assert [second.id] == list(claim.claimed)
+        assert {"sent": 1, "in_flight": 1} == states(ledger)
+
+    def test_a_process_that_lost_the_lease_still_records_but_cannot_claim(
+        self, store: SubscriberStore, ledger: Ledger, owner: str
+    ) -> None:
+        """What was handed over is written even when another process took the send over;
+        nothing more is claimed."""
+        first, second = add_members(store, 2)
+        before = ledger.claim(ISSUE, "general", [first.id], owner)
+        recording = [(before.claimed[first.id], sent(first.email))]
+        with pytest.raises(SendRefused, match="no longer holds the send"):
+            ledger.claim(ISSUE, "general", [second.id], "elsewhere:1:ffff", recording=recording)
+        assert {"sent": 1} == states(ledger)
 
     def test_a_process_that_lost_the_lease_cannot_claim(
         self, store: SubscriberStore, ledger: Ledger, owner: str
@@ -199,6 +251,26 @@ class TestInterrupted:
             [(ISSUE, member.id, "SendGrid dropped it: Bounced Address")]
         )
         assert [StateCount("general", DeliveryState.failed, False, 1)] == ledger.counts(ISSUE)
+
+
+class TestTakingTurns:
+    def test_a_ledger_taking_turns_writes_only_holding_the_lock(
+        self, store: SubscriberStore, ledger: Ledger, owner: str
+    ) -> None:
+        """A send's processes share a lock for their ledger writes: a claim waits for it."""
+        [member] = add_members(store, 1)
+        lock = threading.Lock()
+        turns = ledger.taking_turns(lock)
+        claims: list[int] = []
+        with lock:
+            claimer = threading.Thread(
+                target=lambda: claims.extend(turns.claim(ISSUE, "general", [member.id], owner).claimed)
+            )
+            claimer.start()
+            claimer.join(0.5)
+            assert claimer.is_alive() and [] == claims and {} == states(ledger)
+        claimer.join(5)
+        assert [member.id] == claims
 
 
 class TestLease:

@@ -86,6 +86,17 @@ class TestTokenSigner:
         expected = signer.sign(base64_encode(str(subscriber_id))).decode()
         assert expected == TokenSigner([KEY]).token(subscriber_id, purpose)
 
+    @given(st.integers(min_value=1, max_value=2**63 - 1), st.text(min_size=16, max_size=200))
+    def test_a_members_two_links_are_made_together(self, subscriber_id: int, key: str) -> None:
+        """The send makes both of a member's tokens at once: the same as one at a time, and
+        read by itsdangerous's own HMAC, for any key."""
+        signer = TokenSigner([key])
+        assert (
+            signer.token(subscriber_id, Purpose.unsubscribe),
+            signer.token(subscriber_id, Purpose.preferences),
+        ) == signer.links(subscriber_id)
+        assert subscriber_id == signer.read(signer.links(subscriber_id)[1], Purpose.preferences)
+
 
 class TestKeyRotation:
     def test_the_first_key_signs(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -13,7 +14,14 @@ from sqlalchemy import text
 
 from mailer.errors import ConfigError, StoreError
 from mailer.store import MemberRecord, SubscriberStore, open_store
-from mailer.store.database import head_revisions, make_engine, migrate, parse_url, write_connection
+from mailer.store.database import (
+    head_revisions,
+    make_engine,
+    migrate,
+    parse_url,
+    require_sqlite,
+    write_connection,
+)
 from mailer.store.schema import Base
 
 # The tables this store defines; later tables (the send ledger, ...) have tests of their own.
@@ -79,6 +87,13 @@ class TestFailures:
         (tmp_path / "file").write_text("not a folder")
         with pytest.raises(StoreError, match=r"cannot create .* for the subscriber store"):
             open_store(f"sqlite:///{tmp_path / 'file' / 'sub' / 'mailer.db'}")
+
+    def test_an_sqlite_too_old_for_the_ledger_is_refused(self) -> None:
+        """The ledger's claim needs RETURNING (SQLite 3.35): an older one is named, with a way out;
+        the SQLite this Python has passes."""
+        with pytest.raises(StoreError, match=r"SQLite is version 3\.34\.1; mailer needs 3\.35\.0"):
+            require_sqlite((3, 34, 1))
+        require_sqlite(sqlite3.sqlite_version_info)
 
 
 class TestConcurrentWriters:

@@ -137,13 +137,6 @@ class TestBatch:
         )
         assert expected == member.list_unsubscribe
 
-    def test_split(self, make_batch: MakeBatch) -> None:
-        """A batch splits into two halves that together hold every recipient once."""
-        whole = make_batch(5)
-        first, second = whole.split()
-        assert whole.recipients == first.recipients + second.recipients
-        assert (2, 3) == (len(first.recipients), len(second.recipients))
-
 
 class TestTrustedRecipient:
     def test_is_what_validation_makes(self) -> None:

@@ -115,7 +115,7 @@ def _personalizations(payload: dict[str, Any]) -> list[Error]:
         errors.append(
             error("The personalizations field may have at most 1000 items.", "personalizations")
         )
-    seen: dict[str, str] = {}
+    seen: set[str] = set()
     total = 0
     for index, item in enumerate(items):
         if not item.get("to"):
@@ -126,11 +126,11 @@ def _personalizations(payload: dict[str, Any]) -> list[Error]:
                 )
             )
         for kind in ("to", "cc", "bcc"):
-            for address in item.get(kind, []):
+            for address in item.get(kind, ()):
                 total += 1
                 key = address["email"].lower()
-                where = f"personalizations.{index}.{kind}"
                 if key in seen:
+                    where = f"personalizations.{index}.{kind}"
                     errors.append(
                         error(
                             "Each email address in the personalization block should be unique "
@@ -140,7 +140,7 @@ def _personalizations(payload: dict[str, Any]) -> list[Error]:
                             where,
                         )
                     )
-                seen[key] = where
+                seen.add(key)
     if total > MAX_RECIPIENTS:
         errors.append(
             error(
@@ -237,7 +237,8 @@ def _reply_to(payload: dict[str, Any]) -> list[Error]:
 
 
 def _size(mapping: dict[str, str]) -> int:
-    return sum(len(key.encode()) + len(str(value).encode()) for key, value in mapping.items())
+    """UTF-8 bytes of the keys and values."""
+    return len("".join(mapping).encode()) + len("".join(map(str, mapping.values())).encode())
 
 
 def _custom_args_and_substitutions(payload: dict[str, Any]) -> list[Error]:
@@ -263,8 +264,22 @@ def _custom_args_and_substitutions(payload: dict[str, Any]) -> list[Error]:
 
 
 def _per_personalization(item: dict[str, Any], index: int, now: float) -> list[Error]:
+    headers, send_at = item.get("headers"), item.get("send_at")
+    if send_at is None and _plain_headers(headers):
+        return []  # the common case, checked without building the error paths
     where = f"personalizations.{index}"
     return [
-        *_headers(item.get("headers"), f"{where}.headers"),
-        *_send_at(item.get("send_at"), f"{where}.send_at", now),
+        *_headers(headers, f"{where}.headers"),
+        *_send_at(send_at, f"{where}.send_at", now),
     ]
+
+
+def _plain_headers(headers: Any) -> bool:
+    """No headers, or only string values under names SendGrid allows."""
+    return headers is None or (
+        isinstance(headers, dict)
+        and all(
+            isinstance(value, str) and name.lower() not in FORBIDDEN_HEADERS
+            for name, value in headers.items()
+        )
+    )
