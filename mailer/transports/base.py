@@ -92,8 +92,13 @@ def fill(template: str, values: Mapping[str, str], *, escape: bool) -> str:
     return SLOT.sub(lambda m: values[m[1]], template)
 
 
+# What ends a line for str.splitlines, and for the email package, which refuses them all
+# in a header: CR, LF, VT, FF, the file/group/record separators, NEL, and U+2028/2029.
+_LINE_BREAK = re.compile("[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+
+
 def _no_line_breaks(value: str) -> str:
-    if "\r" in value or "\n" in value:
+    if _LINE_BREAK.search(value):
         raise ValueError("must not contain line breaks (they would end a mail header)")
     return value
 

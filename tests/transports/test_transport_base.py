@@ -112,6 +112,14 @@ class TestBatch:
         with pytest.raises(ValidationError, match="line breaks"):
             make_recipient(1, headers={"X-Campaign": "a\r\nBcc: victim@example.com"})
 
+    @pytest.mark.parametrize("brk", ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"])
+    def test_every_line_break_the_email_package_knows_is_refused(
+        self, make_recipient: MakeRecipient, brk: str
+    ) -> None:
+        """Not only CR and LF: any character that ends a line would break the header."""
+        with pytest.raises(ValidationError, match="line breaks"):
+            make_recipient(1, name=f"Ann{brk}Lee")
+
     def test_values_are_one_line(self, make_recipient: MakeRecipient) -> None:
         """Slot values may not break lines, since they can land in the Subject."""
         with pytest.raises(ValidationError, match="line breaks"):
