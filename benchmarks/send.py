@@ -8,10 +8,11 @@ tokens, the ledger's claim and record per batch, the transport) through:
 * the outbox (one .eml per member, fsync'd): 100,000 members;
 * SMTP to an aiosmtpd server in its own process: 10,000 members.
 
-Each send runs in a fresh child process; its peak memory is sampled from
-/proc/self/statm while it runs, and reported above the memory it had before the
-send started. Running the SendGrid send at a tenth of the size as well shows
-whether memory grows with the list.
+Each send runs in a fresh child process; its peak memory (the proportional set
+size of it and the processes it forks, so shared pages count once) is sampled
+while it runs, and reported above the memory it had before the send started.
+Running the SendGrid send again with three times the members shows whether
+memory grows with the list.
 
 The naive way renders (Jinja + MJML) and sends one message per recipient: one
 request, file or SMTP transaction each. It is timed on a sample of recipients and
@@ -78,6 +79,7 @@ SG_KEY = "SG.benchmark-key"
 BASE_URL = "https://news.example.org"
 RESULTS = ROOT / "benchmarks" / "results" / "send.json"
 PROCESSES = int(os.environ.get("MAILER_BENCH_PROCESSES", "2"))
+MEMORY_CHECK_TIMES = 3  # the SendGrid send is run again with this many times the members
 
 # Eight member profiles, one per variant of the sample issue.
 PROFILES: list[tuple[tuple[str, ...], str]] = [
@@ -115,20 +117,42 @@ def make_database(folder: Path, count: int) -> Path:
 # -- memory ------------------------------------------------------------------------------
 
 
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def memory_bytes() -> int:
+    """What this process and its descendants use: the sum of their proportional set sizes.
+
+    A send in several processes forks children that share the parent's pages; PSS
+    counts a shared page once, split between the processes sharing it.
+    """
+    total = 0
+    for pid in _process_tree(os.getpid()):
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as rollup:
+                total += next(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
+        except (FileNotFoundError, ProcessLookupError, StopIteration):
+            continue  # ended meanwhile
+    return total * 1024
+
+
+def _process_tree(pid: int) -> Iterator[int]:
+    yield pid
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            children = task.read_text().split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        for child in children:
+            yield from _process_tree(int(child))
 
 
 @contextmanager
-def peak_rss(every: float = 0.01) -> Iterator[Callable[[], int]]:
-    """The highest RSS seen while the block runs (sampled), readable afterwards."""
-    peak = [rss_bytes()]
+def peak_memory(every: float = 0.02) -> Iterator[Callable[[], int]]:
+    """The highest memory_bytes() seen while the block runs (sampled), readable afterwards."""
+    peak = [memory_bytes()]
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.wait(every):
-            peak[0] = max(peak[0], rss_bytes())
+            peak[0] = max(peak[0], memory_bytes())
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
@@ -137,7 +161,7 @@ def peak_rss(every: float = 0.01) -> Iterator[Callable[[], int]]:
     finally:
         stop.set()
         thread.join()
-        peak[0] = max(peak[0], rss_bytes())
+        peak[0] = max(peak[0], memory_bytes())
 
 
 # -- child processes ---------------------------------------------------------------------
@@ -210,8 +234,8 @@ def child_send(transport: str, database: Path, work: Path, target: str) -> dict[
     newsletter = load_newsletter(ROOT / "mailer.toml")
     issue = load_issue(ISSUE, newsletter)
     settings = settings_for(transport, database, work, target)
-    before = rss_bytes()
-    with open_store(settings.database_url) as store, peak_rss() as peak:
+    before = memory_bytes()
+    with open_store(settings.database_url) as store, peak_memory() as peak:
         ledger = Ledger(store.engine)
         start = time.perf_counter()
         audience = plan(store, issue, newsletter)
@@ -237,9 +261,9 @@ def child_send(transport: str, database: Path, work: Path, target: str) -> dict[
         "seconds": seconds,
         "plan_seconds": planned - start,
         "recipients_per_second": summary.total("sent") / seconds,
-        "rss_before_mb": before / 1e6,
-        "peak_rss_mb": peak() / 1e6,
-        "peak_rss_above_start_mb": (peak() - before) / 1e6,
+        "memory_before_mb": before / 1e6,
+        "peak_memory_mb": peak() / 1e6,
+        "peak_memory_above_start_mb": (peak() - before) / 1e6,
     }
 
 
@@ -395,7 +419,8 @@ def orchestrate(args: argparse.Namespace) -> None:
     folder = Path(tempfile.mkdtemp(prefix="mailer-bench-send-"))
     try:
         counts = sorted(
-            {sizes[t] for t in wanted} | ({args.members // 10} if "sendgrid" in wanted else set())
+            {sizes[t] for t in wanted}
+            | ({args.members * MEMORY_CHECK_TIMES} if "sendgrid" in wanted else set())
         )
         databases: dict[int, Path] = {}
         for count in counts:
@@ -414,25 +439,7 @@ def orchestrate(args: argparse.Namespace) -> None:
             _print(result)
         memory = None
         if "sendgrid" in wanted:
-            small = measure(
-                "sendgrid", args.members // 10, folder, databases, 10
-            )
-            memory = {
-                "members": [small["members"], args.members],
-                "peak_rss_above_start_mb": [
-                    round(small["peak_rss_above_start_mb"], 1),
-                    round(
-                        next(r for r in results if r["transport"] == "sendgrid")[
-                            "peak_rss_above_start_mb"
-                        ],
-                        1,
-                    ),
-                ],
-            }
-            print(
-                f"memory: peak above start {memory['peak_rss_above_start_mb'][0]} MB at "
-                f"{small['members']:,} members, {memory['peak_rss_above_start_mb'][1]} MB at {args.members:,}"
-            )
+            memory = _memory_check(args.members, folder, databases, results)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -457,12 +464,36 @@ def orchestrate(args: argparse.Namespace) -> None:
     print(f"written to {RESULTS.relative_to(ROOT)}")
 
 
+def _memory_check(
+    members: int, folder: Path, databases: dict[int, Path], results: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The SendGrid send again with MEMORY_CHECK_TIMES as many members: the same peak
+    memory means that memory does not grow with the list. (A smaller list would end
+    before the send's buffers reach their steady size, and so would prove nothing.)"""
+    larger = measure("sendgrid", members * MEMORY_CHECK_TIMES, folder, databases, 10)
+    first = next(r for r in results if r["transport"] == "sendgrid")
+    peaks = [round(r["peak_memory_above_start_mb"], 1) for r in (first, larger)]
+    print(
+        f"memory: peak above start {peaks[0]} MB at {members:,} members, "
+        f"{peaks[1]} MB at {larger['members']:,} "
+        f"({larger['recipients_per_second']:,.0f} recipients/s)"
+    )
+    return {
+        "members": [members, larger["members"]],
+        "peak_memory_above_start_mb": peaks,
+        "recipients_per_second": [
+            round(first["recipients_per_second"]),
+            round(larger["recipients_per_second"]),
+        ],
+    }
+
+
 def _print(result: dict[str, Any]) -> None:
     print(
         f"{result['transport']:>8}: {result['recipients']:,} recipients in {result['seconds']:.1f} s "
         f"= {result['recipients_per_second']:,.0f}/s end to end "
-        f"(audience plan {result['plan_seconds']:.1f} s); peak memory {result['peak_rss_mb']:.0f} MB "
-        f"({result['peak_rss_above_start_mb']:.0f} MB above start); naive way "
+        f"(audience plan {result['plan_seconds']:.1f} s); peak memory {result['peak_memory_mb']:.0f} MB "
+        f"({result['peak_memory_above_start_mb']:.0f} MB above start); naive way "
         f"{1 / result['naive_seconds_per_recipient']:,.0f}/s, so {result['speedup_over_naive']:,.0f}x faster",
         flush=True,
     )

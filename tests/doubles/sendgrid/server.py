@@ -206,7 +206,13 @@ class SendGridDouble:
 
     def delivery_counts(self) -> Counter[str]:
         """How many messages each address (lower-cased) was sent."""
-        return Counter(d.email.lower() for d in self.deliveries())
+        return Counter(
+            address["email"].lower()
+            for accepted in self.accepted
+            for item in accepted.payload["personalizations"]
+            for kind in ("to", "cc", "bcc")
+            for address in item.get(kind, ())
+        )
 
     def count(self, email: str) -> int:
         return self.delivery_counts()[email.lower()]
