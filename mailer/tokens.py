@@ -111,6 +111,12 @@ def _urlsafe(data: bytes) -> bytes:
     return binascii.b2a_base64(data, newline=False).rstrip(b"=").translate(_URLSAFE)
 
 
+def _payload(subscriber_id: int) -> bytes:
+    # What itsdangerous's URLSafeSerializer makes of the id, so that either can read the
+    # other's tokens.
+    return _urlsafe(str(int(subscriber_id)).encode("ascii"))
+
+
 def _bytes(value: str | bytes) -> bytes:
     return value.encode() if isinstance(value, str) else value
 
@@ -124,23 +130,18 @@ class TokenSigner:
         # itsdangerous signs with the last key and accepts all: the first configured goes last.
         ordered = list(reversed(keys))
         self._signers = {purpose: _Signer(ordered, salt=f"mailer.{purpose}") for purpose in Purpose}
-        self._unsubscribe = self._signers[Purpose.unsubscribe]
-        self._preferences = self._signers[Purpose.preferences]
         self.development = development
 
     def token(self, subscriber_id: int, purpose: Purpose) -> str:
         """The token for this subscriber's link of this purpose."""
-        # The payload is what itsdangerous's URLSafeSerializer would make of the id,
-        # so that either can read the other's tokens.
-        payload = _urlsafe(str(int(subscriber_id)).encode("ascii"))
-        return self._signers[purpose].sign(payload).decode("ascii")
+        return self._signers[purpose].sign(_payload(subscriber_id)).decode("ascii")
 
     def links(self, subscriber_id: int) -> tuple[str, str]:
         """The unsubscribe and the preferences token of a subscriber, made together (a send's
         hot path: the payload once)."""
-        payload = _urlsafe(str(int(subscriber_id)).encode("ascii"))
-        unsubscribe = self._unsubscribe.sign(payload)
-        preferences = self._preferences.sign(payload)
+        payload = _payload(subscriber_id)
+        unsubscribe = self._signers[Purpose.unsubscribe].sign(payload)
+        preferences = self._signers[Purpose.preferences].sign(payload)
         return unsubscribe.decode("ascii"), preferences.decode("ascii")
 
     def read(self, token: str, purpose: Purpose) -> int:

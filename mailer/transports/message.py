@@ -88,16 +88,19 @@ def to_address(name: str, email: str) -> Address | str:
         return Address(name, addr_spec=email)
     # Address() refuses a non-ASCII local part; the header parser takes it (RFC 6532),
     # and UTF8_POLICY writes it as UTF-8.
-    phrase = name.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{phrase}" <{email}>' if name else email
+    return f'"{_escaped(name)}" <{email}>' if name else email
 
 
 def list_id(name: str, domain: str) -> str:
     """A List-Id header value (RFC 2919): the newsletter's name and its list-id domain."""
     if not name.isascii():
         return f"{name} <{domain}>"  # the email package encodes it; quotes would hide that
-    phrase = name.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{phrase}" <{domain}>'
+    return f'"{_escaped(name)}" <{domain}>'
+
+
+def _escaped(phrase: str) -> str:
+    """A phrase ready to go between double quotes (RFC 5322 quoted-string)."""
+    return phrase.replace("\\", "\\\\").replace('"', '\\"')
 
 
 @dataclass(frozen=True, slots=True)

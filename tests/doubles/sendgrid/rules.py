@@ -264,22 +264,8 @@ def _custom_args_and_substitutions(payload: dict[str, Any]) -> list[Error]:
 
 
 def _per_personalization(item: dict[str, Any], index: int, now: float) -> list[Error]:
-    headers, send_at = item.get("headers"), item.get("send_at")
-    if send_at is None and _plain_headers(headers):
-        return []  # the common case, checked without building the error paths
     where = f"personalizations.{index}"
     return [
-        *_headers(headers, f"{where}.headers"),
-        *_send_at(send_at, f"{where}.send_at", now),
+        *_headers(item.get("headers"), f"{where}.headers"),
+        *_send_at(item.get("send_at"), f"{where}.send_at", now),
     ]
-
-
-def _plain_headers(headers: Any) -> bool:
-    """No headers, or only string values under names SendGrid allows."""
-    return headers is None or (
-        isinstance(headers, dict)
-        and all(
-            isinstance(value, str) and name.lower() not in FORBIDDEN_HEADERS
-            for name, value in headers.items()
-        )
-    )

@@ -210,8 +210,7 @@ class SendGridDouble:
             address["email"].lower()
             for accepted in self.accepted
             for item in accepted.payload["personalizations"]
-            for kind in ("to", "cc", "bcc")
-            for address in item.get(kind, ())
+            for address in _addresses(item)
         )
 
     def count(self, email: str) -> int:
@@ -372,16 +371,21 @@ def _expand(accepted: Accepted) -> Iterator[Delivered]:
         headers = {**payload.get("headers", {}), **item.get("headers", {})}
         custom_args = {**payload.get("custom_args", {}), **item.get("custom_args", {})}
         subject = item.get("subject") or payload.get("subject", "")
-        for kind in ("to", "cc", "bcc"):
-            for address in item.get(kind, []):
-                yield Delivered(
-                    email=address["email"],
-                    name=address.get("name"),
-                    message_id=accepted.message_id,
-                    subject=_substitute(subject, subs) or "",
-                    text=_substitute(parts.get("text/plain"), subs),
-                    html=_substitute(parts.get("text/html"), subs),
-                    headers=headers,
-                    custom_args=custom_args,
-                    substitutions=subs,
-                )
+        for address in _addresses(item):
+            yield Delivered(
+                email=address["email"],
+                name=address.get("name"),
+                message_id=accepted.message_id,
+                subject=_substitute(subject, subs) or "",
+                text=_substitute(parts.get("text/plain"), subs),
+                html=_substitute(parts.get("text/html"), subs),
+                headers=headers,
+                custom_args=custom_args,
+                substitutions=subs,
+            )
+
+
+def _addresses(personalization: dict[str, Any]) -> Iterator[dict[str, str]]:
+    """Everyone a personalization sends to: its to, cc and bcc."""
+    for kind in ("to", "cc", "bcc"):
+        yield from personalization.get(kind, ())
