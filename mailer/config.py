@@ -32,6 +32,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mailer.errors import ConfigError, display_path
+from mailer.headersafety import HeaderLine
 
 
 class TransportName(StrEnum):
@@ -117,7 +118,7 @@ class Settings(BaseSettings):
 class Sender(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="The name members see in their inbox.")
+    name: Annotated[str, HeaderLine] = Field(description="The name members see in their inbox.")
     email: EmailStr = Field(description="The From address.")
     reply_to: EmailStr | None = Field(None, description="Where replies go; the From address if unset.")
 
@@ -264,8 +265,8 @@ class Newsletter(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="The newsletter's name, shown in the header and the List-Id.")
-    list_id: str = Field(description="The List-Id domain part, e.g. 'news.loneliness-coalition.org.uk'.")
+    name: Annotated[str, HeaderLine] = Field(description="The newsletter's name, shown in the header and the List-Id.")
+    list_id: Annotated[str, HeaderLine] = Field(description="The List-Id domain part, e.g. 'news.loneliness-coalition.org.uk'.")
     language: str = Field("en-GB", description="The lang attribute of every email and page.")
     sender: Sender
     postal_address: str = Field(description="The sender's postal address, shown in every footer.")

@@ -23,6 +23,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from mailer.headersafety import HeaderLine
+
 # Members' own fields an editor may use in the text, as {{ first_name }} or
 # {{ first_name | there }} (the text after the bar is used when the field is empty).
 MERGE_FIELDS: dict[str, str] = {
@@ -158,6 +160,7 @@ ImageUrl = Annotated[str, AfterValidator(_check_image_url)]
 Text = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_check_merge_tags)
 ]
+HeaderText = Annotated[Text, HeaderLine]
 Markdown = Annotated[str, StringConstraints(min_length=1), AfterValidator(_check_merge_tags)]
 Status = Literal["draft", "ready"]
 
@@ -197,8 +200,8 @@ class Section(Strict):
 
 
 class SegmentOverride(Strict):
-    subject: Text | None = None
-    preheader: Text | None = None
+    subject: HeaderText | None = None
+    preheader: HeaderText | None = None
     intro: Markdown | None = None
 
 
@@ -208,8 +211,8 @@ class Issue(Strict):
     slug: str = Field(
         description="The issue's name, from its file name; not written in the file."
     )
-    subject: Annotated[Text, StringConstraints(max_length=150)]
-    preheader: Annotated[Text, StringConstraints(max_length=200)]
+    subject: Annotated[HeaderText, StringConstraints(max_length=150)]
+    preheader: Annotated[HeaderText, StringConstraints(max_length=200)]
     date: Annotated[dt.date, BeforeValidator(_check_date)] = Field(
         description="The date of the fortnightly slot this issue is for."
     )

@@ -682,6 +682,8 @@ _CUSTOM = {"link", "date_format", "date_impossible"}
 # pydantic's context (expected, max_length, ...).
 _MESSAGES: dict[str, str] = {
     "missing": "{name} is missing from {parent}: {why}",
+    "header_line": "{name} {msg}",
+    "header_encoded_word": "{name} {msg}",
     "extra_forbidden": "{name} is not a field of {parent}{suggestion}",
     "*:none": "{name} is empty: {why}",
     "string_too_short": "{name} is empty: {why}",

@@ -14,11 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mailer.config import Newsletter, Settings
+from mailer.headersafety import header_safe
 from mailer.issue import Issue
 from mailer.preview import sample_member
 from mailer.render import variant_key
 from mailer.segments import segments_of
-from mailer.send import Variants, archive_url, links, member_values, one_line
+from mailer.send import Variants, archive_url, links, member_values
 from mailer.store import SubscriberStore
 from mailer.store.preferences import opted_out
 from mailer.tokens import TokenSigner
@@ -104,7 +105,7 @@ def _test_target(
     custom_args["subscriber"] = str(member.id)
     return _TestTarget(
         email,
-        one_line(member.name),
+        header_safe(member.name),
         # As in the real send: segments the member opted out of do not count.
         variant_key(issue, segments_of(member, newsletter))
         - opted_out(store.engine, [member.id]).get(member.id, frozenset()),

@@ -37,6 +37,7 @@ from typing import Any, Literal, Protocol
 from mailer.audience import Addressee, Done, Partition, Pending, batches
 from mailer.config import Newsletter, Settings, TransportName
 from mailer.errors import ConfigError, DeliveryError, SendRefused
+from mailer.headersafety import header_safe
 from mailer.issue import Issue
 from mailer.render import CompiledVariant, render_issue, variant_name
 from mailer.render.variants import ordered_segments
@@ -231,11 +232,6 @@ def member_values(subscriber: MergeFields, member_links: Mapping[str, str]) -> d
         "region": subscriber.region,
         **member_links,
     }
-
-
-def one_line(text: str) -> str:
-    """Text on one line, whitespace collapsed: names go into headers."""
-    return " ".join(text.split())
 
 
 @dataclass(frozen=True)
@@ -578,7 +574,7 @@ class SendRun:
         member_links = links(subscriber.id, self.signer, self.settings.base_url)
         return Recipient.trusted(
             email=subscriber.email,
-            name=one_line(subscriber.name),
+            name=header_safe(subscriber.name),
             values=variant.values(member_values(subscriber, member_links)),
             unsubscribe_url=member_links["unsubscribe_url"],
             custom_args={"issue": self.issue.slug, "subscriber": str(subscriber.id)},

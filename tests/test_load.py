@@ -452,6 +452,30 @@ class TestMissingFields:
         ] == errors(newsletter, content)
 
 
+class TestTextForHeaders:
+    """The subject and preheader go into mail headers (the preheader into none, but it
+    is the subject's companion line in every inbox)."""
+
+    def test_a_line_break_in_the_subject(self, newsletter: Newsletter) -> None:
+        content = VALID.replace("subject: Winter connections", 'subject: "Winter\\nconnections"')
+        assert [
+            f"{NAME}:1: 'subject' must be on one line: a line break would end the mail header"
+        ] == errors(newsletter, content)
+
+    def test_an_encoded_word_in_the_subject(self, newsletter: Newsletter) -> None:
+        content = VALID.replace(
+            "subject: Winter connections", "subject: Winter =?utf-8?q?news=0D=0ABcc:_x@y?="
+        )
+        assert [
+            f"{NAME}:1: 'subject' contains an encoded header ('=?...?='), which mail programs "
+            "decode; write the text itself"
+        ] == errors(newsletter, content)
+
+    def test_a_question_after_an_equals_sign_is_plain_text(self, newsletter: Newsletter) -> None:
+        content = VALID.replace("subject: Winter connections", 'subject: "Quiz: 2+2=?"')
+        assert [] == errors(newsletter, content)
+
+
 class TestWrongTypes:
     def test_a_list_where_text_belongs(self, newsletter: Newsletter) -> None:
         """A Markdown list written without '|' is explained."""

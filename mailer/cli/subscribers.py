@@ -262,11 +262,17 @@ def _records(
     pending: bool,
 ) -> list[MemberRecord]:
     """Check the command line as an import checks a row: every problem at once."""
-    from mailer.store.csvio import column_key, split_tags
+    from mailer.store.csvio import column_key, profile_text, split_tags
     from mailer.store.emails import InvalidEmail, normalise_email
 
     problems: list[Problem] = []
     where = "mailer subscribers add"
+    texts: list[str] = []
+    name, organisation, region = (
+        profile_text(field, value, texts)
+        for field, value in (("name", name), ("organisation", organisation), ("region", region))
+    )
+    problems += [Problem(where, 0, text) for text in texts]
     parsed: dict[str, str | None] = {}
     for position, pair in enumerate(attributes, start=1):
         key, sep, value = pair.partition("=")

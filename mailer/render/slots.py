@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 
+from mailer.headersafety import header_safe
 from mailer.issue import MERGE_TAG
 
 __all__ = [
@@ -78,11 +79,18 @@ class Slot:
 
 
 def member_fields(recipient: Mapping[str, str]) -> dict[str, str]:
-    """A recipient's values, whitespace-normalised, with first_name derived from name when absent.
+    """A recipient's values made safe for a header, with first_name derived from name when absent.
 
-    Collapsing whitespace keeps a stray newline in a name out of the Subject header.
+    Whitespace collapses, which keeps a stray newline in a name out of the Subject
+    header, and a value holding an encoded-word opener counts as empty, so the merge
+    tag's fallback stands in for it (see :mod:`mailer.headersafety`).
     """
-    fields = {key: " ".join(str(value).split()) for key, value in recipient.items() if value}
+    fields = {
+        key: str(value) if key in LINK_FIELDS else header_safe(str(value))
+        for key, value in recipient.items()
+        if value
+    }
+    fields = {key: value for key, value in fields.items() if value}
     if not fields.get("first_name") and fields.get("name"):
         fields["first_name"] = fields["name"].split(" ", 1)[0]
     return fields

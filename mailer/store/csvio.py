@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mailer.errors import Problem, SubscriberDataError, display_path
+from mailer.headersafety import one_line, profile_text_problem
 from mailer.store.emails import InvalidEmail, email_key, normalise_email
 from mailer.store.models import ImportCounts, MemberRecord, Subscriber, SubscriberStatus
 from mailer.store.subscribers import SubscriberStore
@@ -96,6 +97,12 @@ def parse_row(layout: Layout, line: int, cells: list[str]) -> MemberRecord | lis
     ]
     given = {name: cells[i].strip() for i, name in layout.known}
     email = _email(given["email"], problems)
+    name = profile_text("name", given.get("name"), problems)
+    organisation = profile_text("organisation", given.get("organisation"), problems)
+    region = profile_text("region", given.get("region"), problems)
+    attributes = {key: cells[i].strip() or None for i, key in layout.attributes}
+    if attributes.get("first_name"):
+        attributes["first_name"] = profile_text("first_name", attributes["first_name"], problems)
     status = _status(given.get("status"), problems)
     status_changed_at = _when(given, "status_changed_at", problems)
     created_at = _when(given, "created_at", problems)
@@ -105,11 +112,11 @@ def parse_row(layout: Layout, line: int, cells: list[str]) -> MemberRecord | lis
     return MemberRecord(  # positionally: 100,000 calls with keywords cost a tenth of a second
         email,
         line,
-        given.get("name"),
-        given.get("organisation"),
-        given.get("region"),
+        name,
+        organisation,
+        region,
         None if tags is None else split_tags(tags),
-        {name: cells[i].strip() or None for i, name in layout.attributes},
+        attributes,
         status,
         status_changed_at,
         given.get("status_reason") or None,
@@ -126,6 +133,20 @@ def split_tags(cell: str) -> tuple[str, ...]:
         if tag:
             tags.setdefault(tag.lower(), tag)
     return tuple(tags.values())
+
+
+def profile_text(field: str, cell: str | None, problems: list[str]) -> str | None:
+    """A name, organisation or region on one line; refused if it holds an encoded-word opener.
+
+    The text may reach a mail header (To, or a subject through a merge tag): see
+    :mod:`mailer.headersafety`.
+    """
+    if not cell:
+        return cell
+    problem = profile_text_problem(field, cell)
+    if problem:
+        problems.append(problem)
+    return one_line(cell)
 
 
 def _email(cell: str, problems: list[str]) -> str:

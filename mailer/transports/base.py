@@ -49,6 +49,7 @@ from pydantic import (
 )
 
 from mailer.config import Sender
+from mailer.headersafety import LINE_BREAK, HeaderInjectionError, header_safe
 
 MAX_BATCH = 1000
 """Recipients per batch: SendGrid's limit of personalizations per request."""
@@ -92,13 +93,13 @@ def fill(template: str, values: Mapping[str, str], *, escape: bool) -> str:
     return SLOT.sub(lambda m: values[m[1]], template)
 
 
-# What ends a line for str.splitlines, and for the email package, which refuses them all
-# in a header: CR, LF, VT, FF, the file/group/record separators, NEL, and U+2028/2029.
-_LINE_BREAK = re.compile("[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+def header_values(values: Mapping[str, str]) -> dict[str, str]:
+    """Slot values as they may go into a header (the subject): see :func:`header_safe`."""
+    return {name: header_safe(value) for name, value in values.items()}
 
 
 def _no_line_breaks(value: str) -> str:
-    if _LINE_BREAK.search(value):
+    if LINE_BREAK.search(value):
         raise ValueError("must not contain line breaks (they would end a mail header)")
     return value
 
@@ -314,6 +315,11 @@ class Delivery:
 def failed(batch: Batch, error: str) -> list[Delivery]:
     """Every recipient of the batch as failed for the same reason."""
     return [Delivery(email=r.email, state="failed", error=error) for r in batch.recipients]
+
+
+def refused(recipient: Recipient, error: HeaderInjectionError) -> Delivery:
+    """A recipient whose message failed the last header check: never sent, never retried."""
+    return Delivery(email=recipient.email, state="failed", error=str(error), permanent=True)
 
 
 @runtime_checkable

@@ -24,7 +24,8 @@ from email.policy import EmailPolicy
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
-from mailer.transports.base import Batch, Recipient, fill, slots_in
+from mailer.headersafety import check_header_block, header_safe
+from mailer.transports.base import Batch, Recipient, fill, header_values, slots_in
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
 
@@ -121,22 +122,33 @@ class MessageTemplate:
         self._domain = domain_of(batch.sender.email)
         self._fixed: dict[bool, _Fixed] = {}  # by utf8, made when first needed
         boundary = _boundary()
-        self._head = (
+        self._mime_headers = (
             "MIME-Version: 1.0\r\n"
-            f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n\r\n'
-            + _part_head(boundary, "plain")
+            f'Content-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n'
         ).encode("ascii")
+        self._head = self._mime_headers + b"\r\n" + _part_head(boundary, "plain").encode("ascii")
+        self._names = (
+            "Message-ID", "Date", "From", "To", *(("Reply-To",) if batch.sender.reply_to else ()),
+            "Subject", "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post", *batch.headers,
+        )  # fmt: skip
         self._html_head = ("\r\n" + _part_head(boundary, "html")).encode("ascii")
         self._end = f"\r\n--{boundary}--\r\n".encode("ascii")
 
     def message(self, recipient: Recipient, *, now: dt.datetime | None = None) -> WireMessage:
-        """The recipient's message, with a fresh Message-ID."""
+        """The recipient's message, with a fresh Message-ID.
+
+        Raises HeaderInjectionError if the headers written are not the ones meant.
+        """
         utf8 = not recipient.email.isascii()
         message_id = make_msgid(domain=self._domain)
         content, values = self._batch.content, recipient.values
+        headers = b"".join(
+            self._headers(recipient, message_id, now or dt.datetime.now(dt.UTC), utf8)
+        )
+        check_header_block(headers + self._mime_headers, self._header_names(recipient))
         data = b"".join(
             [
-                *self._headers(recipient, message_id, now or dt.datetime.now(dt.UTC), utf8),
+                headers,
                 self._head,
                 _quoted_printable(fill(content.text, values, escape=False)),
                 self._html_head,
@@ -146,6 +158,10 @@ class MessageTemplate:
         )
         return WireMessage(message_id=message_id, data=data, utf8=utf8)
 
+    def _header_names(self, recipient: Recipient) -> tuple[str, ...]:
+        """The headers the recipient's message is meant to have, in order."""
+        return (*self._names, *recipient.headers, "MIME-Version", "Content-Type")
+
     def _headers(
         self, recipient: Recipient, message_id: str, now: dt.datetime, utf8: bool
     ) -> list[bytes]:
@@ -154,13 +170,13 @@ class MessageTemplate:
         fixed = self._fixed_for(utf8)
         subject = fixed.subject
         if subject is None:
-            filled = fill(self._batch.content.subject, recipient.values, escape=False)
+            filled = fill(self._batch.content.subject, header_values(recipient.values), escape=False)
             subject = _header(policy, "Subject", filled)
         ids = f"Message-ID: {message_id}\r\nDate: {format_datetime(now)}\r\n"
         return [
             ids.encode("utf-8" if utf8 else "ascii"),
             fixed.sender,
-            _to(policy, recipient.name, recipient.email),
+            _to(policy, header_safe(recipient.name), recipient.email),
             fixed.reply_to,
             subject,
             fixed.list_id,

@@ -15,7 +15,8 @@ import re
 import tempfile
 from pathlib import Path
 
-from mailer.transports.base import Batch, Delivery, Recipient, TransportBase
+from mailer.headersafety import HeaderInjectionError
+from mailer.transports.base import Batch, Delivery, Recipient, TransportBase, refused
 from mailer.transports.message import MessageTemplate
 from mailer.transports.ratelimit import Limiter, Unlimited
 
@@ -86,7 +87,10 @@ class OutboxTransport(TransportBase):
 
     def _write(self, batch: Batch, template: MessageTemplate, recipient: Recipient) -> Delivery:
         self._limiter.acquire()
-        message = template.message(recipient)
+        try:
+            message = template.message(recipient)
+        except HeaderInjectionError as error:
+            return refused(recipient, error)
         try:
             write_atomically(self.path_for(batch, recipient), message.data)
         except OSError as error:

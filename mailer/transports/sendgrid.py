@@ -37,6 +37,7 @@ from pydantic import SecretStr
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
+from mailer.headersafety import HeaderInjectionError, check_header_value, header_safe
 from mailer.transports.base import (
     SLOT,
     Batch,
@@ -44,6 +45,8 @@ from mailer.transports.base import (
     Recipient,
     TransportBase,
     fill,
+    header_values,
+    refused,
     slot,
 )
 from mailer.transports.message import ONE_CLICK
@@ -128,11 +131,18 @@ class Personalizations:
         return size if size > MAX_SUBSTITUTIONS_BYTES else None
 
     def item(self, recipient: Recipient, subs: dict[str, str]) -> Personalization:
-        """The recipient's personalization: address, subject, headers, substitutions, tags."""
+        """The recipient's personalization: address, subject, headers, substitutions, tags.
+
+        Raises HeaderInjectionError if the name or subject could break out of its header.
+        """
         to = {"email": recipient.email}
-        if recipient.name:
-            to["name"] = recipient.name
-        subject = self.subject or fill(self.content.subject, recipient.values, escape=False)
+        name = header_safe(recipient.name)
+        if name:
+            to["name"] = check_header_value("To", name)
+        subject = check_header_value(
+            "Subject",
+            self.subject or fill(self.content.subject, header_values(recipient.values), escape=False),
+        )
         headers = {"List-Unsubscribe": recipient.list_unsubscribe, **recipient.headers}
         item: Personalization = {"to": [to], "subject": subject, "headers": headers}
         if subs:
@@ -260,7 +270,10 @@ class SendGridTransport(TransportBase):
                     error=f"the slot values take {size} bytes; SendGrid allows {limit}",
                 )
             else:
-                fitting.append((recipient.email, plan.item(recipient, subs)))
+                try:
+                    fitting.append((recipient.email, plan.item(recipient, subs)))
+                except HeaderInjectionError as error:
+                    results[recipient.email] = refused(recipient, error)
         if fitting:
             for delivery in self._send(batch, fitting):
                 results[delivery.email] = delivery

@@ -26,7 +26,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from pydantic import SecretStr
 
 from mailer.errors import ConfigError
-from mailer.transports.base import Batch, Delivery, Recipient, TransportBase
+from mailer.headersafety import HeaderInjectionError
+from mailer.transports.base import Batch, Delivery, Recipient, TransportBase, refused
 from mailer.transports.message import MessageTemplate
 from mailer.transports.ratelimit import Limiter, Unlimited
 
@@ -177,7 +178,10 @@ class SmtpTransport(TransportBase):
 
     def _send_one(self, sender: str, template: MessageTemplate, recipient: Recipient) -> Delivery:
         self._limiter.acquire()
-        message = template.message(recipient)
+        try:
+            message = template.message(recipient)
+        except HeaderInjectionError as error:
+            return refused(recipient, error)
         for attempt in (1, 2):
             conn = self._connection()
             try:

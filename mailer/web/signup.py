@@ -39,6 +39,7 @@ from starlette.responses import Response
 
 from mailer.config import Newsletter
 from mailer.errors import MailerError, StoreError, SubscriberNotFound, TokenError
+from mailer.headersafety import one_line, profile_text_problem
 from mailer.store import MemberRecord, Subscriber, SubscriberStatus
 from mailer.store.emails import InvalidEmail, normalise_email
 from mailer.store.signups import attempt, limit_key
@@ -65,9 +66,13 @@ async def subscribe(request: Request) -> Response:
         return _form(web)
     form = await parse_form(request.headers, await read_body(request, FORM_BODY))
     email_given = _text(form.get("email"))[:320]
-    name = " ".join(_text(form.get("name")).split())[:200]
+    name = one_line(_text(form.get("name")))[:200]
     if not web.forms.check(_text(form.get("form_token")), "subscribe"):
         return _form(web, email_given, name, "The form had expired. Please send it again.", 400)
+    if profile_text_problem("name", name):
+        # An encoded-word ("=?utf-8?q?...?=") in a name is a header injection attempt.
+        log.info("sign-up refused: an encoded-word in the name")
+        return _form(web, email_given, "", "Please write your name as plain text.", 400)
     if _text(form.get("website")):
         log.info("sign-up ignored: the honeypot field was filled in")
         return _sent(web)

@@ -357,3 +357,30 @@ def test_the_transport_is_opened_for_the_settings(sending: Sending, tmp_path: Pa
     with open_transport(sending.settings) as transport:
         sending.run(transport)
     assert 1 == len(list((tmp_path / "outbox" / ISSUE).glob("*.eml")))
+
+
+class TestHostileNamesFromTheStore:
+    """Names stored before the border refused encoded-words still write no header."""
+
+    ATTACK = "=?utf-8?q?x=0D=0ABcc:_victim@evil.example=0D=0AReply-To:_a@evil.example?="
+
+    def test_the_name_is_left_out_of_to_and_the_subject_uses_the_fallback(
+        self, sending: Sending, tmp_path: Path
+    ) -> None:
+        from mailer.store import MemberRecord
+
+        sending.issue = sending.issue.model_copy(
+            update={"subject": "Winter news for {{ first_name | friend }}", "segments": {}}
+        )
+        # The store takes what it is given; the borders (form, import, add) refuse this.
+        [member] = sending.store.add(
+            [MemberRecord(email="member001@example.org", name=self.ATTACK)], source="test"
+        )
+        sending.run(OutboxTransport(tmp_path / "outbox"))
+        message = outbox_files(tmp_path / "outbox" / ISSUE)[member.email]
+        assert "member001@example.org" == str(message["To"])
+        assert "Winter news for friend" == str(message["Subject"])
+        assert None is message["Bcc"]
+        assert ["hello@connected-communities.example.org"] == [
+            a.addr_spec for a in message["Reply-To"].addresses
+        ]

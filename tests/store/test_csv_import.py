@@ -209,6 +209,27 @@ class TestProblems:
             "members.csv:4: 'b@' is not a valid email address: there must be something after the @-sign"
         ] == problems(store, text)
 
+    def test_an_encoded_word_in_a_name_is_refused(self, store: SubscriberStore) -> None:
+        """'=?...?=' would be decoded in the To header, CR LF included: the row is refused."""
+        attack = "=?utf-8?q?x=0D=0ABcc:_victim@example.org?="
+        text = f"email,name,organisation,first_name\na@example.org,{attack},=?x,=?y\n"
+        assert [
+            "members.csv:2: the first_name contains '=?', which mail programs read as an encoded header (RFC 2047); write the first_name as plain text",
+            "members.csv:2: the name contains '=?', which mail programs read as an encoded header (RFC 2047); write the name as plain text",
+            "members.csv:2: the organisation contains '=?', which mail programs read as an encoded header (RFC 2047); write the organisation as plain text",
+        ] == problems(store, text)
+
+    def test_line_breaks_in_a_name_become_spaces(self, store: SubscriberStore) -> None:
+        """A name or organisation goes on one line, as it would be shown in a header."""
+        text = 'email,name,organisation,region\na@example.org,"Ann\r\nLee","Unit 4\nMill\u2028Lane",North\x85West\n'
+        run(store, text)
+        member = store.get("a@example.org")
+        assert ("Ann Lee", "Unit 4 Mill Lane", "North West") == (
+            member.name,
+            member.organisation,
+            member.region,
+        )
+
     def test_the_error_says_nothing_was_changed(self, store: SubscriberStore) -> None:
         """The summary line tells the editor the list is as it was."""
         with pytest.raises(

@@ -15,22 +15,28 @@ from email.policy import default
 from email.utils import format_datetime, make_msgid
 from typing import cast
 
-from mailer.transports.base import Batch, Recipient, personalise
+from mailer.headersafety import header_safe
+from mailer.transports.base import Batch, Recipient, fill, header_values, personalise
 from mailer.transports.message import ONE_CLICK, POLICY, UTF8_POLICY, domain_of, to_address
 
 
 def build_message(batch: Batch, recipient: Recipient, *, now: dt.datetime) -> EmailMessage:
-    """The complete message for one recipient of the batch, with a fresh Message-ID."""
+    """The complete message for one recipient of the batch, with a fresh Message-ID.
+
+    Member text in headers as mailer means it (:func:`header_safe`): on one line, and
+    left out if it holds an encoded-word, which the email package would decode.
+    """
     content = personalise(batch.content, recipient.values)
+    subject = fill(batch.content.subject, header_values(recipient.values), escape=False)
     sender = batch.sender
     msg = EmailMessage(policy=POLICY)
     msg["Message-ID"] = make_msgid(domain=domain_of(sender.email))
     msg["Date"] = format_datetime(now)
     msg["From"] = Address(sender.name, addr_spec=sender.email)
-    msg["To"] = to_address(recipient.name, recipient.email)
+    msg["To"] = to_address(header_safe(recipient.name), recipient.email)
     if sender.reply_to:
         msg["Reply-To"] = Address(addr_spec=sender.reply_to)
-    msg["Subject"] = content.subject
+    msg["Subject"] = subject
     msg["List-Id"] = batch.list_id
     msg["List-Unsubscribe"] = recipient.list_unsubscribe
     msg["List-Unsubscribe-Post"] = ONE_CLICK

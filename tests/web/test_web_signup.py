@@ -369,3 +369,30 @@ def test_the_confirmation_goes_through_the_configured_transport(
     sign_up(web, "smtp@example.org")
     [message] = smtp_server.received_by("smtp@example.org")
     assert b"/confirm/" in message.data
+
+
+class TestNamesThatWouldBeHeaders:
+    """A name is never a way to write headers into the newsletter's mail (see headersafety)."""
+
+    ATTACK = (
+        '=?utf-8?q?x"=0D=0ASubject:_Your_account_is_locked=0D=0AReply-To:_a@evil.example'
+        "=0D=0AContent-Type:_text/html=0D=0A=0D=0A<a_href=https://evil.example>Unlock</a>=0D=0A?="
+    )
+
+    def test_an_encoded_word_in_the_name_is_refused_and_nothing_is_sent(self, web: Web) -> None:
+        response = sign_up(web, "victim@example.org", self.ATTACK)
+        assert 400 == response.status_code
+        assert "Please write your name as plain text." in response.text
+        assert "evil.example" not in response.text  # not even echoed back into the form
+        assert web.store.find("victim@example.org") is None
+        assert mail_to(web, "victim@example.org") is None
+
+    def test_line_breaks_in_a_name_become_spaces(self, web: Web) -> None:
+        sign_up(web, "ann@example.org", "Ann\r\nBcc: victim@example.org\u2028Lee")
+        member = web.store.find("ann@example.org")
+        assert member is not None
+        assert "Ann Bcc: victim@example.org Lee" == member.name
+        message = mail_to(web, "ann@example.org")
+        assert message is not None
+        assert None is message["Bcc"]
+        assert ["ann@example.org"] == [a.addr_spec for a in message["To"].addresses]
