@@ -42,8 +42,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
-from sqlalchemy import make_url  # noqa: E402
+import psycopg
+from sqlalchemy import make_url
 
 REGIONS = [
     "North East", "North West", "Yorkshire and the Humber", "East Midlands", "West Midlands",

@@ -27,10 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mailer.config import Newsletter, load_newsletter  # noqa: E402
-from mailer.issue import Issue  # noqa: E402
-from mailer.load import load_issue  # noqa: E402
-from mailer.render import (  # noqa: E402
+from mailer.config import Newsletter, load_newsletter
+from mailer.issue import Issue
+from mailer.load import load_issue
+from mailer.render import (
     CompiledVariant,
     compile_variant,
     variant_content,

@@ -64,14 +64,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
-from sqlalchemy import make_url  # noqa: E402
+import psycopg
+from sqlalchemy import make_url
 
-from mailer.config import load_newsletter  # noqa: E402
-from mailer.report import queries  # noqa: E402
-from mailer.report.build import issue_report  # noqa: E402
-from mailer.store import MemberRecord, open_store  # noqa: E402
-from mailer.store.transact import read  # noqa: E402
+from mailer.config import load_newsletter
+from mailer.report import queries
+from mailer.report.build import issue_report
+from mailer.store import MemberRecord, open_store
+from mailer.store.transact import read
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ISSUE = "2026-12-03-winter-connections"

@@ -52,26 +52,21 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from pydantic import SecretStr  # noqa: E402
+from pydantic import SecretStr
 
-from mailer.audience import plan  # noqa: E402
-from mailer.config import Newsletter, Settings, TransportName, load_newsletter  # noqa: E402
-from mailer.issue import Issue  # noqa: E402
-from mailer.load import load_issue  # noqa: E402
-from mailer.render import render_issue, variant_key  # noqa: E402
-from mailer.segments import segments_of  # noqa: E402
-from mailer.send import SendRun, link_signer, links, member_values  # noqa: E402
-from mailer.store import MemberRecord, Subscriber, open_store  # noqa: E402
-from mailer.store.ledger import Ledger  # noqa: E402
-from mailer.transports import (  # noqa: E402
-    Batch,
-    Recipient,
-    Transport,
-    content_of,
-    list_id,
-    open_transport,
-    values_of,
-)
+from mailer.audience import plan
+from mailer.config import Newsletter, Settings, TransportName, load_newsletter
+from mailer.issue import Issue
+from mailer.load import load_issue
+from mailer.mail import Batch, Recipient
+from mailer.render import render_issue, variant_key
+from mailer.segments import segments_of
+from mailer.send import SendRun, link_signer, links, member_values
+from mailer.store import MemberRecord, Subscriber, open_store
+from mailer.store.ledger import Ledger
+from mailer.transports import Transport, open_transport
+from mailer.transports.message import list_id
+from mailer.transports.variant import content_of, values_of
 
 ISSUE = sorted((ROOT / "issues").glob("*.yaml"))[0]
 SECRET = "benchmark-secret-key-0123456789abcdef"

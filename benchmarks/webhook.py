@@ -41,16 +41,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
-import psycopg  # noqa: E402
-from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from sqlalchemy import make_url  # noqa: E402
+import httpx
+import psycopg
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import make_url
 
-from mailer.events import SendGridEvent, apply_events  # noqa: E402
-from mailer.store import MemberRecord, open_store  # noqa: E402
-from mailer.store.ledger import Ledger, new_owner  # noqa: E402
-from mailer.transports import Delivery  # noqa: E402
+from mailer.events import SendGridEvent, apply_events
+from mailer.mail import Delivery
+from mailer.store import MemberRecord, open_store
+from mailer.store.ledger import Ledger, new_owner
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ISSUE = "2026-12-03-winter-connections"

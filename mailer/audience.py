@@ -24,10 +24,10 @@ from typing import Any, NamedTuple, TypeVar
 
 from mailer.config import Newsletter
 from mailer.issue import Issue
+from mailer.mail import DeliveryState
 from mailer.render import variant_key, variant_name
 from mailer.segments import segments_of
 from mailer.store import SubscriberStore
-from mailer.store.ledger import DeliveryState
 from mailer.store.transact import driver_rows, read
 
 __all__ = [

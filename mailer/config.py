@@ -49,7 +49,8 @@ class Settings(BaseSettings):
     )
 
     config_path: Path = Field(
-        Path("mailer.toml"), description="Path of the newsletter settings file (MAILER_CONFIG_PATH)."
+        Path("mailer.toml"),
+        description="Path of the newsletter settings file (MAILER_CONFIG_PATH).",
     )
     database_url: str = Field(
         "sqlite:///subscribers/mailer.db",
@@ -58,7 +59,9 @@ class Settings(BaseSettings):
     transport: TransportName = Field(
         TransportName.outbox, description="How mail leaves: outbox (files), smtp or sendgrid."
     )
-    outbox_dir: Path = Field(Path("outbox"), description="Where the outbox transport writes .eml files.")
+    outbox_dir: Path = Field(
+        Path("outbox"), description="Where the outbox transport writes .eml files."
+    )
     smtp_url: SecretStr | None = Field(
         None,
         description="smtp://user:pass@host:587?starttls=true (or smtps://) for the smtp transport; "
@@ -73,7 +76,9 @@ class Settings(BaseSettings):
         0, ge=0, description="Messages per second a transport sends at most; 0 means no limit."
     )
     send_timeout: float = Field(
-        30, gt=0, description="Seconds to wait for an SMTP server or SendGrid before giving up on a request."
+        30,
+        gt=0,
+        description="Seconds to wait for an SMTP server or SendGrid before giving up on a request.",
     )
     send_processes: int = Field(
         1,
@@ -88,13 +93,16 @@ class Settings(BaseSettings):
         description="SendGrid API key (SENDGRID_API_KEY).",
     )
     sendgrid_api_url: str = Field(
-        "https://api.sendgrid.com", description="SendGrid API base URL; tests point it at a local double."
+        "https://api.sendgrid.com",
+        description="SendGrid API base URL; tests point it at a local double.",
     )
     sendgrid_webhook_public_key: str | None = Field(
         None, description="The Event Webhook verification key, base64 DER, as SendGrid shows it."
     )
     sendgrid_webhook_max_age: int = Field(
-        86400, ge=0, description="Seconds a webhook signature timestamp may be old; 0 turns the check off."
+        86400,
+        ge=0,
+        description="Seconds a webhook signature timestamp may be old; 0 turns the check off.",
     )
     soft_bounce_limit: int = Field(
         3,
@@ -103,10 +111,12 @@ class Settings(BaseSettings):
         "is marked bounced.",
     )
     base_url: str = Field(
-        "http://127.0.0.1:8000", description="Public URL of the web app, used in links in every email."
+        "http://127.0.0.1:8000",
+        description="Public URL of the web app, used in links in every email.",
     )
     secret_key: SecretStr | None = Field(
-        None, description="Signs the tokens in links; required by serve and by every transport but outbox."
+        None,
+        description="Signs the tokens in links; required by serve and by every transport but outbox.",
     )
 
     @field_validator("base_url")
@@ -120,7 +130,9 @@ class Sender(BaseModel):
 
     name: Annotated[str, HeaderLine] = Field(description="The name members see in their inbox.")
     email: EmailStr = Field(description="The From address.")
-    reply_to: EmailStr | None = Field(None, description="Where replies go; the From address if unset.")
+    reply_to: EmailStr | None = Field(
+        None, description="Where replies go; the From address if unset."
+    )
 
 
 SegmentName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=40)]
@@ -139,9 +151,12 @@ class Segment(BaseModel):
     label: str = Field(description="What members and editors see, e.g. 'Youth loneliness'.")
     description: str = ""
     tags: list[str] = Field(default_factory=list, description="Member has any of these tags.")
-    regions: list[str] = Field(default_factory=list, description="Member is in any of these regions.")
+    regions: list[str] = Field(
+        default_factory=list, description="Member is in any of these regions."
+    )
     attributes: dict[str, str | list[str]] = Field(
-        default_factory=dict, description="Member's attribute equals the value (or any of the values)."
+        default_factory=dict,
+        description="Member's attribute equals the value (or any of the values).",
     )
 
     @model_validator(mode="after")
@@ -175,7 +190,9 @@ class Schedule(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    weekday: Weekday = Field(description="The day of the week every slot falls on; the anchor's day.")
+    weekday: Weekday = Field(
+        description="The day of the week every slot falls on; the anchor's day."
+    )
     time: dt.time = Field(description="Local time of day of every slot, e.g. '09:00'.")
     timezone: str = Field(description="IANA time zone of that time, e.g. 'Europe/London'.")
     anchor: dt.date = Field(
@@ -265,18 +282,27 @@ class Newsletter(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, HeaderLine] = Field(description="The newsletter's name, shown in the header and the List-Id.")
-    list_id: Annotated[str, HeaderLine] = Field(description="The List-Id domain part, e.g. 'news.loneliness-coalition.org.uk'.")
+    name: Annotated[str, HeaderLine] = Field(
+        description="The newsletter's name, shown in the header and the List-Id."
+    )
+    list_id: Annotated[str, HeaderLine] = Field(
+        description="The List-Id domain part, e.g. 'news.loneliness-coalition.org.uk'."
+    )
     language: str = Field("en-GB", description="The lang attribute of every email and page.")
     sender: Sender
     postal_address: str = Field(description="The sender's postal address, shown in every footer.")
-    website: str | None = Field(None, description="The organisation's home page, linked from the header.")
-    brand_colour: str = Field("#1f5c4a", pattern=r"^#[0-9a-fA-F]{6}$", description="Header and button colour.")
+    website: str | None = Field(
+        None, description="The organisation's home page, linked from the header."
+    )
+    brand_colour: str = Field(
+        "#1f5c4a", pattern=r"^#[0-9a-fA-F]{6}$", description="Header and button colour."
+    )
     templates_dir: Path = Field(Path("templates"), description="Where the email templates live.")
     issues_dir: Path = Field(Path("issues"), description="Where issue files live.")
     segments: list[Segment] = Field(default_factory=list)
     schedule: Schedule | None = Field(
-        None, description="The fortnightly slots `python scheduler.py` sends on; none: no scheduler."
+        None,
+        description="The fortnightly slots `python scheduler.py` sends on; none: no scheduler.",
     )
 
     @field_validator("segments")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
-from mailer.transports import MAX_BATCH
+from mailer.mail import MAX_BATCH
 
 if TYPE_CHECKING:
     from mailer.audience import Plan

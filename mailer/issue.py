@@ -33,9 +33,7 @@ MERGE_FIELDS: dict[str, str] = {
     "organisation": "the member's organisation",
     "region": "the member's region",
 }
-MERGE_TAG = re.compile(
-    r"\{\{\s*(?P<field>[A-Za-z_][\w]*)\s*(?:\|\s*(?P<fallback>[^{}]*?)\s*)?\}\}"
-)
+MERGE_TAG = re.compile(r"\{\{\s*(?P<field>[A-Za-z_][\w]*)\s*(?:\|\s*(?P<fallback>[^{}]*?)\s*)?\}\}")
 # What is left of {{ }} or {% %} once the good tags are blanked out: a whole
 # would-be tag on one line if there is one, else the lone brace pair.
 _STRAY_TAG = re.compile(r"\{\{[^{}\n]*\}\}|\{%[^\n]*?%\}|\{\{|\}\}|\{%|%\}")
@@ -208,9 +206,7 @@ class SegmentOverride(Strict):
 class Issue(Strict):
     """One fortnightly issue, as the editor wrote it."""
 
-    slug: str = Field(
-        description="The issue's name, from its file name; not written in the file."
-    )
+    slug: str = Field(description="The issue's name, from its file name; not written in the file.")
     subject: Annotated[HeaderText, StringConstraints(max_length=150)]
     preheader: Annotated[HeaderText, StringConstraints(max_length=200)]
     date: Annotated[dt.date, BeforeValidator(_check_date)] = Field(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from mailer.config import Newsletter, Settings
 from mailer.headersafety import header_safe
 from mailer.issue import Issue
+from mailer.mail import Batch, Content, Delivery, Recipient
 from mailer.preview import sample_member
 from mailer.render import variant_key
 from mailer.segments import segments_of
@@ -23,7 +24,8 @@ from mailer.send import Variants, archive_url, links, member_values
 from mailer.store import SubscriberStore
 from mailer.store.preferences import opted_out
 from mailer.tokens import TokenSigner
-from mailer.transports import Batch, Content, Delivery, Recipient, Transport, list_id
+from mailer.transports import Transport
+from mailer.transports.message import list_id
 
 __all__ = ["TEST_PREFIX", "send_test"]
 

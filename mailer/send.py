@@ -39,23 +39,16 @@ from mailer.config import Newsletter, Settings, TransportName
 from mailer.errors import ConfigError, DeliveryError, SendRefused
 from mailer.headersafety import header_safe
 from mailer.issue import Issue
+from mailer.mail import MAX_BATCH, Batch, Content, Delivery, DeliveryState, Recipient
 from mailer.render import CompiledVariant, render_issue, variant_name
 from mailer.render.variants import ordered_segments
 from mailer.store import SubscriberStore
-from mailer.store.ledger import DeliveryState, Ledger, SendStatus, new_owner
+from mailer.store.ledger import Ledger, SendStatus, new_owner
 from mailer.tokens import TokenSigner, signer_for
-from mailer.transports import (
-    MAX_BATCH,
-    Batch,
-    Content,
-    Delivery,
-    Recipient,
-    Transport,
-    content_of,
-    list_id,
-)
+from mailer.transports import Transport
+from mailer.transports.message import list_id
 from mailer.transports.outbox import file_name
-from mailer.transports.variant import slot_names
+from mailer.transports.variant import content_of, slot_names
 
 __all__ = [
     "Resolution",
@@ -580,14 +573,16 @@ class SendRun:
             custom_args={"issue": self.issue.slug, "subscriber": str(subscriber.id)},
         )
 
-    def _count(self, handed: _Claimed, on_progress: Callable[[Progress], None] | None) -> str | None:
+    def _count(
+        self, handed: _Claimed, on_progress: Callable[[Progress], None] | None
+    ) -> str | None:
         """Count a recorded batch in the summary; the failure that stops the send, if any."""
         deliveries = handed.answer()
         variant = self.summary.variant(handed.name)
         counts = Counter(d.state for d in deliveries)
-        variant.sent += counts["sent"]
-        variant.failed += counts["failed"]
-        variant.unknown += counts["unknown"]
+        variant.sent += counts[DeliveryState.sent]
+        variant.failed += counts[DeliveryState.failed]
+        variant.unknown += counts[DeliveryState.unknown]
         for delivery in deliveries:
             if delivery.state != "sent":
                 variant.add_reason(delivery.error or delivery.state)
@@ -596,9 +591,9 @@ class SendRun:
             self.issue.slug,
             handed.name,
             len(deliveries),
-            counts["sent"],
-            counts["failed"],
-            counts["unknown"],
+            counts[DeliveryState.sent],
+            counts[DeliveryState.failed],
+            counts[DeliveryState.unknown],
         )
         if on_progress is not None:
             on_progress(self._progress())

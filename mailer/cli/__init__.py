@@ -27,7 +27,9 @@ class _MailerGroup(TyperGroup):
         except MailerError as error:
             # The message is plain text: brackets in it ("[schedule]") are not markup.
             message = escape(str(error))
-            err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+            err_console.print(
+                f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True
+            )
             raise typer.Exit(error.exit_code) from None
 
 

@@ -45,7 +45,9 @@ def preview(
     segment: list[str] = typer.Option(
         [], "--segment", "-s", help="Only the variants seen by this segment (repeatable)."
     ),
-    out: Path = typer.Option(Path("preview"), "--out", "-o", help="Folder to write the previews to."),
+    out: Path = typer.Option(
+        Path("preview"), "--out", "-o", help="Folder to write the previews to."
+    ),
 ) -> None:
     """Write every variant's HTML and text, plus an index page, and print a table of variants.
 

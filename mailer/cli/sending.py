@@ -29,6 +29,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from mailer.mail import MAX_BATCH
+
 if TYPE_CHECKING:
     from mailer.audience import Plan
     from mailer.config import Newsletter, Settings
@@ -36,9 +38,6 @@ if TYPE_CHECKING:
     from mailer.send import Count, Resolution, SendSummary
     from mailer.send import Progress as SendProgress
 
-# mailer.transports.MAX_BATCH, written out so that `mailer --help` need not import the
-# transports (tests/sending/test_send_cli.py checks they agree).
-MAX_BATCH = 1000
 # Exit status when the send ended without everyone being dealt with: stopped by a
 # signal, or deliveries failed or unknown. 1 stays "an error stopped it".
 INCOMPLETE = 3

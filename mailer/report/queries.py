@@ -48,8 +48,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
+from mailer.mail import DeliveryState
 from mailer.store.eventlog import WebhookEventRow
-from mailer.store.ledger import DeliveryRow, DeliveryState, SendRow
+from mailer.store.ledger import DeliveryRow, SendRow
 from mailer.store.models import SubscriberStatus
 from mailer.store.schema import SubscriberEventRow, SubscriberRow, UTCDateTime
 

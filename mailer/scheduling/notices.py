@@ -19,10 +19,12 @@ from pathlib import Path
 
 from mailer.config import Newsletter, Schedule, Settings
 from mailer.errors import display_path
+from mailer.mail import Batch, Content, Delivery, Recipient
 from mailer.scheduling.issues import SlotIssue
 from mailer.scheduling.slots import Slot
 from mailer.store.slots import NoticeKind
-from mailer.transports import Batch, Content, Delivery, Recipient, Transport, list_id
+from mailer.transports import Transport
+from mailer.transports.message import list_id
 
 __all__ = [
     "Notice",

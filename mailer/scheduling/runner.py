@@ -37,6 +37,7 @@ from pathlib import Path
 from mailer.config import Newsletter, Schedule, Settings
 from mailer.delivery import send_issue
 from mailer.errors import ConfigError, MailerError, SendRefused
+from mailer.mail import MAX_BATCH
 from mailer.scheduling.issues import IssueFiles, IssueState, SlotIssue
 from mailer.scheduling.notices import (
     Notice,
@@ -51,7 +52,7 @@ from mailer.send import SendStopped, SendSummary
 from mailer.store import SubscriberStore
 from mailer.store.ledger import new_owner
 from mailer.store.slots import NoticeKind, SlotState, SlotStore, SlotTaken
-from mailer.transports import MAX_BATCH, Transport, open_transport
+from mailer.transports import Transport, open_transport
 
 __all__ = ["Action", "Outcome", "Runner", "require_schedule", "utcnow"]
 

@@ -50,7 +50,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mailer.store.ledger import DeliveryRow, DeliveryState
+from mailer.mail import DeliveryState
+from mailer.store.ledger import DeliveryRow
 from mailer.store.models import EventKind
 from mailer.store.schema import Base, BigId, SubscriberEventRow, SubscriberRow, UTCDateTime
 from mailer.store.transact import read

@@ -64,15 +64,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mailer.errors import SendRefused, StoreError
+from mailer.mail import Delivery, DeliveryState
 from mailer.store.schema import Base, BigId, SubscriberRow, UTCDateTime
 from mailer.store.transact import driver_rows, run_write
-from mailer.transports import Delivery
 
 __all__ = [
     "LEASE_SECONDS",
     "Claim",
     "DeliveryRow",
-    "DeliveryState",
     "InFlight",
     "Ledger",
     "SendRow",
@@ -87,14 +86,6 @@ T = TypeVar("T")
 LEASE_SECONDS = 15 * 60
 # Bind parameters per IN (...): batches are at most 1000, well under every limit.
 _CHUNK = 1000
-
-
-class DeliveryState(StrEnum):
-    queued = "queued"
-    in_flight = "in_flight"
-    sent = "sent"
-    failed = "failed"
-    unknown = "unknown"
 
 
 class SendStatus(StrEnum):
@@ -225,7 +216,9 @@ class Previous:
 class Ledger:
     """Reads and writes the send ledger, on the subscriber store's database."""
 
-    def __init__(self, engine: Engine, *, writes: AbstractContextManager[Any] | None = None) -> None:
+    def __init__(
+        self, engine: Engine, *, writes: AbstractContextManager[Any] | None = None
+    ) -> None:
         self.engine = engine
         self._writes = writes or nullcontext()
 

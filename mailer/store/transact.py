@@ -75,6 +75,8 @@ def driver_rows(connection: Connection, sql: str, params: Sequence[Any]) -> list
         cursor.execute(sql, tuple(params))
         return list(cursor.fetchall()) if cursor.description else []
     except base_error as error:
-        raise DBAPIError.instance(sql, params, error, base_error, dialect=connection.dialect) from error
+        raise DBAPIError.instance(
+            sql, params, error, base_error, dialect=connection.dialect
+        ) from error
     finally:
         cursor.close()

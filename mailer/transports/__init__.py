@@ -1,73 +1,50 @@
 """Transports: how a rendered batch leaves mailer (outbox files, SMTP, SendGrid).
 
-The send stage builds :class:`Batch`es (one variant, up to 1000 recipients),
-opens the configured transport once with :func:`open_transport`, and records
-the :class:`Delivery` each ``send`` returns. See :mod:`mailer.transports.base`
-for the contract. In outline::
+The send stage opens the configured transport once with :func:`open_transport`,
+hands it batches (:class:`~mailer.mail.Batch`: one variant, up to 1000 recipients) and
+records the :class:`~mailer.mail.Delivery` each ``send`` returns, one per recipient.
+A backend's module (and its libraries: smtplib, the SendGrid client) is imported
+only when that transport is opened. For example, into a folder of ``.eml`` files:
 
-    list_header = list_id(newsletter.name, newsletter.list_id)
-    with open_transport(settings) as transport:
-        for variant in render_issue(issue, newsletter, keys):
-            content = content_of(variant)  # once per variant
-            for members in chunks(audience[variant.key], MAX_BATCH):
-                recipients = [
-                    Recipient(
-                        email=m.email, name=m.name, unsubscribe_url=links[m].unsubscribe,
-                        values=values_of(variant, {**m.fields, **links[m].as_fields()}),
-                        custom_args={"issue": issue.slug, "subscriber": str(m.id)},
-                    )
-                    for m in members
-                ]
-                batch = Batch(issue=issue.slug, sender=newsletter.sender, content=content,
-                              list_id=list_header, recipients=recipients)
-                ledger.record(transport.send(batch))  # sent / failed / unknown per member
+>>> import tempfile
+>>> from pathlib import Path
+>>> from mailer.config import Sender, Settings
+>>> from mailer.mail import Batch, Content, Recipient
+>>> outbox = Path(tempfile.mkdtemp())
+>>> settings = Settings(transport="outbox", outbox_dir=outbox)
+>>> batch = Batch(
+...     issue="2026-12-03-winter",
+...     sender=Sender(name="Connected Communities", email="news@example.org"),
+...     content=Content(subject="Winter news", html="<p>Hello</p>", text="Hello"),
+...     list_id="Connected Communities <news.example.org>",
+...     recipients=[
+...         Recipient(email="ann@example.org", unsubscribe_url="https://x.example/u/1")
+...     ],
+... )
+>>> with open_transport(settings) as transport:
+...     [delivery] = transport.send(batch)
+>>> delivery.state
+<DeliveryState.sent: 'sent'>
+>>> sorted(path.name for path in (outbox / "2026-12-03-winter").iterdir())
+['ann@example.org.eml']
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
 from mailer.config import Settings, TransportName
 from mailer.errors import ConfigError
-from mailer.transports.base import (
-    MAX_BATCH,
-    Batch,
-    Content,
-    Delivery,
-    DeliveryState,
-    Recipient,
-    Transport,
-    personalise,
-    slot,
-)
-from mailer.transports.message import MessageTemplate, list_id
-from mailer.transports.outbox import OutboxTransport
-from mailer.transports.ratelimit import Limiter, RateLimiter, limiter_for
-from mailer.transports.sendgrid import SendGridTransport
-from mailer.transports.smtp import SmtpTransport, parse_smtp_url
-from mailer.transports.variant import content_of, values_of
+from mailer.transports.base import Transport, TransportBase
 
-__all__ = [
-    "MAX_BATCH",
-    "Batch",
-    "Content",
-    "Delivery",
-    "DeliveryState",
-    "Limiter",
-    "MessageTemplate",
-    "OutboxTransport",
-    "RateLimiter",
-    "Recipient",
-    "SendGridTransport",
-    "SmtpTransport",
-    "Transport",
-    "content_of",
-    "list_id",
-    "open_transport",
-    "personalise",
-    "slot",
-    "values_of",
-]
+if TYPE_CHECKING:
+    from mailer.transports.ratelimit import Limiter
+    from mailer.transports.sendgrid import SendGridTransport
+    from mailer.transports.smtp import SmtpTransport
+
+__all__ = ["Transport", "TransportBase", "open_transport"]
 
 
 def open_transport(settings: Settings, *, limiter: Limiter | None = None) -> Transport:
@@ -76,8 +53,12 @@ def open_transport(settings: Settings, *, limiter: Limiter | None = None) -> Tra
     Raises ConfigError, saying which variable to set, when one it needs is missing.
     Nothing connects yet: SMTP opens its connection on the first message.
     """
+    from mailer.transports.ratelimit import limiter_for
+
     limiter = limiter or limiter_for(settings.send_rate)
     if settings.transport == TransportName.outbox:
+        from mailer.transports.outbox import OutboxTransport
+
         return OutboxTransport(settings.outbox_dir, limiter=limiter)
     if not _present(settings.secret_key):
         raise ConfigError(
@@ -95,6 +76,8 @@ def _present(secret: SecretStr | None) -> bool:
 
 
 def _smtp(settings: Settings, limiter: Limiter) -> SmtpTransport:
+    from mailer.transports.smtp import SmtpTransport, parse_smtp_url
+
     if settings.smtp_url is None or not _present(settings.smtp_url):
         raise ConfigError(
             "MAILER_TRANSPORT is smtp but MAILER_SMTP_URL is not set; "
@@ -108,6 +91,8 @@ def _smtp(settings: Settings, limiter: Limiter) -> SmtpTransport:
 
 
 def _sendgrid(settings: Settings, limiter: Limiter) -> SendGridTransport:
+    from mailer.transports.sendgrid import SendGridTransport
+
     if settings.sendgrid_api_key is None or not _present(settings.sendgrid_api_key):
         raise ConfigError(
             "MAILER_TRANSPORT is sendgrid but SENDGRID_API_KEY is not set; create an API key "

@@ -25,7 +25,7 @@ from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from mailer.headersafety import check_header_block, header_safe
-from mailer.transports.base import Batch, Recipient, fill, header_values, slots_in
+from mailer.mail import Batch, Recipient, fill, header_values, slots_in
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
 
@@ -170,7 +170,9 @@ class MessageTemplate:
         fixed = self._fixed_for(utf8)
         subject = fixed.subject
         if subject is None:
-            filled = fill(self._batch.content.subject, header_values(recipient.values), escape=False)
+            filled = fill(
+                self._batch.content.subject, header_values(recipient.values), escape=False
+            )
             subject = _header(policy, "Subject", filled)
         ids = f"Message-ID: {message_id}\r\nDate: {format_datetime(now)}\r\n"
         return [
@@ -256,7 +258,26 @@ def _to(policy: _MailPolicy, name: str, email: str) -> bytes:
     plain = _PLAIN_NAME.fullmatch(name) and _PLAIN_ADDRESS.fullmatch(email)
     if plain and "=?" not in value and len(value) + len("To: ") <= _MAX_LINE:
         return f"To: {value}\r\n".encode("ascii")
+    utf8 = policy.utf8
+    if name and (_QUOTABLE_UTF8 if utf8 else _QUOTABLE).fullmatch(name):
+        return _quoted_to(name, email, utf8)
     return _fold(policy, "To", to_address(name, email))
+
+
+# A display name written as one quoted-string: printable ASCII, or (RFC 6532, a UTF-8
+# message) any text but control characters. The email package folds a long quoted
+# name by dropping its quotes, so '<a@x><a@x>...' would become the addresses in To.
+_QUOTABLE = re.compile(r"[ -~]+")
+_QUOTABLE_UTF8 = re.compile(r"[^\x00-\x1f\x7f-\x9f]+")
+_MAX_QUOTED = 900  # keeps the line under RFC 5322's 998 characters
+
+
+def _quoted_to(name: str, email: str, utf8: bool) -> bytes:
+    """To with the name as one quoted-string: never folded inside, the address may go below."""
+    phrase = f'"{_escaped(name)}"' if len(name) <= _MAX_QUOTED else ""
+    head = f"To: {phrase}" if phrase else "To:"
+    fold = " " if len(head) + len(email) + 3 <= _MAX_LINE else "\r\n "
+    return f"{head}{fold}<{email}>\r\n".encode("utf-8" if utf8 else "ascii")
 
 
 def _fold_plain(name: str, value: str) -> bytes | None:

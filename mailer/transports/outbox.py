@@ -16,7 +16,8 @@ import tempfile
 from pathlib import Path
 
 from mailer.headersafety import HeaderInjectionError
-from mailer.transports.base import Batch, Delivery, Recipient, TransportBase, refused
+from mailer.mail import Batch, Delivery, DeliveryState, Recipient, refused
+from mailer.transports.base import TransportBase
 from mailer.transports.message import MessageTemplate
 from mailer.transports.ratelimit import Limiter, Unlimited
 
@@ -95,10 +96,14 @@ class OutboxTransport(TransportBase):
             write_atomically(self.path_for(batch, recipient), message.data)
         except OSError as error:
             return _failed(recipient, error)
-        return Delivery(email=recipient.email, state="sent", message_id=message.message_id)
+        return Delivery(
+            email=recipient.email, state=DeliveryState.sent, message_id=message.message_id
+        )
 
 
 def _failed(recipient: Recipient, error: OSError) -> Delivery:
     return Delivery(
-        email=recipient.email, state="failed", error=f"could not write the outbox file: {error}"
+        email=recipient.email,
+        state=DeliveryState.failed,
+        error=f"could not write the outbox file: {error}",
     )

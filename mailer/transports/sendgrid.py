@@ -38,17 +38,18 @@ from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
 from mailer.headersafety import HeaderInjectionError, check_header_value, header_safe
-from mailer.transports.base import (
+from mailer.mail import (
     SLOT,
     Batch,
     Delivery,
+    DeliveryState,
     Recipient,
-    TransportBase,
     fill,
     header_values,
     refused,
     slot,
 )
+from mailer.transports.base import TransportBase
 from mailer.transports.message import ONE_CLICK
 from mailer.transports.ratelimit import Limiter, Unlimited
 
@@ -141,7 +142,8 @@ class Personalizations:
             to["name"] = check_header_value("To", name)
         subject = check_header_value(
             "Subject",
-            self.subject or fill(self.content.subject, header_values(recipient.values), escape=False),
+            self.subject
+            or fill(self.content.subject, header_values(recipient.values), escape=False),
         )
         headers = {"List-Unsubscribe": recipient.list_unsubscribe, **recipient.headers}
         item: Personalization = {"to": [to], "subject": subject, "headers": headers}
@@ -266,7 +268,7 @@ class SendGridTransport(TransportBase):
             if size is not None:
                 results[recipient.email] = Delivery(
                     email=recipient.email,
-                    state="failed",
+                    state=DeliveryState.failed,
                     error=f"the slot values take {size} bytes; SendGrid allows {limit}",
                 )
             else:
@@ -340,8 +342,9 @@ def _number(value: str | None) -> float | None:
 
 def _delivery(email: str, outcome: _Outcome) -> Delivery:
     if outcome.kind == "accepted":
-        return Delivery(email=email, state="sent", message_id=outcome.message_id)
-    state: Literal["failed", "unknown"] = "failed" if outcome.kind == "rejected" else "unknown"
+        return Delivery(email=email, state=DeliveryState.sent, message_id=outcome.message_id)
+    rejected = outcome.kind == "rejected"
+    state = DeliveryState.failed if rejected else DeliveryState.unknown
     return Delivery(email=email, state=state, error=outcome.error)
 
 

@@ -27,7 +27,8 @@ from pydantic import SecretStr
 
 from mailer.errors import ConfigError
 from mailer.headersafety import HeaderInjectionError
-from mailer.transports.base import Batch, Delivery, Recipient, TransportBase, refused
+from mailer.mail import Batch, Delivery, DeliveryState, Recipient, refused
+from mailer.transports.base import TransportBase
 from mailer.transports.message import MessageTemplate
 from mailer.transports.ratelimit import Limiter, Unlimited
 
@@ -190,7 +191,7 @@ class SmtpTransport(TransportBase):
                 self._discard()
                 return Delivery(
                     email=recipient.email,
-                    state="unknown",
+                    state=DeliveryState.unknown,
                     message_id=message.message_id,
                     error="the connection dropped after the message went out, before the answer",
                 )
@@ -201,7 +202,9 @@ class SmtpTransport(TransportBase):
                 return _failed(recipient, f"the SMTP server dropped the connection twice: {error}")
             except _Reply as reply:
                 return self._refused(recipient, reply)
-            return Delivery(email=recipient.email, state="sent", message_id=message.message_id)
+            return Delivery(
+                email=recipient.email, state=DeliveryState.sent, message_id=message.message_id
+            )
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _transaction(
@@ -247,7 +250,7 @@ class SmtpTransport(TransportBase):
         permanent = reply.step == "RCPT TO" and 500 <= reply.code < 600
         return Delivery(
             email=recipient.email,
-            state="failed",
+            state=DeliveryState.failed,
             permanent=permanent,
             error=f"the SMTP server refused the message at {reply.step}: {reply.code} {reply.text}",
         )
@@ -315,4 +318,4 @@ def _text(reply: bytes | str) -> str:
 
 
 def _failed(recipient: Recipient, error: str) -> Delivery:
-    return Delivery(email=recipient.email, state="failed", error=error)
+    return Delivery(email=recipient.email, state=DeliveryState.failed, error=error)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
-from mailer.transports.base import Content, slot
+from mailer.mail import Content, slot
 
 
 class SlotLike(Protocol):

@@ -40,11 +40,12 @@ from starlette.responses import Response
 from mailer.config import Newsletter
 from mailer.errors import MailerError, StoreError, SubscriberNotFound, TokenError
 from mailer.headersafety import one_line, profile_text_problem
+from mailer.mail import Batch, Content, Recipient
 from mailer.store import MemberRecord, Subscriber, SubscriberStatus
 from mailer.store.emails import InvalidEmail, normalise_email
 from mailer.store.signups import attempt, limit_key
 from mailer.tokens import Purpose
-from mailer.transports import Batch, Content, Recipient, list_id
+from mailer.transports.message import list_id
 from mailer.web.context import WebContext, context_of
 from mailer.web.security import CONFIRM_DAYS, FORM_BODY, READ_ONLY, parse_form, read_body
 

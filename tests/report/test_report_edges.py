@@ -12,13 +12,13 @@ from reporttools import BASE_URL, ROOT
 
 from mailer.config import load_newsletter
 from mailer.events import SendGridEvent, apply_events
+from mailer.mail import Delivery
 from mailer.report import queries
 from mailer.report.build import issue_report, issue_slug
 from mailer.report.models import IssueReport
 from mailer.store import MemberRecord, Subscriber, SubscriberStore, open_store
 from mailer.store.eventlog import URL_LENGTH
 from mailer.store.ledger import Ledger, SendStatus, new_owner
-from mailer.transports import Delivery
 
 ISSUE = "2026-03-05-edges"
 NEWSLETTER = load_newsletter(ROOT / "mailer.toml")

@@ -28,13 +28,15 @@ from sqlalchemy import select
 from time_machine import TimeMachineFixture
 
 from mailer.config import Settings, load_newsletter
+from mailer.mail import Batch, Delivery, DeliveryState
 from mailer.scheduling.runner import Action, Outcome, Runner
 from mailer.scheduling.slots import upcoming
 from mailer.store import SubscriberStore
-from mailer.store.ledger import DeliveryRow, DeliveryState
+from mailer.store.ledger import DeliveryRow
 from mailer.store.slots import NoticeKind, SlotState, SlotStore
-from mailer.transports import Batch, Delivery, OutboxTransport, Transport
+from mailer.transports import Transport
 from mailer.transports.base import TransportBase
+from mailer.transports.outbox import OutboxTransport
 
 MEMBERS = 6
 Make = Callable[..., Runner]

@@ -21,10 +21,11 @@ from typing import Any
 
 from mailer.config import Newsletter, Settings
 from mailer.issue import Issue
+from mailer.mail import Batch, Delivery
 from mailer.send import SendRun, SendSummary, link_signer
 from mailer.store import MemberRecord, Subscriber, SubscriberStore
 from mailer.store.ledger import Ledger
-from mailer.transports import Batch, Delivery, Transport
+from mailer.transports import Transport
 from mailer.transports.base import TransportBase
 
 ROOT = Path(__file__).resolve().parent.parent.parent

@@ -12,10 +12,10 @@ from sendtools import add_members, dead_owner
 from sqlalchemy import inspect
 
 from mailer.errors import SendRefused
+from mailer.mail import Delivery, DeliveryState
 from mailer.store import SubscriberStatus, SubscriberStore
-from mailer.store.ledger import DeliveryState, Ledger, SendStatus, StateCount, new_owner
+from mailer.store.ledger import Ledger, SendStatus, StateCount, new_owner
 from mailer.store.schema import Base
-from mailer.transports import Delivery
 
 ISSUE = "2026-12-03-winter-connections"
 LEDGER_TABLES = {"sends", "deliveries"}

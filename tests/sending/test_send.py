@@ -25,12 +25,14 @@ from sendtools import (
 )
 
 from mailer.config import TransportName
+from mailer.mail import DeliveryState
 from mailer.reconcile import reconcile
 from mailer.send import SendStopped
 from mailer.store import Subscriber, SubscriberStatus
-from mailer.store.ledger import DeliveryState
 from mailer.tokens import Purpose, read_token
-from mailer.transports import OutboxTransport, SendGridTransport, open_transport
+from mailer.transports import open_transport
+from mailer.transports.outbox import OutboxTransport
+from mailer.transports.sendgrid import SendGridTransport
 
 ISSUE = "2026-12-03-winter-connections"
 POSTAL = "Connected Communities Coalition, 12 Fairfield Court, Leeds LS2 7EW, United Kingdom"

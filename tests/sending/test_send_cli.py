@@ -261,9 +261,8 @@ class TestUnknownDeliveries:
         assert 6 == len(sendgrid_double.delivery_counts())
 
 
-def test_the_batch_limit_is_the_transports() -> None:
+def test_the_batch_limit_is_the_transports(invoke: Invoke) -> None:
     """--batch-size stops where a SendGrid request does: at 1000."""
-    from mailer.cli import sending
-    from mailer.transports import MAX_BATCH
-
-    assert MAX_BATCH == sending.MAX_BATCH
+    result = invoke(str(ISSUE_PATH), "--dry-run", "--batch-size", "1001")
+    assert 2 == result.exit_code
+    assert "1000" in result.output

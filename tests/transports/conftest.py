@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from mailer.config import Sender
-from mailer.transports import Batch, Content, Recipient, list_id, slot
+from mailer.mail import Batch, Content, Recipient, slot
+from mailer.transports.message import list_id
 
 SENDER = Sender(
     name="Connected Communities", email="news@example.org", reply_to="editor@example.org"

@@ -16,7 +16,7 @@ from email.utils import format_datetime, make_msgid
 from typing import cast
 
 from mailer.headersafety import header_safe
-from mailer.transports.base import Batch, Recipient, fill, header_values, personalise
+from mailer.mail import Batch, Recipient, fill, header_values, personalise
 from mailer.transports.message import ONE_CLICK, POLICY, UTF8_POLICY, domain_of, to_address
 
 

@@ -21,32 +21,24 @@ from pathlib import Path
 from typing import cast
 
 import pytest
-from conftest import SENDER
 from doubles.sendgrid import SendGridDouble
 from doubles.smtp import SmtpServer
 from hypothesis import example, given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from mailer.config import Sender
 from mailer.headersafety import (
     HeaderInjectionError,
     check_header_block,
     check_header_value,
     header_safe,
 )
-from mailer.transports import (
-    Batch,
-    Content,
-    MessageTemplate,
-    OutboxTransport,
-    Recipient,
-    SendGridTransport,
-    SmtpTransport,
-    list_id,
-    slot,
-)
-from mailer.transports.sendgrid import request_body
-from mailer.transports.smtp import parse_smtp_url
+from mailer.mail import Batch, Content, Recipient, slot
+from mailer.transports.message import MessageTemplate, list_id
+from mailer.transports.outbox import OutboxTransport
+from mailer.transports.sendgrid import SendGridTransport, request_body
+from mailer.transports.smtp import SmtpTransport, parse_smtp_url
 
 # The name from the report: a confirmation email that would read "Your account is locked".
 ATTACK = (
@@ -81,6 +73,9 @@ PIECES = st.one_of(
 )
 HOSTILE = st.lists(PIECES, max_size=8).map("".join)
 
+SENDER = Sender(
+    name="Connected Communities", email="news@example.org", reply_to="editor@example.org"
+)
 ADDRESS = "member@example.org"
 URL = "https://news.example.org/unsubscribe/tok"
 CONTENT = Content(
@@ -164,6 +159,7 @@ class TestAnyNameOrValue:
     @given(name=HOSTILE)
     @example(name=ATTACK)
     @example(name='"\\"=?utf-8?q?=0D=0A?=, <x@y>')
+    @example(name="<victim@example.org>" * 4)  # the email package unquotes it when folding
     def test_outbox_and_smtp_messages_parse_back_as_meant(self, name: str) -> None:
         """Outbox and SMTP share MessageTemplate: whatever the name, the headers are ours."""
         recipient = hostile_member(name)
@@ -244,10 +240,15 @@ class TestTheLastGuard:
     def test_the_outbox_refuses_a_message_whose_headers_broke_out(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """With the name neutraliser knocked out (a stand-in for a future defect), the
-        guard refuses the message: a permanent failure, and no file written."""
+        """With the name neutraliser and the To writer replaced by naive ones (a stand-in
+        for a future defect), the guard refuses the message: a permanent failure, and no
+        file written."""
         monkeypatch.setattr("mailer.transports.message.header_safe", lambda text: text)
-        recipient = hostile_member(ATTACK)
+        monkeypatch.setattr(
+            "mailer.transports.message._to",
+            lambda policy, name, email: f"To: {name} <{email}>\r\n".encode(),
+        )
+        recipient = hostile_member("Ann\r\nBcc: victim@example.org")
         with OutboxTransport(tmp_path) as outbox:
             [delivery] = outbox.send(batch_for(recipient))
         assert ("failed", True) == (delivery.state, delivery.permanent)

@@ -11,15 +11,12 @@ from doubles.smtp import SmtpServer
 
 from mailer.config import Settings
 from mailer.errors import ConfigError
-from mailer.transports import (
-    Batch,
-    OutboxTransport,
-    RateLimiter,
-    SendGridTransport,
-    SmtpTransport,
-    open_transport,
-)
-from mailer.transports.ratelimit import Unlimited
+from mailer.mail import Batch
+from mailer.transports import open_transport
+from mailer.transports.outbox import OutboxTransport
+from mailer.transports.ratelimit import RateLimiter, Unlimited
+from mailer.transports.sendgrid import SendGridTransport
+from mailer.transports.smtp import SmtpTransport
 
 MakeBatch = Callable[..., Batch]
 SECRET = "a-long-random-secret-key-for-signing"

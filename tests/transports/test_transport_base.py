@@ -8,21 +8,21 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from mailer.render import CompiledVariant, Slot, SlotTemplate
-from mailer.transports import (
+from mailer.mail import (
     Batch,
     Content,
     Delivery,
-    OutboxTransport,
+    DeliveryState,
     Recipient,
-    Transport,
-    content_of,
+    fill,
     personalise,
     slot,
-    values_of,
+    slots_in,
 )
-from mailer.transports.base import fill, slots_in
-from mailer.transports.variant import slot_names
+from mailer.render import CompiledVariant, Slot, SlotTemplate
+from mailer.transports import Transport
+from mailer.transports.outbox import OutboxTransport
+from mailer.transports.variant import content_of, slot_names, values_of
 
 MakeBatch = Callable[..., Batch]
 MakeRecipient = Callable[..., Recipient]
@@ -166,8 +166,8 @@ class TestTrustedRecipient:
 class TestDelivery:
     def test_ok(self) -> None:
         """Only a sent delivery is ok; unknown is not."""
-        states = ["sent", "failed", "unknown"]
-        assert [True, False, False] == [Delivery(email="a@b.c", state=s).ok for s in states]  # type: ignore[arg-type]
+        states = [DeliveryState.sent, DeliveryState.failed, DeliveryState.unknown]
+        assert [True, False, False] == [Delivery(email="a@b.c", state=s).ok for s in states]
 
 
 class TestTransportProtocol:

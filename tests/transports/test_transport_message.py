@@ -16,7 +16,8 @@ from typing import cast
 import pytest
 
 from mailer.config import Sender
-from mailer.transports import Batch, MessageTemplate, Recipient, list_id
+from mailer.mail import Batch, Recipient
+from mailer.transports.message import MessageTemplate, list_id
 
 MakeBatch = Callable[..., Batch]
 MakeRecipient = Callable[..., Recipient]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from mailer.transports import Batch, OutboxTransport, Recipient
-from mailer.transports.outbox import file_name, write_atomically
+from mailer.mail import Batch, Recipient
+from mailer.transports.outbox import OutboxTransport, file_name, write_atomically
 
 MakeBatch = Callable[..., Batch]
 MakeRecipient = Callable[..., Recipient]

@@ -12,8 +12,8 @@ from doubles.sendgrid import SendGridDouble, check_mail_send
 from doubles.smtp import free_port
 from pydantic import SecretStr
 
-from mailer.transports import Batch, Recipient, SendGridTransport
-from mailer.transports.sendgrid import error_messages, html_slot, request_body
+from mailer.mail import Batch, Recipient
+from mailer.transports.sendgrid import SendGridTransport, error_messages, html_slot, request_body
 
 MakeBatch = Callable[..., Batch]
 MakeRecipient = Callable[..., Recipient]

@@ -8,8 +8,8 @@ import pytest
 from doubles.smtp import SmtpServer, free_port
 
 from mailer.errors import ConfigError
-from mailer.transports import Batch, Recipient, SmtpTransport
-from mailer.transports.smtp import SmtpUrl, parse_smtp_url
+from mailer.mail import Batch, Recipient
+from mailer.transports.smtp import SmtpTransport, SmtpUrl, parse_smtp_url
 
 MakeBatch = Callable[..., Batch]
 MakeRecipient = Callable[..., Recipient]

@@ -10,10 +10,10 @@ from sqlalchemy import func, select
 from webtools import at, logged_effects, sg_event
 
 from mailer.events import SendGridEvent, apply_events
+from mailer.mail import Delivery, DeliveryState
 from mailer.store import MemberRecord, Subscriber, SubscriberStore, open_store
 from mailer.store.eventlog import WebhookEventRow, activity
-from mailer.store.ledger import DeliveryState, Ledger, new_owner
-from mailer.transports import Delivery
+from mailer.store.ledger import Ledger, new_owner
 
 ISSUE = "2026-12-03-winter-connections"
 
