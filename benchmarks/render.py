@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from mailer.config import Newsletter, load_newsletter
-from mailer.issue import Issue
-from mailer.load import load_issue
+from mailer.issues.check import load_issue
+from mailer.issues.model import Issue
 from mailer.render import (
     CompiledVariant,
     compile_variant,

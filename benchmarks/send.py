@@ -54,14 +54,15 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from pydantic import SecretStr
 
-from mailer.audience import plan
+from mailer.audience.plan import plan
+from mailer.audience.segments import segments_of
 from mailer.config import Newsletter, Settings, TransportName, load_newsletter
-from mailer.issue import Issue
-from mailer.load import load_issue
+from mailer.issues.check import load_issue
+from mailer.issues.model import Issue
 from mailer.mail import Batch, Recipient
 from mailer.render import render_issue, variant_key
-from mailer.segments import segments_of
-from mailer.send import SendRun, link_signer, links, member_values
+from mailer.sending.personalise import link_signer, links, member_values
+from mailer.sending.run import SendRun
 from mailer.store import MemberRecord, Subscriber, open_store
 from mailer.store.ledger import Ledger
 from mailer.transports import Transport, open_transport

@@ -47,7 +47,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import make_url
 
-from mailer.events import SendGridEvent, apply_events
+from mailer.events.apply import apply_events
+from mailer.events.sendgrid import SendGridEvent
 from mailer.mail import Delivery
 from mailer.store import MemberRecord, open_store
 from mailer.store.ledger import Ledger, new_owner

@@ -17,9 +17,9 @@ import yaml
 from playwright.sync_api import Browser, Page, Route
 
 from mailer.config import load_newsletter
-from mailer.issue import Issue
-from mailer.preview import sample_member
+from mailer.issues.model import Issue
 from mailer.render import render_issue
+from mailer.render.preview import sample_member
 
 pytestmark = pytest.mark.browser
 

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from mailer.config import Newsletter, load_newsletter
 from mailer.errors import IssueFileError
-from mailer.issue import Issue
-from mailer.load import IssueReport, IssueYamlLoader, check_issue, check_text, load_issue
+from mailer.issues.check import check_issue, check_text, load_issue
+from mailer.issues.model import Issue, IssueReport
+from mailer.issues.source import IssueYamlLoader
 
 NAME = "2026-12-03-test.yaml"
 

@@ -13,8 +13,8 @@ from typer.testing import CliRunner, Result
 from mailer.cli import app
 from mailer.config import Newsletter, load_newsletter
 from mailer.errors import ConfigError
-from mailer.issue import Issue
-from mailer.preview import preview_keys
+from mailer.issues.model import Issue
+from mailer.render.preview import preview_keys
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = PROJECT_ROOT / "tests" / "data" / "2025-06-12-render-sample.yaml"

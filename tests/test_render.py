@@ -13,8 +13,7 @@ import yaml
 
 from mailer.config import Newsletter, load_newsletter
 from mailer.errors import RenderError, SizeBudgetError
-from mailer.issue import Issue
-from mailer.markdown import markdown_to_html, markdown_to_text
+from mailer.issues.model import Issue
 from mailer.render import (
     LIMIT_BYTES,
     WARN_BYTES,
@@ -25,7 +24,8 @@ from mailer.render import (
     variant_key,
     variant_name,
 )
-from mailer.render.slots import SlotRegistry
+from mailer.render.markdown import markdown_to_html, markdown_to_text
+from mailer.render.placeholders import SlotRegistry
 from mailer.render.theme import AA, contrast_ratio, theme_for
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from mailer.audience.segments import SegmentRules, segments_of, with_segments
 from mailer.config import Newsletter, Segment, load_newsletter
 from mailer.errors import ConfigError
-from mailer.segments import SegmentRules, segments_of, with_segments
 from mailer.store import Subscriber, SubscriberStatus
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

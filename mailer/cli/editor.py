@@ -27,7 +27,7 @@ def validate(
     # Imported here, like preview's: `mailer --help` stays quick.
     from mailer.cli.common import load_context, print_json
     from mailer.cli.validating import expand_paths, print_reports, summary_json
-    from mailer.load import check_issue
+    from mailer.issues.check import check_issue
 
     _, newsletter = load_context()
     files, empty_folders = expand_paths(paths)
@@ -57,8 +57,8 @@ def preview(
     """
     # Imported here: only this command needs the renderer, and `mailer --help` stays quick.
     from mailer.cli.common import console, load_context
-    from mailer.load import load_issue
-    from mailer.preview import preview_keys, preview_table, write_preview
+    from mailer.issues.check import load_issue
+    from mailer.render.preview import preview_keys, preview_table, write_preview
 
     settings, newsletter = load_context()
     loaded = load_issue(issue, newsletter)

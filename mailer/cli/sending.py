@@ -1,7 +1,7 @@
 """`mailer send`: an issue to its audience (exactly once), to test addresses, or a dry run.
 
-The work is done by :mod:`mailer.delivery` (the send the scheduler shares),
-:mod:`mailer.send` (the deliver stage), :mod:`mailer.audience` and the send
+The work is done by :mod:`mailer.sending.send` (the send the scheduler shares),
+:mod:`mailer.sending.run` (the deliver stage), :mod:`mailer.audience` and the send
 ledger; this module asks, shows progress and prints the summary.
 """
 
@@ -32,11 +32,11 @@ from rich.text import Text
 from mailer.mail import MAX_BATCH
 
 if TYPE_CHECKING:
-    from mailer.audience import Plan
+    from mailer.audience.plan import Plan
     from mailer.config import Newsletter, Settings
-    from mailer.issue import Issue
-    from mailer.send import Count, Resolution, SendSummary
-    from mailer.send import Progress as SendProgress
+    from mailer.issues.model import Issue
+    from mailer.sending.run import Count, Resolution, SendSummary
+    from mailer.sending.run import Progress as SendProgress
 
 # Exit status when the send ended without everyone being dealt with: stopped by a
 # signal, or deliveries failed or unknown. 1 stays "an error stopped it".
@@ -109,8 +109,8 @@ def send(
     send stopped early or left deliveries failed or unknown (see the summary).
     """
     from mailer.cli.common import load_context
-    from mailer.load import load_issue
-    from mailer.send import ensure_sendable
+    from mailer.issues.check import load_issue
+    from mailer.sending.run import ensure_sendable
 
     settings, newsletter = load_context()
     issue = load_issue(issue_path, newsletter)
@@ -155,11 +155,12 @@ def _send(
     reconcile_file: Path | None,
     batch_size: int,
 ) -> None:
-    from mailer.audience import plan
+    from mailer.audience.plan import plan
     from mailer.cli.common import console, err_console
-    from mailer.delivery import has_work, run_send
-    from mailer.reconcile import read_events, reconcile
-    from mailer.send import SendStopped, link_signer
+    from mailer.events.reconcile import read_events, reconcile
+    from mailer.sending.personalise import link_signer
+    from mailer.sending.run import SendStopped
+    from mailer.sending.send import has_work, run_send
     from mailer.store import open_store
     from mailer.store.ledger import Ledger
     from mailer.transports import open_transport
@@ -445,8 +446,8 @@ def _send_test(
     issue: Issue, newsletter: Newsletter, settings: Settings, emails: list[str], *, as_json: bool
 ) -> None:
     from mailer.cli.common import console, print_json
-    from mailer.proofs import TEST_PREFIX, send_test
-    from mailer.send import link_signer
+    from mailer.sending.personalise import link_signer
+    from mailer.sending.proofs import TEST_PREFIX, send_test
     from mailer.store import open_store
     from mailer.transports import open_transport
 

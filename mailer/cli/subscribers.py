@@ -137,8 +137,8 @@ def list_(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """List members with their status and segments, ordered by address."""
+    from mailer.audience.segments import SegmentRules
     from mailer.cli.common import load_context, print_json
-    from mailer.segments import SegmentRules
 
     _, newsletter = load_context()
     rules = SegmentRules.of(newsletter)
@@ -175,8 +175,8 @@ def show(
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
     """Show one member: their details, segments and history."""
+    from mailer.audience.segments import SegmentRules
     from mailer.cli.common import load_context, print_json
-    from mailer.segments import SegmentRules
 
     _, newsletter = load_context()
     with _store() as store:
@@ -262,8 +262,9 @@ def _records(
     pending: bool,
 ) -> list[MemberRecord]:
     """Check the command line as an import checks a row: every problem at once."""
-    from mailer.store.csvio import column_key, profile_text, split_tags
+    from mailer.store.csvio import profile_text, split_tags
     from mailer.store.emails import InvalidEmail, normalise_email
+    from mailer.store.models import column_key
 
     problems: list[Problem] = []
     where = "mailer subscribers add"

@@ -15,7 +15,7 @@ from typing import Any
 import typer
 
 from mailer.errors import Problem
-from mailer.load import IssueReport
+from mailer.issues.model import IssueReport
 
 ISSUE_GLOB = "*.yaml"
 

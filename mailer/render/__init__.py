@@ -14,7 +14,7 @@ from mailer.render.build import (
     compile_variant,
     render_issue,
 )
-from mailer.render.slots import LINK_FIELDS, Slot, SlotTemplate, member_fields
+from mailer.render.placeholders import LINK_FIELDS, Slot, SlotTemplate, member_fields
 from mailer.render.variants import (
     GENERAL,
     VariantContent,

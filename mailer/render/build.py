@@ -2,7 +2,7 @@
 
 For each variant, Jinja renders ``templates/email.mjml.j2`` to MJML with
 placeholder tokens where per-recipient values go, mjml-python compiles it once,
-and the output is cut into literal chunks and slots (:mod:`mailer.render.slots`).
+and the output is cut into literal chunks and slots (:mod:`mailer.render.placeholders`).
 The text part comes from its own template, ``templates/email.txt.j2``.
 """
 
@@ -22,9 +22,9 @@ from markupsafe import Markup
 
 from mailer.config import Newsletter
 from mailer.errors import RenderError, SizeBudgetError
-from mailer.issue import MERGE_TAG, Button, Image, Issue
-from mailer.markdown import markdown_to_html, markdown_to_text
-from mailer.render.slots import (
+from mailer.issues.model import MERGE_TAG, Button, Image, Issue
+from mailer.render.markdown import markdown_to_html, markdown_to_text
+from mailer.render.placeholders import (
     LINK_FIELDS,
     Slot,
     SlotRegistry,

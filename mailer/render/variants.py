@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from mailer.config import Newsletter
-from mailer.issue import Issue, Section
+from mailer.issues.model import Issue, Section
 
 __all__ = [
     "GENERAL",

@@ -4,7 +4,7 @@
   (APScheduler's ``CalendarIntervalTrigger``) and the clock.
 * :mod:`~mailer.scheduling.issues`: the issue file for a slot's day, and its state.
 * :mod:`~mailer.scheduling.runner`: one tick at time *T*: catch up within the
-  lateness, claim the slot, send it (:mod:`mailer.delivery`), tell the editors.
+  lateness, claim the slot, send it (:mod:`mailer.sending.send`), tell the editors.
 * :mod:`~mailer.scheduling.notices`: the editors' emails.
 * :mod:`~mailer.scheduling.status`: what ``mailer schedule`` and ``/healthz`` show.
 * :mod:`~mailer.scheduling.service`: APScheduler calling the tick until a signal

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from mailer.config import Newsletter
 from mailer.errors import display_path
-from mailer.issue import Issue
-from mailer.load import IssueReport, check_issue, check_text
+from mailer.issues.check import check_issue, check_text
+from mailer.issues.model import Issue, IssueReport
 
 __all__ = ["Catalogue", "IssueFiles", "IssueState", "SlotIssue", "read_catalogue"]
 

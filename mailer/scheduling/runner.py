@@ -35,7 +35,6 @@ from enum import StrEnum
 from pathlib import Path
 
 from mailer.config import Newsletter, Schedule, Settings
-from mailer.delivery import send_issue
 from mailer.errors import ConfigError, MailerError, SendRefused
 from mailer.mail import MAX_BATCH
 from mailer.scheduling.issues import IssueFiles, IssueState, SlotIssue
@@ -48,7 +47,8 @@ from mailer.scheduling.notices import (
     send_notice,
 )
 from mailer.scheduling.slots import Slot, latest_due, next_after
-from mailer.send import SendStopped, SendSummary
+from mailer.sending.run import SendStopped, SendSummary
+from mailer.sending.send import send_issue
 from mailer.store import SubscriberStore
 from mailer.store.ledger import new_owner
 from mailer.store.slots import NoticeKind, SlotState, SlotStore, SlotTaken

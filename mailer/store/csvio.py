@@ -31,20 +31,19 @@ from typing import Any, TextIO
 from mailer.errors import Problem, SubscriberDataError, display_path
 from mailer.headersafety import one_line, profile_text_problem
 from mailer.store.emails import InvalidEmail, email_key, normalise_email
-from mailer.store.models import ImportCounts, MemberRecord, Subscriber, SubscriberStatus
+from mailer.store.models import (
+    ImportCounts,
+    MemberRecord,
+    Subscriber,
+    SubscriberStatus,
+    column_key,
+)
 from mailer.store.subscribers import SubscriberStore
 from mailer.store.upsert import paused_gc
 
 FIELDS = ("email", "name", "organisation", "region", "tags")
 STATUS_FIELDS = ("status", "status_changed_at", "status_reason", "created_at")
 KNOWN = FIELDS + STATUS_FIELDS
-ALIASES = {
-    "e_mail": "email",
-    "email_address": "email",
-    "e_mail_address": "email",
-    "organization": "organisation",
-    "tag": "tags",
-}
 TAG_SEPARATORS = re.compile(r"[;,]")
 _STATUS_NAMES = ", ".join(status.value for status in SubscriberStatus)
 
@@ -196,12 +195,6 @@ class ParsedMembers:
     records: list[MemberRecord] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     bad_rows: int = 0
-
-
-def column_key(header: str) -> str:
-    """A header cell as a column name: 'Member type' -> 'member_type', 'E-mail' -> 'email'."""
-    key = re.sub(r"[^0-9a-z]+", "_", header.strip().lower()).strip("_")
-    return ALIASES.get(key, key)
 
 
 def read_members(path: Path) -> ParsedMembers:

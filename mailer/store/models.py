@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -17,6 +18,16 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
+
+# Column names read as another: the spellings spreadsheets use for our fields.
+ALIASES = {
+    "e_mail": "email",
+    "email_address": "email",
+    "e_mail_address": "email",
+    "organization": "organisation",
+    "tag": "tags",
+}
+
 
 
 class SubscriberStatus(StrEnum):
@@ -149,3 +160,9 @@ class ImportCounts(BaseModel):
     @property
     def total(self) -> int:
         return self.added + self.updated + self.unchanged + self.skipped + self.suppressed
+
+
+def column_key(header: str) -> str:
+    """A header cell as a column name: 'Member type' -> 'member_type', 'E-mail' -> 'email'."""
+    key = re.sub(r"[^0-9a-z]+", "_", header.strip().lower()).strip("_")
+    return ALIASES.get(key, key)

@@ -2,7 +2,7 @@
 
 :func:`create_app` builds a Starlette app from the settings and the newsletter;
 ``mailer serve`` runs it under uvicorn. Routes are thin: each hands over to the
-module that does the work (:mod:`~mailer.web.links`, :mod:`~mailer.web.webhook`
+module that does the work (:mod:`~mailer.web.links`, :mod:`~mailer.events.sendgrid`
 with :mod:`mailer.events`, :mod:`~mailer.web.archive`, :mod:`~mailer.web.signup`).
 
 Routes::
@@ -42,7 +42,8 @@ from starlette.routing import Route
 
 from mailer.config import Newsletter, Settings
 from mailer.errors import ConfigError, MailerError, RequestRefused
-from mailer.events import apply_events
+from mailer.events.apply import apply_events
+from mailer.events.sendgrid import MAX_BODY, load_public_key, parse, verify
 from mailer.scheduling.status import scheduler_health
 from mailer.store import open_store
 from mailer.tokens import TokenSigner, secret_keys
@@ -54,7 +55,6 @@ from mailer.web.logs import redact
 from mailer.web.pages import Pages
 from mailer.web.security import ConfirmTokens, FormTokens, SecurityHeaders, read_body
 from mailer.web.signup import confirm, subscribe
-from mailer.web.webhook import MAX_BODY, load_public_key, parse, verify
 
 __all__ = ["create_app"]
 

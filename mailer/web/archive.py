@@ -24,8 +24,8 @@ from starlette.responses import HTMLResponse, Response
 
 from mailer.config import Newsletter
 from mailer.errors import MailerError
-from mailer.issue import Issue
-from mailer.load import load_issue
+from mailer.issues.check import load_issue
+from mailer.issues.model import Issue
 from mailer.render import render_issue
 from mailer.store import SubscriberStore
 from mailer.store.ledger import SendRow

@@ -19,8 +19,8 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mailer.audience.segments import segments_of
 from mailer.errors import SubscriberNotFound, TokenError
-from mailer.segments import segments_of
 from mailer.store import Subscriber, SubscriberStatus
 from mailer.store.preferences import opted_out, set_opted_out
 from mailer.tokens import Purpose

@@ -47,7 +47,8 @@ import time_machine
 from typer.testing import CliRunner
 
 from mailer.cli import app
-from mailer.events import SendGridEvent, apply_events
+from mailer.events.apply import apply_events
+from mailer.events.sendgrid import SendGridEvent
 from mailer.store import MemberRecord, SubscriberStatus, SubscriberStore, open_store
 
 ROOT = Path(__file__).resolve().parent.parent.parent

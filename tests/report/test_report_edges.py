@@ -11,7 +11,8 @@ import pytest
 from reporttools import BASE_URL, ROOT
 
 from mailer.config import load_newsletter
-from mailer.events import SendGridEvent, apply_events
+from mailer.events.apply import apply_events
+from mailer.events.sendgrid import SendGridEvent
 from mailer.mail import Delivery
 from mailer.report import queries
 from mailer.report.build import issue_report, issue_slug

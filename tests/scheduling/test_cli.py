@@ -13,9 +13,9 @@ from typer.testing import CliRunner, Result
 
 from mailer.cli import app
 from mailer.config import Settings, load_newsletter
-from mailer.delivery import send_issue
-from mailer.load import load_issue
+from mailer.issues.check import load_issue
 from mailer.scheduling.runner import Runner
+from mailer.sending.send import send_issue
 from mailer.store import SubscriberStore
 from mailer.store.ledger import new_owner
 from mailer.store.slots import SlotStore

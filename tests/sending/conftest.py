@@ -11,8 +11,8 @@ from pydantic import SecretStr
 from sendtools import BASE_URL, ISSUE_PATH, ROOT, SECRET, SG_KEY, Sending
 
 from mailer.config import Newsletter, Settings, load_newsletter
-from mailer.issue import Issue
-from mailer.load import load_issue
+from mailer.issues.check import load_issue
+from mailer.issues.model import Issue
 from mailer.store import SubscriberStore, open_store
 
 

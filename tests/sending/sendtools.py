@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from mailer.config import Newsletter, Settings
-from mailer.issue import Issue
+from mailer.issues.model import Issue
 from mailer.mail import Batch, Delivery
-from mailer.send import SendRun, SendSummary, link_signer
+from mailer.sending.personalise import link_signer
+from mailer.sending.run import SendRun, SendSummary
 from mailer.store import MemberRecord, Subscriber, SubscriberStore
 from mailer.store.ledger import Ledger
 from mailer.transports import Transport

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sendtools import add_members
 
-from mailer.audience import Addressee, Done, Pending, batches, members, plan
+from mailer.audience.plan import Addressee, Done, Pending, batches, members, plan
 from mailer.config import Newsletter
-from mailer.issue import Issue
+from mailer.issues.model import Issue
 from mailer.mail import Delivery
 from mailer.store import MemberRecord, SubscriberStore
 from mailer.store.ledger import Ledger, new_owner

@@ -14,8 +14,9 @@ from sqlalchemy import update
 
 from mailer.config import Newsletter, Settings, TransportName
 from mailer.errors import SendRefused
-from mailer.issue import Issue
-from mailer.send import Progress, SendRun, SendStopped, SendSummary, link_signer
+from mailer.issues.model import Issue
+from mailer.sending.personalise import link_signer
+from mailer.sending.run import Progress, SendRun, SendStopped, SendSummary
 from mailer.store import SubscriberStore
 from mailer.store.ledger import Ledger, SendRow
 from mailer.transports import open_transport

@@ -25,9 +25,9 @@ from sendtools import (
 )
 
 from mailer.config import TransportName
+from mailer.events.reconcile import reconcile
 from mailer.mail import DeliveryState
-from mailer.reconcile import reconcile
-from mailer.send import SendStopped
+from mailer.sending.run import SendStopped
 from mailer.store import Subscriber, SubscriberStatus
 from mailer.tokens import Purpose, read_token
 from mailer.transports import open_transport

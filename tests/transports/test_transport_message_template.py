@@ -22,7 +22,7 @@ from oracle import oracle_bytes, parse, reading
 
 from mailer.config import Sender, load_newsletter
 from mailer.headersafety import ENCODED_WORD, header_safe
-from mailer.load import load_issue
+from mailer.issues.check import load_issue
 from mailer.mail import Batch, Content, Recipient, slot
 from mailer.render import CompiledVariant, render_issue
 from mailer.transports.message import MessageTemplate, list_id

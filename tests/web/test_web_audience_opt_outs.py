@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 from webtools import ROOT
 
-from mailer.audience import members
+from mailer.audience.plan import members
 from mailer.config import load_newsletter
-from mailer.load import load_issue
+from mailer.issues.check import load_issue
 from mailer.store import MemberRecord, SubscriberStore, open_store
 from mailer.store.preferences import opted_out, set_opted_out
 

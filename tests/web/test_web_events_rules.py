@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailer.events import Classified, Kind, MemberState, SendGridEvent, classify, decide
+from mailer.events.rules import Classified, Kind, MemberState, classify, decide
+from mailer.events.sendgrid import SendGridEvent
 from mailer.store import SubscriberStatus
 
 JOINED = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import func, select
 from webtools import at, logged_effects, sg_event
 
-from mailer.events import SendGridEvent, apply_events
+from mailer.events.apply import apply_events
+from mailer.events.sendgrid import SendGridEvent
 from mailer.mail import Delivery, DeliveryState
 from mailer.store import MemberRecord, Subscriber, SubscriberStore, open_store
 from mailer.store.eventlog import WebhookEventRow, activity

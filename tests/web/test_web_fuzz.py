@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from webtools import SECRET, Web, body_of, sg_event, snapshot
 
+from mailer.events.sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from mailer.store import SubscriberStatus
 from mailer.tokens import Purpose
 from mailer.web.security import ConfirmTokens
-from mailer.web.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 FUZZ = settings(
     max_examples=40,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from webtools import Web, at, body_of, sg_event, snapshot
 
-from mailer.web.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER
+from mailer.events.sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 
 class TestAccepted:

@@ -12,11 +12,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from webtools import Signer, body_of, sg_event
 
 from mailer.errors import ConfigError, WebhookPayloadError, WebhookSignatureError
-from mailer.events import SendGridEvent
-from mailer.web.webhook import (
+from mailer.events.sendgrid import (
     FUTURE_SKEW,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
+    SendGridEvent,
     load_public_key,
     parse,
     verify,

@@ -21,11 +21,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select
 
 from mailer.config import Settings
+from mailer.events.sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from mailer.store import MemberRecord, Subscriber, SubscriberStore
 from mailer.store.eventlog import WebhookEventRow
 from mailer.store.schema import SubscriberEventRow, SubscriberRow
 from mailer.tokens import Purpose, TokenSigner
-from mailer.web.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SECRET = "web-test-secret-key-0123456789abcdef"

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 
 from mailer.headersafety import header_safe
-from mailer.issue import MERGE_TAG
+from mailer.issues.model import MERGE_TAG
 
 __all__ = [
     "LINK_FIELDS",

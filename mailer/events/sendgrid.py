@@ -1,10 +1,10 @@
-"""SendGrid's signed Event Webhook: check the signature, then read the events. Pure functions.
+"""SendGrid's Event Webhook: the signed request, and the events in it. Pure functions.
 
 :func:`verify` checks the ECDSA P-256 / SHA-256 signature SendGrid puts in
 ``X-Twilio-Email-Event-Webhook-Signature`` (base64 DER) over the
 ``X-Twilio-Email-Event-Webhook-Timestamp`` header's bytes followed by the raw
 body, exactly as received, and the timestamp's age. :func:`parse` turns a
-verified body into :class:`~mailer.events.SendGridEvent`\\ s. Both raise a
+verified body into :class:`SendGridEvent` objects. Both raise a
 :class:`~mailer.errors.WebhookError` whose ``status`` the route answers with.
 """
 
@@ -12,29 +12,41 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import json
 import re
 from collections.abc import Mapping
+from typing import Annotated, Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from pydantic import ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 
 from mailer.errors import (
     ConfigError,
     WebhookPayloadError,
     WebhookSignatureError,
 )
-from mailer.events import SendGridEvent
 
 __all__ = [
     "FUTURE_SKEW",
     "MAX_BODY",
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
+    "SendGridEvent",
     "load_public_key",
     "parse",
+    "storable",
     "verify",
 ]
 
@@ -46,6 +58,95 @@ MAX_BODY = 4 * 1024 * 1024
 FUTURE_SKEW = 300
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 _MAX_SIGNATURE = 200  # characters of base64: a P-256 DER signature is at most 72 bytes
+
+
+# -- the events ---------------------------------------------------------------------------
+
+# The largest timestamp a datetime can hold (9999-12-31T23:59:59Z).
+MAX_TIMESTAMP = 253_402_300_799
+
+
+def storable(value: str) -> bool:
+    """Whether text can be stored: no NUL (PostgreSQL refuses it), no lone surrogate (not UTF-8)."""
+    if "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _storable(value: str) -> str:
+    if not storable(value):
+        raise ValueError("must not contain NUL or unpaired surrogate characters")
+    return value
+
+
+def _text_or_none(value: object) -> str | None:
+    """Optional fields are read leniently: a number becomes text, anything else is absent."""
+    if isinstance(value, str):
+        return value if storable(value) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+Lenient = Annotated[str | None, BeforeValidator(_text_or_none)]
+Required = Annotated[StrictStr, AfterValidator(_storable)]
+
+
+class SendGridEvent(BaseModel):
+    """One event as SendGrid posts it: strict on the fields every event has, lenient on the rest.
+
+    Unknown fields are kept (``model_extra``): SendGrid adds fields over time, and
+    our ``custom_args`` arrive as top-level keys (``issue``, ``subscriber``, ``test``).
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    email: Annotated[Required, Field(min_length=1, max_length=320)]
+    timestamp: Annotated[StrictInt, Field(ge=0, le=MAX_TIMESTAMP)]
+    event: Annotated[Required, Field(min_length=1, max_length=40)]
+    sg_event_id: Annotated[Required, Field(min_length=1, max_length=128)]
+    sg_message_id: Lenient = None
+    type: Lenient = None
+    reason: Lenient = None
+    response: Lenient = None
+    status: Lenient = None
+    url: Lenient = None
+    issue: Lenient = None
+    subscriber: Lenient = None
+    test: Lenient = None
+
+    @property
+    def at(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.timestamp, dt.UTC)
+
+    @property
+    def subscriber_id(self) -> int | None:
+        """Our subscriber id from custom_args, when it is one."""
+        value = (self.subscriber or "").strip()
+        return int(value) if value.isdigit() and 0 < len(value) <= 12 else None
+
+    @property
+    def issue_slug(self) -> str | None:
+        value = (self.issue or "").strip()
+        return value if 0 < len(value) <= 100 else None
+
+    def as_mapping(self) -> dict[str, Any]:
+        """The fields :mod:`mailer.events.reconcile` reads."""
+        return {
+            "event": self.event,
+            "issue": self.issue_slug,
+            "subscriber": self.subscriber,
+            "test": self.test,
+            "sg_message_id": self.sg_message_id,
+            "reason": self.reason,
+        }
+
+
+# -- the request --------------------------------------------------------------------------
 
 
 def load_public_key(text: str) -> ec.EllipticCurvePublicKey:

@@ -15,7 +15,7 @@ from jinja2 import Environment, StrictUndefined
 from rich.table import Table
 
 from mailer.config import Newsletter
-from mailer.issue import Issue
+from mailer.issues.model import Issue
 from mailer.render import (
     CompiledVariant,
     RenderedMessage,

@@ -7,7 +7,7 @@ One send, in order (:class:`SendRun` and :func:`run_send`):
    message was written iff its ``.eml`` file exists (files are written
    atomically); through SMTP or SendGrid, nobody can tell, so the rows become
    ``unknown`` and are not resent until reconciled (SendGrid's events, see
-   :mod:`mailer.reconcile`) or resolved by the operator (``--resolve-unknown``).
+   :mod:`mailer.events.reconcile`) or resolved by the operator (``--resolve-unknown``).
 2. **Render** each variant present in the audience once.
 3. For each batch of members of one variant (:func:`mailer.audience.batches`):
    **claim** them in the ledger (only those still active and not yet sent), hand
@@ -28,27 +28,27 @@ import gc
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-from mailer.audience import Addressee, Done, Partition, Pending, batches
-from mailer.config import Newsletter, Settings, TransportName
-from mailer.errors import ConfigError, DeliveryError, SendRefused
+from mailer.audience.plan import Addressee, Done, Partition, Pending, batches
+from mailer.config import Newsletter, Settings
+from mailer.errors import DeliveryError, SendRefused
 from mailer.headersafety import header_safe
-from mailer.issue import Issue
-from mailer.mail import MAX_BATCH, Batch, Content, Delivery, DeliveryState, Recipient
-from mailer.render import CompiledVariant, render_issue, variant_name
+from mailer.issues.model import Issue
+from mailer.mail import MAX_BATCH, Batch, Delivery, DeliveryState, Recipient
+from mailer.render import variant_name
 from mailer.render.variants import ordered_segments
+from mailer.sending.personalise import Variant, Variants, archive_url, links, member_values
 from mailer.store import SubscriberStore
 from mailer.store.ledger import Ledger, SendStatus, new_owner
-from mailer.tokens import TokenSigner, signer_for
+from mailer.tokens import TokenSigner
 from mailer.transports import Transport
 from mailer.transports.message import list_id
 from mailer.transports.outbox import file_name
-from mailer.transports.variant import content_of, slot_names
 
 __all__ = [
     "Resolution",
@@ -58,7 +58,6 @@ __all__ = [
     "Settled",
     "VariantSummary",
     "ensure_sendable",
-    "link_signer",
 ]
 
 log = logging.getLogger(__name__)
@@ -191,103 +190,6 @@ class SendStopped(DeliveryError):
         super().__init__(message)
 
 
-# -- per-recipient values ---------------------------------------------------------------------
-
-
-def links(subscriber_id: int, signer: TokenSigner, base_url: str) -> dict[str, str]:
-    """A member's unsubscribe and preferences URLs, each with its own signed token."""
-    unsubscribe, preferences = signer.links(subscriber_id)
-    return {
-        "unsubscribe_url": f"{base_url}/unsubscribe/{unsubscribe}",
-        "preferences_url": f"{base_url}/preferences/{preferences}",
-    }
-
-
-class MergeFields(Protocol):
-    """What merge tags take of a member: a stored Subscriber or the audience's Addressee."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def first_name(self) -> str: ...
-    @property
-    def organisation(self) -> str: ...
-    @property
-    def region(self) -> str: ...
-
-
-def member_values(subscriber: MergeFields, member_links: Mapping[str, str]) -> dict[str, str]:
-    """The fields an issue's merge tags and links take for this member."""
-    return {
-        "name": subscriber.name,
-        "first_name": subscriber.first_name,
-        "organisation": subscriber.organisation,
-        "region": subscriber.region,
-        **member_links,
-    }
-
-
-@dataclass(frozen=True)
-class Variant:
-    """A variant compiled once: what the transport needs, and how to fill it per member."""
-
-    compiled: CompiledVariant
-    content: Content
-    slot_names: tuple[str, ...]  # the transport's name for each of compiled.slots
-
-    @property
-    def name(self) -> str:
-        return self.compiled.name
-
-    def values(self, fields: Mapping[str, str]) -> dict[str, str]:
-        """A member's value for every slot, by slot name (what Recipient.values wants)."""
-        return dict(zip(self.slot_names, self.compiled.values(fields), strict=True))
-
-
-@dataclass
-class Variants:
-    """Each variant compiled once, on first use."""
-
-    issue: Issue
-    newsletter: Newsletter
-    archive_url: str
-    _cache: dict[frozenset[str], Variant] = field(default_factory=dict)
-
-    def prepare(self, keys: Iterable[frozenset[str]]) -> None:
-        """Compile these now, so that a variant that cannot be rendered stops the send early."""
-        missing = [key for key in dict.fromkeys(keys) if key not in self._cache]
-        for compiled in render_issue(
-            self.issue, self.newsletter, missing, archive_url=self.archive_url
-        ):
-            names = tuple(slot_names(compiled.slots))
-            self._cache[compiled.key] = Variant(compiled, content_of(compiled), names)
-
-    def get(self, key: frozenset[str]) -> Variant:
-        if key not in self._cache:
-            self.prepare([key])
-        return self._cache[key]
-
-
-def link_signer(settings: Settings) -> TokenSigner:
-    """The signer for members' links, once the settings are fit for the transport.
-
-    Real mail (SMTP, SendGrid) needs MAILER_SECRET_KEY and an https MAILER_BASE_URL:
-    Gmail and Yahoo only honour one-click unsubscribe over https.
-    """
-    signer = signer_for(settings)
-    if settings.transport != TransportName.outbox and not settings.base_url.startswith("https://"):
-        raise ConfigError(
-            f"MAILER_BASE_URL is {settings.base_url!r}: the {settings.transport} transport sends "
-            "real mail, whose unsubscribe links must be https:// addresses of the web app "
-            "(`mailer serve`) that members can reach, e.g. https://news.example.org"
-        )
-    return signer
-
-
-def archive_url(settings: Settings, issue: Issue) -> str:
-    return f"{settings.base_url}/archive/{issue.slug}"
-
-
 # -- settling an interrupted send ---------------------------------------------------------------
 
 
@@ -391,7 +293,7 @@ class SendRun:
     transport: Transport
     signer: TokenSigner
     batch_size: int = MAX_BATCH
-    processes: int = 1  # more: the audience split between processes (mailer.parallel)
+    processes: int = 1  # more: the audience split between processes (mailer.sending.parallel)
     owner: str = field(default_factory=new_owner)
     summary: SendSummary = field(init=False)
     _variants: Variants = field(init=False)
@@ -451,7 +353,7 @@ class SendRun:
             if self.processes == 1:
                 failure = self.send_batches(on_progress, should_stop)
             else:
-                from mailer.parallel import send_in_processes
+                from mailer.sending.parallel import send_in_processes
 
                 failure = send_in_processes(self, on_progress, should_stop)
             if failure is not None:

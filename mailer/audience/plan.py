@@ -3,7 +3,7 @@
 Active members are streamed from the store a page at a time (keyset pagination,
 each page its own short read), so memory stays flat however long the list is.
 Each member's *variant key* is the set of the issue's segments they belong to
-(:func:`mailer.render.variant_key` over :func:`mailer.segments.segments_of`).
+(:func:`mailer.render.variant_key` over :func:`mailer.audience.segments.segments_of`).
 The ledger then says who still needs the issue: members with no row for it, or
 with a ``failed`` row that may be retried.
 
@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, NamedTuple, TypeVar
 
+from mailer.audience.segments import segments_of
 from mailer.config import Newsletter
-from mailer.issue import Issue
+from mailer.issues.model import Issue
 from mailer.mail import DeliveryState
 from mailer.render import variant_key, variant_name
-from mailer.segments import segments_of
 from mailer.store import SubscriberStore
 from mailer.store.transact import driver_rows, read
 

@@ -39,7 +39,7 @@ from mailer.transports import open_transport
 if TYPE_CHECKING:
     from multiprocessing.synchronize import Event, Lock
 
-    from mailer.send import Progress, SendRun, SendSummary
+    from mailer.sending.run import Progress, SendRun, SendSummary
 
 __all__ = ["send_in_processes"]
 
@@ -143,7 +143,7 @@ def _outcome(run: SendRun, reports: Iterable[_Report]) -> str | None:
 
 
 def _sum(parts: Iterable[Progress]) -> Progress:
-    from mailer.send import Progress
+    from mailer.sending.run import Progress
 
     items = list(parts)
     return Progress(

@@ -13,14 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mailer.audience.segments import segments_of
 from mailer.config import Newsletter, Settings
 from mailer.headersafety import header_safe
-from mailer.issue import Issue
+from mailer.issues.model import Issue
 from mailer.mail import Batch, Content, Delivery, Recipient
-from mailer.preview import sample_member
 from mailer.render import variant_key
-from mailer.segments import segments_of
-from mailer.send import Variants, archive_url, links, member_values
+from mailer.render.preview import sample_member
+from mailer.sending.personalise import Variants, archive_url, links, member_values
 from mailer.store import SubscriberStore
 from mailer.store.preferences import opted_out
 from mailer.tokens import TokenSigner

@@ -13,7 +13,7 @@ email always say the same thing. The rules, in order of defence:
   https and mailto links, so nothing the parser lets through can run.
 
 Merge tags ({{ first_name }}) must be replaced by plain alphanumeric
-placeholders before calling these functions (see :mod:`mailer.render.slots`):
+placeholders before calling these functions (see :mod:`mailer.render.placeholders`):
 Markdown would otherwise percent-encode them inside links.
 """
 

@@ -18,8 +18,7 @@ from typing import Protocol
 
 from mailer.config import Newsletter, Segment
 from mailer.errors import ConfigError
-from mailer.store.csvio import column_key
-from mailer.store.models import Subscriber
+from mailer.store.models import Subscriber, column_key
 
 
 class Profile(Protocol):

@@ -5,7 +5,7 @@ not ready, plan the audience from the store and the send ledger, and, when anyon
 still needs the issue, open the configured transport and run the send
 (:func:`run_send`). ``mailer send`` calls :func:`run_send` itself, because it
 asks and prints between the plan and the send; the scheduler calls
-:func:`send_issue`. Either way the same :class:`~mailer.send.SendRun` takes the
+:func:`send_issue`. Either way the same :class:`~mailer.sending.run.SendRun` takes the
 issue's lease, settles what an interrupted send left, and sends batch by batch,
 recorded in the ledger, so nobody gets an issue twice.
 """
@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 from mailer.mail import MAX_BATCH
 
 if TYPE_CHECKING:
-    from mailer.audience import Plan
+    from mailer.audience.plan import Plan
     from mailer.config import Newsletter, Settings
-    from mailer.issue import Issue
-    from mailer.send import Progress, Resolution, SendSummary
+    from mailer.issues.model import Issue
+    from mailer.sending.run import Progress, Resolution, SendSummary
     from mailer.store import SubscriberStore
     from mailer.store.ledger import Ledger
     from mailer.tokens import TokenSigner
@@ -71,10 +71,10 @@ def run_send(
 
     ``should_stop`` is asked before each batch (SIGTERM: the batch in hand is
     recorded, then the run ends with ``summary.stopped`` set). Raises
-    :class:`~mailer.send.SendStopped` when a whole batch failed, and
+    :class:`~mailer.sending.run.SendStopped` when a whole batch failed, and
     :class:`~mailer.errors.SendRefused` when another process is sending the issue.
     """
-    from mailer.send import SendRun
+    from mailer.sending.run import SendRun
 
     run = SendRun(
         issue,
@@ -116,8 +116,9 @@ def send_issue(
     the audience as the ledger has it. ``transport`` is for tests: by default the
     configured one is opened and closed here.
     """
-    from mailer.audience import plan
-    from mailer.send import ensure_sendable, link_signer
+    from mailer.audience.plan import plan
+    from mailer.sending.personalise import link_signer
+    from mailer.sending.run import ensure_sendable
     from mailer.store.ledger import Ledger
     from mailer.transports import open_transport
 
@@ -148,7 +149,7 @@ def send_issue(
 
 def _nothing_to_send(issue: Issue, audience: Plan, settings: Settings) -> SendSummary:
     """A summary of a send that found everyone dealt with already."""
-    from mailer.send import SendSummary
+    from mailer.sending.run import SendSummary
 
     summary = SendSummary(issue.slug, str(settings.transport))
     for planned in audience.ordered():

@@ -2,7 +2,7 @@
 
 The models are strict (unknown fields are errors) because a typo in a field name
 must never silently drop a section from a newsletter. Messages are written for
-editors; :mod:`mailer.load` pins each one to its line in the file.
+editors; :mod:`mailer.issues.check` pins each one to its line in the file.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import calendar
 import datetime as dt
 import difflib
 import re
+from dataclasses import dataclass
 from typing import Annotated, Literal, NamedTuple
 
 from pydantic import (
@@ -23,6 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from mailer.errors import Problem
 from mailer.headersafety import HeaderLine
 
 # Members' own fields an editor may use in the text, as {{ first_name }} or
@@ -226,3 +228,21 @@ class Issue(Strict):
         for section in self.sections:
             names.update(section.audience)
         return names
+
+
+Loc = tuple[str | int, ...]
+"""A place in an issue's data, as pydantic gives it: ``("sections", 2, "image", "alt")``."""
+
+
+@dataclass(frozen=True)
+class IssueReport:
+    """The outcome of checking one issue file: the Issue when there is no error."""
+
+    path: str
+    issue: Issue | None
+    errors: tuple[Problem, ...] = ()
+    warnings: tuple[Problem, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors

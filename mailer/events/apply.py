@@ -1,0 +1,206 @@
+"""Applying a batch of SendGrid events: stored once, written back to the list, in one transaction.
+
+:func:`apply_events` takes one batch (see :mod:`mailer.events.sendgrid` for how it
+is verified and read):
+
+1. **Store once.** Events already in the log (same ``sg_event_id``) are
+   skipped; the rest are inserted (``ON CONFLICT DO NOTHING`` as well, for a
+   batch posted twice at once).
+2. **Find the member** through our ``custom_args`` (``subscriber``, checked
+   against the event's address, since an id may name someone else after a
+   ``forget``), else by address. Events about addresses we do not know are kept.
+3. **Write back** what :mod:`mailer.events.rules` decides for each member, and
+   mark the send ledger's rows that the events settle (:mod:`mailer.events.reconcile`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+
+from mailer.events.reconcile import outcomes
+from mailer.events.rules import (
+    TARGET,
+    Classified,
+    Kind,
+    MemberState,
+    classify,
+    decide,
+    detail,
+)
+from mailer.events.sendgrid import SendGridEvent
+from mailer.store import SubscriberStatus, SubscriberStore, eventlog
+from mailer.store.emails import InvalidEmail, normalise_email
+from mailer.store.transact import run_write
+
+__all__ = ["DEFAULT_SOFT_BOUNCE_LIMIT", "Applied", "apply_events"]
+
+DEFAULT_SOFT_BOUNCE_LIMIT = 3
+SOURCE = "webhook"
+
+
+# -- applying a batch ----------------------------------------------------------------------------
+
+
+@dataclass
+class Applied:
+    """What one batch did."""
+
+    received: int = 0  # events in the batch
+    duplicates: int = 0  # already stored (or twice in the batch): skipped
+    stored: int = 0  # new events kept in the log
+    unknown_addresses: int = 0  # new events about no member of ours
+    status_changes: Counter[str] = field(default_factory=Counter)  # members, by new status
+    ledger_sent: int = 0  # deliveries now marked sent
+    ledger_dropped: int = 0  # deliveries now marked failed for good
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "received": self.received,
+            "duplicates": self.duplicates,
+            "stored": self.stored,
+            "unknown_addresses": self.unknown_addresses,
+            "status_changes": dict(self.status_changes),
+            "ledger": {"sent": self.ledger_sent, "dropped": self.ledger_dropped},
+        }
+
+
+def apply_events(
+    store: SubscriberStore,
+    events: Sequence[SendGridEvent],
+    *,
+    soft_bounce_limit: int = DEFAULT_SOFT_BOUNCE_LIMIT,
+    now: dt.datetime | None = None,
+) -> Applied:
+    """Store a batch of events once and write them back to the list, in one transaction."""
+    if soft_bounce_limit < 1:
+        raise ValueError("soft_bounce_limit must be at least 1")
+    unique: dict[str, SendGridEvent] = {}
+    for event in events:
+        unique.setdefault(event.sg_event_id, event)  # the first of an event sent twice
+    when = now or dt.datetime.now(dt.UTC)
+
+    def work(connection: Connection) -> Applied:
+        applied = Applied(received=len(events))
+        _apply(connection, list(unique.values()), soft_bounce_limit, when, applied)
+        applied.duplicates = len(events) - applied.stored
+        return applied
+
+    return run_write(store.engine, work)
+
+
+def _apply(
+    connection: Connection,
+    events: Sequence[SendGridEvent],
+    limit: int,
+    when: dt.datetime,
+    applied: Applied,
+) -> None:
+    seen = eventlog.stored_ids(connection, [event.sg_event_id for event in events])
+    new = [Classified(event, classify(event)) for event in events if event.sg_event_id not in seen]
+    if not new:
+        return
+    owners = eventlog.owners(
+        connection,
+        [(e.sg_event_id, _email_key(e.email), e.subscriber_id) for e in (i.event for i in new)],
+    )
+    by_member: dict[int, list[Classified]] = defaultdict(list)
+    for item in new:
+        owner = owners.get(item.event.sg_event_id)
+        if owner is not None:
+            by_member[owner].append(item)
+    states = _member_states(connection, by_member)
+    decisions = {
+        member_id: decide(states[member_id], items, limit=limit)
+        for member_id, items in by_member.items()
+        if member_id in states
+    }
+    effects = {key: text for d in decisions.values() for key, text in d.effects.items()}
+    rows = [_log_row(item, owners.get(item.event.sg_event_id), effects, when) for item in new]
+    applied.stored = eventlog.insert_events(connection, rows)
+    applied.unknown_addresses = sum(1 for row in rows if row["subscriber_id"] is None)
+    changes = [
+        eventlog.StatusChange(member_id, states[member_id].status, d.status, d.reason[:1000])
+        for member_id, d in decisions.items()
+        if d.status is not None
+    ]
+    eventlog.change_statuses(connection, changes, when, SOURCE)
+    applied.status_changes.update(change.status_to for change in changes)
+    accepted, dropped = outcomes(item.event.as_mapping() for item in new)
+    applied.ledger_sent, applied.ledger_dropped = eventlog.settle_deliveries(
+        connection, accepted, dropped, when
+    )
+
+
+def _member_states(
+    connection: Connection, by_member: Mapping[int, Sequence[Classified]]
+) -> dict[int, MemberState]:
+    """The state of members whose new events may change their status (the others need none)."""
+    relevant = [
+        member_id
+        for member_id, items in by_member.items()
+        if any(item.kind in TARGET or item.kind is Kind.soft_bounce for item in items)
+    ]
+    if not relevant:
+        return {}
+    facts = eventlog.member_facts(
+        connection, relevant, delivered=Kind.delivered, soft_bounce=Kind.soft_bounce
+    )
+    return {
+        member_id: MemberState(
+            id=member_id,
+            status=SubscriberStatus(fact.status),
+            joined_at=fact.joined_at,
+            last_delivered_at=fact.last_delivered_at,
+            soft_bounces=fact.soft_bounces,
+        )
+        for member_id, fact in facts.items()
+    }
+
+
+def _email_key(address: str) -> str:
+    plain = address.strip()
+    if plain.isascii() and "@" in plain:
+        return plain.lower()  # what normalising then lower-casing gives a plain address
+    try:
+        return normalise_email(address).key
+    except InvalidEmail:
+        return address.strip().lower()
+
+
+def _log_row(
+    item: Classified, owner: int | None, effects: Mapping[str, str], when: dt.datetime
+) -> dict[str, Any]:
+    event = item.event
+    key = event.sg_event_id
+    effect = effects.get(key) or ("unknown address" if owner is None else "recorded")
+    return {
+        "sg_event_id": key,
+        "event": event.event,
+        "kind": item.kind.value,
+        "email": event.email,
+        "subscriber_id": owner,
+        "issue": event.issue_slug,
+        "occurred_at": event.at,
+        "received_at": when,
+        "detail": detail(event),
+        "effect": effect,
+        "url": _clicked_url(item),
+        "test": _is_test(event),
+    }
+
+
+def _clicked_url(item: Classified) -> str | None:
+    """A click's URL as the report groups links by (whole, unlike ``detail``)."""
+    url = (item.event.url or "").strip()
+    return url[: eventlog.URL_LENGTH] if item.kind is Kind.click and url else None
+
+
+def _is_test(event: SendGridEvent) -> bool:
+    """Whether the event is of a test send: our custom_args say ``test: "true"``."""
+    return (event.test or "").strip().lower() == "true"

@@ -1,0 +1,125 @@
+"""Each member's part of a send: the values their merge tags and links take, per variant.
+
+:class:`Variants` compiles each variant of an issue once; :func:`member_values` and
+:func:`links` give a member's values, which :meth:`Variant.values` puts in the
+variant's placeholders. The send (:mod:`mailer.sending.run`) and test sends
+(:mod:`mailer.sending.proofs`) both use them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mailer.config import Newsletter, Settings, TransportName
+from mailer.errors import ConfigError
+from mailer.issues.model import Issue
+from mailer.mail import Content
+from mailer.render import CompiledVariant, render_issue
+from mailer.tokens import TokenSigner, signer_for
+from mailer.transports.variant import content_of, slot_names
+
+__all__ = [
+    "MergeFields",
+    "Variant",
+    "Variants",
+    "archive_url",
+    "link_signer",
+    "links",
+    "member_values",
+]
+
+
+def links(subscriber_id: int, signer: TokenSigner, base_url: str) -> dict[str, str]:
+    """A member's unsubscribe and preferences URLs, each with its own signed token."""
+    unsubscribe, preferences = signer.links(subscriber_id)
+    return {
+        "unsubscribe_url": f"{base_url}/unsubscribe/{unsubscribe}",
+        "preferences_url": f"{base_url}/preferences/{preferences}",
+    }
+
+
+class MergeFields(Protocol):
+    """What merge tags take of a member: a stored Subscriber or the audience's Addressee."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def first_name(self) -> str: ...
+    @property
+    def organisation(self) -> str: ...
+    @property
+    def region(self) -> str: ...
+
+
+def member_values(subscriber: MergeFields, member_links: Mapping[str, str]) -> dict[str, str]:
+    """The fields an issue's merge tags and links take for this member."""
+    return {
+        "name": subscriber.name,
+        "first_name": subscriber.first_name,
+        "organisation": subscriber.organisation,
+        "region": subscriber.region,
+        **member_links,
+    }
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A variant compiled once: what the transport needs, and how to fill it per member."""
+
+    compiled: CompiledVariant
+    content: Content
+    slot_names: tuple[str, ...]  # the transport's name for each of compiled.slots
+
+    @property
+    def name(self) -> str:
+        return self.compiled.name
+
+    def values(self, fields: Mapping[str, str]) -> dict[str, str]:
+        """A member's value for every slot, by slot name (what Recipient.values wants)."""
+        return dict(zip(self.slot_names, self.compiled.values(fields), strict=True))
+
+
+@dataclass
+class Variants:
+    """Each variant compiled once, on first use."""
+
+    issue: Issue
+    newsletter: Newsletter
+    archive_url: str
+    _cache: dict[frozenset[str], Variant] = field(default_factory=dict)
+
+    def prepare(self, keys: Iterable[frozenset[str]]) -> None:
+        """Compile these now, so that a variant that cannot be rendered stops the send early."""
+        missing = [key for key in dict.fromkeys(keys) if key not in self._cache]
+        for compiled in render_issue(
+            self.issue, self.newsletter, missing, archive_url=self.archive_url
+        ):
+            names = tuple(slot_names(compiled.slots))
+            self._cache[compiled.key] = Variant(compiled, content_of(compiled), names)
+
+    def get(self, key: frozenset[str]) -> Variant:
+        if key not in self._cache:
+            self.prepare([key])
+        return self._cache[key]
+
+
+def link_signer(settings: Settings) -> TokenSigner:
+    """The signer for members' links, once the settings are fit for the transport.
+
+    Real mail (SMTP, SendGrid) needs MAILER_SECRET_KEY and an https MAILER_BASE_URL:
+    Gmail and Yahoo only honour one-click unsubscribe over https.
+    """
+    signer = signer_for(settings)
+    if settings.transport != TransportName.outbox and not settings.base_url.startswith("https://"):
+        raise ConfigError(
+            f"MAILER_BASE_URL is {settings.base_url!r}: the {settings.transport} transport sends "
+            "real mail, whose unsubscribe links must be https:// addresses of the web app "
+            "(`mailer serve`) that members can reach, e.g. https://news.example.org"
+        )
+    return signer
+
+
+def archive_url(settings: Settings, issue: Issue) -> str:
+    return f"{settings.base_url}/archive/{issue.slug}"
