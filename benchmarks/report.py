@@ -161,11 +161,11 @@ def _libpq(url: str) -> str:
 
 
 def variant_of(member: int) -> tuple[str, tuple[str, ...], str]:
-    slot = member % 100
+    placeholder = member % 100
     for name, tags, region, share in VARIANTS:
-        if slot < share:
+        if placeholder < share:
             return name, tags, region
-        slot -= share
+        placeholder -= share
     raise AssertionError("the shares add up to 100")
 
 

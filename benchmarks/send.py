@@ -428,9 +428,7 @@ def orchestrate(args: argparse.Namespace) -> None:
             )
         results = []
         for transport in wanted:
-            result = measure(
-                transport, sizes[transport], folder, databases, args.naive_sample
-            )
+            result = measure(transport, sizes[transport], folder, databases, args.naive_sample)
             results.append(result)
             _print(result)
         memory = None

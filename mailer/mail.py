@@ -62,8 +62,8 @@ MAX_BATCH = 1000
 MAX_CUSTOM_ARGS_BYTES = 10_000
 """SendGrid's limit on a message's custom_args, as JSON."""
 
-_SLOT_NAME = r"[a-z][a-z0-9_]*"
-SLOT = re.compile(r"\[\[mailer:(" + _SLOT_NAME + r")\]\]")
+_PLACEHOLDER_NAME = r"[a-z][a-z0-9_]*"
+PLACEHOLDER = re.compile(r"\[\[mailer:(" + _PLACEHOLDER_NAME + r")\]\]")
 _HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 ftext: printable ASCII but ':'
 
 # Headers a caller may not set: the transports set them (or SendGrid forbids them).
@@ -76,30 +76,30 @@ RESERVED_HEADERS = frozenset({
 # fmt: on
 
 
-def slot(name: str) -> str:
+def placeholder(name: str) -> str:
     """The marker a template carries where the recipient's value *name* goes."""
-    if not re.fullmatch(_SLOT_NAME, name):
-        raise ValueError(f"slot name {name!r} must be lower case letters, digits and _")
+    if not re.fullmatch(_PLACEHOLDER_NAME, name):
+        raise ValueError(f"placeholder name {name!r} must be lower case letters, digits and _")
     return f"[[mailer:{name}]]"
 
 
-def slots_in(template: str) -> frozenset[str]:
-    """The names of the slots a template uses."""
-    return frozenset(SLOT.findall(template))
+def placeholders_in(template: str) -> frozenset[str]:
+    """The names of the placeholders a template uses."""
+    return frozenset(PLACEHOLDER.findall(template))
 
 
 def fill(template: str, values: Mapping[str, str], *, escape: bool) -> str:
-    """The template with every slot replaced by its value, HTML-escaped when *escape*.
+    """The template with every placeholder replaced by its value, HTML-escaped when *escape*.
 
     One pass: a value that looks like a marker is not expanded again.
     """
     if escape:
-        return SLOT.sub(lambda m: html.escape(values[m[1]], quote=True), template)
-    return SLOT.sub(lambda m: values[m[1]], template)
+        return PLACEHOLDER.sub(lambda m: html.escape(values[m[1]], quote=True), template)
+    return PLACEHOLDER.sub(lambda m: values[m[1]], template)
 
 
 def header_values(values: Mapping[str, str]) -> dict[str, str]:
-    """Slot values as they may go into a header (the subject): see :func:`header_safe`."""
+    """Placeholder values as they may go into a header (the subject): see :func:`header_safe`."""
     return {name: header_safe(value) for name, value in values.items()}
 
 
@@ -139,7 +139,7 @@ class _Frozen(BaseModel):
 
 
 class Content(_Frozen):
-    """One variant's subject, HTML and text, with slot markers for per-recipient values."""
+    """One variant's subject, HTML and text, with placeholder markers for per-recipient values."""
 
     subject: Annotated[OneLine, StringConstraints(min_length=1)]
     html: Annotated[str, StringConstraints(min_length=1)]
@@ -149,27 +149,29 @@ class Content(_Frozen):
     # each time was most of the cost of a SendGrid batch. (Make a changed Content
     # with Content(...), not model_copy(update=...), which would copy the cache.)
     @cached_property
-    def slots(self) -> frozenset[str]:
-        return slots_in(self.subject) | slots_in(self.html) | slots_in(self.text)
+    def placeholders(self) -> frozenset[str]:
+        return (
+            placeholders_in(self.subject) | placeholders_in(self.html) | placeholders_in(self.text)
+        )
 
     @cached_property
-    def text_slots(self) -> tuple[str, ...]:
-        """The slots the text part uses, sorted."""
-        return tuple(sorted(slots_in(self.text)))
+    def text_placeholders(self) -> tuple[str, ...]:
+        """The placeholders the text part uses, sorted."""
+        return tuple(sorted(placeholders_in(self.text)))
 
     @cached_property
-    def html_slots(self) -> tuple[str, ...]:
-        """The slots the HTML part uses, sorted."""
-        return tuple(sorted(slots_in(self.html)))
+    def html_placeholders(self) -> tuple[str, ...]:
+        """The placeholders the HTML part uses, sorted."""
+        return tuple(sorted(placeholders_in(self.html)))
 
 
 class Recipient(_Frozen):
-    """One member in a batch: address, slot values, unsubscribe link, event tags."""
+    """One member in a batch: address, placeholder values, unsubscribe link, event tags."""
 
     email: Address
     name: OneLine = ""
     values: dict[str, OneLine] = Field(
-        default_factory=dict, description="A value for every slot the content uses."
+        default_factory=dict, description="A value for every placeholder the content uses."
     )
     unsubscribe_url: HttpUrl = Field(description="This member's one-click unsubscribe URL.")
     unsubscribe_mailto: Mailto | None = None
@@ -255,7 +257,7 @@ class Batch(_Frozen):
     @model_validator(mode="after")
     def _recipients_fit(self) -> Self:
         seen: set[str] = set()
-        needed = self.content.slots
+        needed = self.content.placeholders
         ours = {name.lower() for name in self.headers}
         for recipient in self.recipients:
             key = recipient.email.lower()
@@ -265,7 +267,7 @@ class Batch(_Frozen):
             missing = needed - recipient.values.keys()
             if missing:
                 names = ", ".join(sorted(missing))
-                raise ValueError(f"{recipient.email} has no value for slot(s) {names}")
+                raise ValueError(f"{recipient.email} has no value for placeholder(s) {names}")
             clash = recipient.headers and {n.lower() for n in recipient.headers} & ours
             if clash:
                 names = ", ".join(sorted(clash))
@@ -274,7 +276,7 @@ class Batch(_Frozen):
 
 
 class Personalised(_Frozen):
-    """One recipient's subject, HTML and text, with every slot filled."""
+    """One recipient's subject, HTML and text, with every placeholder filled."""
 
     subject: str
     html: str

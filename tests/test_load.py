@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from mailer.config import Newsletter, load_newsletter
 from mailer.errors import IssueFileError
 from mailer.issues.check import check_issue, check_text, load_issue
-from mailer.issues.model import Issue, IssueReport
+from mailer.issues.model import Issue, IssueCheck
 from mailer.issues.source import IssueYamlLoader
 
 NAME = "2026-12-03-test.yaml"
@@ -50,7 +50,7 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def check(newsletter: Newsletter, content: str | bytes, name: str = NAME) -> IssueReport:
+def check(newsletter: Newsletter, content: str | bytes, name: str = NAME) -> IssueCheck:
     path = Path(name)
     if isinstance(content, bytes):
         path.write_bytes(content)

@@ -18,14 +18,14 @@ from mailer.render import (
     LIMIT_BYTES,
     WARN_BYTES,
     CompiledVariant,
-    Slot,
+    Placeholder,
     render_issue,
     variant_content,
     variant_key,
     variant_name,
 )
 from mailer.render.markdown import markdown_to_html, markdown_to_text
-from mailer.render.placeholders import SlotRegistry
+from mailer.render.placeholders import PlaceholderRegistry
 from mailer.render.theme import AA, contrast_ratio, theme_for
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -344,62 +344,66 @@ class TestPersonalise:
             variant.personalise({"name": "Alex Morgan", "preferences_url": "https://x.example/p"})
 
 
-class TestSlots:
-    def test_slots_are_links_then_merge_tags_in_first_use_order(
+class TestPlaceholders:
+    def test_placeholders_are_links_then_merge_tags_in_first_use_order(
         self, newsletter: Newsletter
     ) -> None:
-        """The list of slots: the two links, then each distinct merge tag as first met."""
+        """The list of placeholders: the two links, then each distinct merge tag as first met."""
         issue = make_issue(
             subject="For {{ organisation }}",
             intro="Hi {{ first_name | there }}, {{ organisation }} and {{ first_name }}.",
         )
         expected = (
-            Slot("unsubscribe_url"),
-            Slot("preferences_url"),
-            Slot("organisation"),
-            Slot("first_name", "there"),
-            Slot("first_name"),
+            Placeholder("unsubscribe_url"),
+            Placeholder("preferences_url"),
+            Placeholder("organisation"),
+            Placeholder("first_name", "there"),
+            Placeholder("first_name"),
         )
-        assert expected == render_one(issue, newsletter).slots
+        assert expected == render_one(issue, newsletter).placeholders
 
-    def test_slot_ids_are_safe_and_stable(self) -> None:
-        """Slot ids use only letters, digits and '_' and depend only on the field and fallback."""
-        slot = Slot("first_name", "dear friend & co")
-        assert re.fullmatch(r"[a-z0-9_]+", slot.id)
+    def test_placeholder_ids_are_safe_and_stable(self) -> None:
+        """Placeholder ids use only letters, digits and '_' and depend only on the field and fallback."""
+        placeholder = Placeholder("first_name", "dear friend & co")
+        assert re.fullmatch(r"[a-z0-9_]+", placeholder.id)
         assert (
-            slot.id == Slot("first_name", "dear friend & co").id != Slot("first_name", "there").id
+            placeholder.id
+            == Placeholder("first_name", "dear friend & co").id
+            != Placeholder("first_name", "there").id
         )
-        assert "first_name" == Slot("first_name").id
+        assert "first_name" == Placeholder("first_name").id
 
-    def test_markers_replace_every_slot(self, newsletter: Newsletter) -> None:
-        """html_with_markers writes each slot as the caller's marker and leaves no token."""
+    def test_markers_replace_every_placeholder(self, newsletter: Newsletter) -> None:
+        """html_with_markers writes each placeholder as the caller's marker and leaves no token."""
         variant = render_one(make_issue(subject="News for {{ organisation }}"), newsletter)
-        html = variant.html_with_markers(lambda slot: f"-{slot.id}-")
+        html = variant.html_with_markers(lambda placeholder: f"-{placeholder.id}-")
         assert "-unsubscribe_url-" in html and "-preferences_url-" in html
         assert "Hi -first_name_or_" in html
         assert not TOKEN.search(html)
-        assert not TOKEN.search(variant.text_with_markers(lambda slot: f"-{slot.id}-"))
+        assert not TOKEN.search(
+            variant.text_with_markers(lambda placeholder: f"-{placeholder.id}-")
+        )
         assert "News for -organisation-" == variant.subject_with_markers(
-            lambda slot: f"-{slot.id}-"
+            lambda placeholder: f"-{placeholder.id}-"
         )
 
     def test_markers_filled_by_a_provider_match_personalise(self, newsletter: Newsletter) -> None:
-        """Substituting escaped slot_values for the markers gives exactly what personalise gives."""
+        """Substituting escaped placeholder_values for the markers gives exactly what personalise gives."""
         variant = render_one(
             make_issue(intro="Hi {{ first_name | there }} of {{ organisation }}"), newsletter
         )
         recipient = {**MEMBER, "organisation": "A & B <Ltd>"}
-        html = variant.html_with_markers(lambda slot: f"[[{slot.id}]]")
-        for slot_id, value in variant.slot_values(recipient).items():
+        html = variant.html_with_markers(lambda placeholder: f"[[{placeholder.id}]]")
+        for placeholder_id, value in variant.placeholder_values(recipient).items():
             escaped = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             html = html.replace(
-                f"[[{slot_id}]]", escaped.replace('"', "&quot;").replace("'", "&#x27;")
+                f"[[{placeholder_id}]]", escaped.replace('"', "&quot;").replace("'", "&#x27;")
             )
         assert variant.personalise(recipient).html == html
 
     def test_a_new_nonce_is_chosen_if_the_text_contains_it(self) -> None:
-        """Editors' text that contains the placeholder prefix cannot be mistaken for a slot."""
-        registry = SlotRegistry(nonce="deadbeef")
+        """Editors' text that contains the placeholder prefix cannot be mistaken for a placeholder."""
+        registry = PlaceholderRegistry(nonce="deadbeef")
         registry.avoid("an odd word: mlrdeadbeefz0z")
         assert "deadbeef" != registry.nonce
 

@@ -26,17 +26,17 @@ def validate(
     """
     # Imported here, like preview's: `mailer --help` stays quick.
     from mailer.cli.common import load_context, print_json
-    from mailer.cli.validating import expand_paths, print_reports, summary_json
+    from mailer.cli.validating import expand_paths, print_checks, summary_json
     from mailer.issues.check import check_issue
 
     _, newsletter = load_context()
     files, empty_folders = expand_paths(paths)
-    reports = [check_issue(path, newsletter) for path in files]
+    checks = [check_issue(path, newsletter) for path in files]
     if as_json:
-        print_json(summary_json(reports, empty_folders))
+        print_json(summary_json(checks, empty_folders))
     else:
-        print_reports(reports, empty_folders)
-    if empty_folders or any(not report.ok for report in reports):
+        print_checks(checks, empty_folders)
+    if empty_folders or any(not check.ok for check in checks):
         raise typer.Exit(1)
 
 

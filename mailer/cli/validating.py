@@ -1,4 +1,4 @@
-"""Output of `mailer validate`: which files to check, and their reports as lines or JSON.
+"""Output of `mailer validate`: which files to check, and what each check found, as lines or JSON.
 
 Lines are for people and for editors' "jump to error" features: every problem is
 ``PATH:LINE: message``, every warning ``PATH:LINE: warning: message``, so that one
@@ -15,7 +15,7 @@ from typing import Any
 import typer
 
 from mailer.errors import Problem
-from mailer.issues.model import IssueReport
+from mailer.issues.model import IssueCheck
 
 ISSUE_GLOB = "*.yaml"
 
@@ -40,30 +40,30 @@ def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
     return list(dict.fromkeys(files)), empty
 
 
-def print_reports(reports: Sequence[IssueReport], empty_folders: Sequence[Path]) -> None:
+def print_checks(checks: Sequence[IssueCheck], empty_folders: Sequence[Path]) -> None:
     """Each file's problems and warnings (or its ok line), then one summary line."""
     for folder in empty_folders:
         typer.echo(f"{folder}: no issue files ({ISSUE_GLOB}) in this folder", err=True)
-    for report in reports:
-        for problem in report.errors:
+    for check in checks:
+        for problem in check.errors:
             typer.echo(str(problem))
-        for warning in report.warnings:
+        for warning in check.warnings:
             typer.echo(_warning_line(warning))
-        if report.issue is not None:
-            typer.echo(f"{report.path}: {typer.style('ok', fg='green')} {_describe(report)}")
-    typer.echo(_summary(reports))
+        if check.issue is not None:
+            typer.echo(f"{check.path}: {typer.style('ok', fg='green')} {_describe(check)}")
+    typer.echo(_summary(checks))
 
 
-def summary_json(reports: Sequence[IssueReport], empty_folders: Sequence[Path]) -> dict[str, Any]:
+def summary_json(checks: Sequence[IssueCheck], empty_folders: Sequence[Path]) -> dict[str, Any]:
     """The same results for scripts: totals, then one entry per file."""
-    errors = sum(len(report.errors) for report in reports)
+    errors = sum(len(check.errors) for check in checks)
     return {
         "ok": errors == 0 and not empty_folders,
-        "checked": len(reports),
+        "checked": len(checks),
         "errors": errors,
-        "warnings": sum(len(report.warnings) for report in reports),
+        "warnings": sum(len(check.warnings) for check in checks),
         "empty_folders": [str(folder) for folder in empty_folders],
-        "files": [_file_json(report) for report in reports],
+        "files": [_file_json(check) for check in checks],
     }
 
 
@@ -73,28 +73,28 @@ def _warning_line(warning: Problem) -> str:
     )
 
 
-def _describe(report: IssueReport) -> str:
-    issue = report.issue
+def _describe(check: IssueCheck) -> str:
+    issue = check.issue
     assert issue is not None
     sections = _plural(len(issue.sections), "section")
     when = f"{issue.date.day} {issue.date:%B %Y}"
     return f"({issue.status}, {when}, {sections}): {issue.subject}"
 
 
-def _summary(reports: Sequence[IssueReport]) -> str:
-    errors = sum(len(report.errors) for report in reports)
-    warnings = sum(len(report.warnings) for report in reports)
-    parts = [f"{_plural(len(reports), 'file')} checked", _plural(errors, "problem")]
+def _summary(checks: Sequence[IssueCheck]) -> str:
+    errors = sum(len(check.errors) for check in checks)
+    warnings = sum(len(check.warnings) for check in checks)
+    parts = [f"{_plural(len(checks), 'file')} checked", _plural(errors, "problem")]
     if warnings:
         parts.append(_plural(warnings, "warning"))
     return ", ".join(parts)
 
 
-def _file_json(report: IssueReport) -> dict[str, Any]:
-    issue = report.issue
+def _file_json(check: IssueCheck) -> dict[str, Any]:
+    issue = check.issue
     return {
-        "path": report.path,
-        "ok": report.ok,
+        "path": check.path,
+        "ok": check.ok,
         "issue": None
         if issue is None
         else {
@@ -105,8 +105,8 @@ def _file_json(report: IssueReport) -> dict[str, Any]:
             "sections": len(issue.sections),
             "segments": sorted(issue.segments_named()),
         },
-        "errors": [_problem_json(problem) for problem in report.errors],
-        "warnings": [_problem_json(problem) for problem in report.warnings],
+        "errors": [_problem_json(problem) for problem in check.errors],
+        "warnings": [_problem_json(problem) for problem in check.warnings],
     }
 
 

@@ -118,8 +118,6 @@ def classify(event: SendGridEvent) -> Kind:
     return _SIMPLE.get(name, Kind.other)
 
 
-
-
 def detail(event: SendGridEvent) -> str:
     """What the event says beyond its type, on one line, for the history and the log."""
     parts = [event.type, event.reason, event.status, event.response, event.url]

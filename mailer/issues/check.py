@@ -26,7 +26,7 @@ from pydantic_core import ErrorDetails
 
 from mailer.config import Newsletter
 from mailer.errors import IssueFileError, Problem
-from mailer.issues.model import Issue, IssueReport, Loc, MergeTagMistake
+from mailer.issues.model import Issue, IssueCheck, Loc, MergeTagMistake
 from mailer.issues.source import IssueSource, NodeBuilder
 from mailer.issues.wording import closest, message
 
@@ -41,39 +41,39 @@ def load_issue(path: Path | str, newsletter: Newsletter) -> Issue:
     return report.issue
 
 
-def check_issue(path: Path | str, newsletter: Newsletter) -> IssueReport:
+def check_issue(path: Path | str, newsletter: Newsletter) -> IssueCheck:
     """Read and check an issue file; problems name the path as given."""
     where = str(path)
     try:
         content = Path(path).read_bytes()
     except OSError as error:
-        return IssueReport(where, None, (Problem(where, 1, _unreadable(error)),))
+        return IssueCheck(where, None, (Problem(where, 1, _unreadable(error)),))
     return check_text(content, path, newsletter)
 
 
-def check_text(content: str | bytes, path: Path | str, newsletter: Newsletter) -> IssueReport:
+def check_text(content: str | bytes, path: Path | str, newsletter: Newsletter) -> IssueCheck:
     """Check an issue's text as if read from ``path`` (which names it and gives its slug)."""
     source = IssueSource(str(path))
     if isinstance(content, bytes):
         text = source.decode(content)
         if text is None:
-            return source.report(None)
+            return source.result(None)
     else:
         text = content
     source.set_text(text)
     root = source.compose()
     if root is None:
-        return source.report(None)
+        return source.result(None)
     try:
         data = NodeBuilder(source).build_root(root)
         issue = _validate(source, data, Path(path).stem)
     except RecursionError:
         source.error(1, "the file is nested too deeply to read: check its indentation")
-        return source.report(None)
+        return source.result(None)
     _check_segments(source, data, newsletter)
     if issue is not None and not source.errors:
         _warn(source, issue, Path(path).stem)
-    return source.report(issue)
+    return source.result(issue)
 
 
 def _unreadable(error: OSError) -> str:
@@ -84,8 +84,6 @@ def _unreadable(error: OSError) -> str:
     if isinstance(error, PermissionError):
         return "the file cannot be read: permission denied"
     return f"the file cannot be read: {error.strerror or error}"
-
-
 
 
 # --- From data to an Issue ----------------------------------------------------------------------
@@ -124,8 +122,6 @@ def _translate(source: IssueSource, details: ErrorDetails) -> None:
         source.error(source.line_of(loc[:-1]), message(details, loc, ctx))
         return
     source.error(source.line_of(loc), message(details, loc, ctx))
-
-
 
 
 # --- Checks that need mailer.toml, and warnings --------------------------------------------------
@@ -194,5 +190,3 @@ def _warn(source: IssueSource, issue: Issue, slug: str) -> None:
                 f"layout '{section.layout}' puts an image beside the text, but section {i + 1} "
                 "has no image: add one, or remove the layout line",
             )
-
-

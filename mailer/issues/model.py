@@ -235,7 +235,7 @@ Loc = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
-class IssueReport:
+class IssueCheck:
     """The outcome of checking one issue file: the Issue when there is no error."""
 
     path: str

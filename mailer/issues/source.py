@@ -19,7 +19,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from mailer.errors import Problem
-from mailer.issues.model import Issue, IssueReport, Loc
+from mailer.issues.model import Issue, IssueCheck, Loc
 from mailer.issues.wording import REQUIRED_FIELDS, YAML_HINTS
 
 __all__ = ["IssueSource", "IssueYamlLoader", "NodeBuilder"]
@@ -52,8 +52,6 @@ IssueYamlLoader.add_implicit_resolver(
 IssueYamlLoader.add_implicit_resolver(
     _NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]
 )
-
-
 
 
 # --- The file being checked -------------------------------------------------------------
@@ -91,9 +89,9 @@ class IssueSource:
     def warn(self, line: int, message: str) -> None:
         self.warnings.append(Problem(self.where, min(max(line, 1), self._last_line), message))
 
-    def report(self, issue: Issue | None) -> IssueReport:
+    def result(self, issue: Issue | None) -> IssueCheck:
         errors = tuple(sorted(dict.fromkeys(self.errors)))
-        return IssueReport(
+        return IssueCheck(
             self.where,
             None if errors else issue,
             errors,
@@ -247,8 +245,6 @@ def _not_utf8(raw: str) -> str:
     )
 
 
-
-
 # --- From YAML nodes to data ----------------------------------------------------------------
 
 
@@ -343,5 +339,3 @@ class NodeBuilder:
             f"text that starts with '{{{{' must be in quotes, like {name}\"{raw} …\"",
         )
         return raw
-
-

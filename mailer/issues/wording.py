@@ -202,7 +202,6 @@ YAML_HINTS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-
 def message(details: ErrorDetails, loc: Loc, ctx: dict[str, Any]) -> str:
     value = details["input"]
     kind = details["type"]
@@ -343,5 +342,3 @@ def _suggest(key: str, loc: Loc) -> str:
     if owners:
         return f"; '{key}' belongs in {' or '.join(owners)}: check the indentation"
     return f"; the fields of {place(loc)} are: {', '.join(fields)}"
-
-

@@ -3,7 +3,7 @@
 The send stage calls :func:`render_issue` once per issue with the variant keys of
 its audience (:func:`variant_key` for each member), then, for each recipient,
 :meth:`CompiledVariant.personalise` (or, for a provider that substitutes values
-itself, :meth:`CompiledVariant.html_with_markers` and :attr:`CompiledVariant.slots`).
+itself, :meth:`CompiledVariant.html_with_markers` and :attr:`CompiledVariant.placeholders`).
 """
 
 from mailer.render.build import (
@@ -14,7 +14,7 @@ from mailer.render.build import (
     compile_variant,
     render_issue,
 )
-from mailer.render.placeholders import LINK_FIELDS, Slot, SlotTemplate, member_fields
+from mailer.render.placeholders import LINK_FIELDS, Placeholder, PlaceholderTemplate, member_fields
 from mailer.render.variants import (
     GENERAL,
     VariantContent,
@@ -29,9 +29,9 @@ __all__ = [
     "LINK_FIELDS",
     "WARN_BYTES",
     "CompiledVariant",
+    "Placeholder",
+    "PlaceholderTemplate",
     "RenderedMessage",
-    "Slot",
-    "SlotTemplate",
     "VariantContent",
     "compile_variant",
     "member_fields",

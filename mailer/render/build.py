@@ -2,7 +2,7 @@
 
 For each variant, Jinja renders ``templates/email.mjml.j2`` to MJML with
 placeholder tokens where per-recipient values go, mjml-python compiles it once,
-and the output is cut into literal chunks and slots (:mod:`mailer.render.placeholders`).
+and the output is cut into literal chunks and placeholders (:mod:`mailer.render.placeholders`).
 The text part comes from its own template, ``templates/email.txt.j2``.
 """
 
@@ -26,9 +26,9 @@ from mailer.issues.model import MERGE_TAG, Button, Image, Issue
 from mailer.render.markdown import markdown_to_html, markdown_to_text
 from mailer.render.placeholders import (
     LINK_FIELDS,
-    Slot,
-    SlotRegistry,
-    SlotTemplate,
+    Placeholder,
+    PlaceholderRegistry,
+    PlaceholderTemplate,
     escape_values,
     member_fields,
     with_markers,
@@ -52,9 +52,9 @@ TEXT_TEMPLATE = "email.txt.j2"
 # Gmail clips a message's HTML near 102 KB, hiding the rest, unsubscribe link included.
 WARN_BYTES = 85_000
 LIMIT_BYTES = 100_000
-# What a slot is assumed to weigh once filled and HTML-escaped, for the size budget:
+# What a placeholder is assumed to weigh once filled and HTML-escaped, for the size budget:
 # generous real-world lengths, so the budget holds for nearly every member.
-SLOT_ALLOWANCE = {
+PLACEHOLDER_ALLOWANCE = {
     "first_name": 24,
     "name": 48,
     "organisation": 96,
@@ -87,17 +87,17 @@ class CompiledVariant:
     key: frozenset[str]
     name: str
     segments: tuple[str, ...]
-    slots: tuple[Slot, ...]
-    subject: SlotTemplate
-    preheader: SlotTemplate
-    html: SlotTemplate
-    text: SlotTemplate
-    html_size: int  # bytes, with every slot counted at its allowance
+    placeholders: tuple[Placeholder, ...]
+    subject: PlaceholderTemplate
+    preheader: PlaceholderTemplate
+    html: PlaceholderTemplate
+    text: PlaceholderTemplate
+    html_size: int  # bytes, with every placeholder counted at its allowance
     text_size: int
     warnings: tuple[str, ...]
 
     def values(self, recipient: Mapping[str, str]) -> list[str]:
-        """The raw value of every slot for this recipient, in :attr:`slots` order."""
+        """The raw value of every placeholder for this recipient, in :attr:`placeholders` order."""
         fields = member_fields(recipient)
         for link in LINK_FIELDS:
             if not fields.get(link):
@@ -105,12 +105,13 @@ class CompiledVariant:
                     f"cannot personalise variant '{self.name}': the recipient has no {link}; "
                     "every email must carry working unsubscribe and preferences links"
                 )
-        return [slot.value(fields) for slot in self.slots]
+        return [placeholder.value(fields) for placeholder in self.placeholders]
 
-    def slot_values(self, recipient: Mapping[str, str]) -> dict[str, str]:
-        """Raw values by :attr:`Slot.id`, for a provider that substitutes them itself."""
+    def placeholder_values(self, recipient: Mapping[str, str]) -> dict[str, str]:
+        """Raw values by :attr:`Placeholder.id`, for a provider that substitutes them itself."""
         return {
-            slot.id: value for slot, value in zip(self.slots, self.values(recipient), strict=True)
+            placeholder.id: value
+            for placeholder, value in zip(self.placeholders, self.values(recipient), strict=True)
         }
 
     def personalise(self, recipient: Mapping[str, str]) -> RenderedMessage:
@@ -123,17 +124,17 @@ class CompiledVariant:
             text=self.text.fill(raw),
         )
 
-    def html_with_markers(self, marker: Callable[[Slot], str]) -> str:
-        """The HTML with each slot written as ``marker(slot)``, e.g. for SendGrid substitutions."""
-        return with_markers(self.html, self.slots, marker)
+    def html_with_markers(self, marker: Callable[[Placeholder], str]) -> str:
+        """The HTML with each placeholder written as ``marker(placeholder)``, e.g. for SendGrid substitutions."""
+        return with_markers(self.html, self.placeholders, marker)
 
-    def text_with_markers(self, marker: Callable[[Slot], str]) -> str:
-        """The text part with each slot written as ``marker(slot)``."""
-        return with_markers(self.text, self.slots, marker)
+    def text_with_markers(self, marker: Callable[[Placeholder], str]) -> str:
+        """The text part with each placeholder written as ``marker(placeholder)``."""
+        return with_markers(self.text, self.placeholders, marker)
 
-    def subject_with_markers(self, marker: Callable[[Slot], str]) -> str:
-        """The subject with each slot written as ``marker(slot)``."""
-        return with_markers(self.subject, self.slots, marker)
+    def subject_with_markers(self, marker: Callable[[Placeholder], str]) -> str:
+        """The subject with each placeholder written as ``marker(placeholder)``."""
+        return with_markers(self.subject, self.placeholders, marker)
 
 
 def render_issue(
@@ -163,8 +164,8 @@ def compile_variant(
     *,
     archive_url: str | None = None,
 ) -> CompiledVariant:
-    """Render and compile one variant (MJML once), then cut it into chunks and slots."""
-    registry = SlotRegistry()
+    """Render and compile one variant (MJML once), then cut it into chunks and placeholders."""
+    registry = PlaceholderRegistry()
     registry.avoid(repr(content), repr(newsletter), archive_url or "")
     theme = theme_for(newsletter.brand_colour)
     common = _common_context(content, issue, newsletter, registry, archive_url)
@@ -181,19 +182,19 @@ def compile_variant(
     text_template = registry.split(text)
     subject = registry.split(registry.tokenize(content.subject))
     preheader = registry.split(registry.tokenize(content.preheader))
-    slots = tuple(registry.slots)  # complete only after the last split
-    html_size = _budget_size(html, slots)
+    placeholders = tuple(registry.placeholders)  # complete only after the last split
+    html_size = _budget_size(html, placeholders)
     return CompiledVariant(
         key=content.key,
         name=content.name,
         segments=content.segments,
-        slots=slots,
+        placeholders=placeholders,
         subject=subject,
         preheader=preheader,
         html=html,
         text=text_template,
         html_size=html_size,
-        text_size=_budget_size(text_template, slots),
+        text_size=_budget_size(text_template, placeholders),
         warnings=_size_warnings(content.name, html_size),
     )
 
@@ -209,14 +210,16 @@ def _size_warnings(name: str, size: int) -> tuple[str, ...]:
     return ()
 
 
-def _budget_size(template: SlotTemplate, slots: tuple[Slot, ...]) -> int:
-    """Bytes of the output once filled, with each slot at its allowance."""
-    return template.literal_size() + sum(_allowance(slots[ref]) for ref in template.refs)
+def _budget_size(template: PlaceholderTemplate, placeholders: tuple[Placeholder, ...]) -> int:
+    """Bytes of the output once filled, with each placeholder at its allowance."""
+    return template.literal_size() + sum(_allowance(placeholders[ref]) for ref in template.refs)
 
 
-def _allowance(slot: Slot) -> int:
-    size = max(SLOT_ALLOWANCE.get(slot.field, DEFAULT_ALLOWANCE), len(slot.fallback))
-    return size * 3 if slot.in_url else size  # percent-encoding can triple it
+def _allowance(placeholder: Placeholder) -> int:
+    size = max(
+        PLACEHOLDER_ALLOWANCE.get(placeholder.field, DEFAULT_ALLOWANCE), len(placeholder.fallback)
+    )
+    return size * 3 if placeholder.in_url else size  # percent-encoding can triple it
 
 
 # --- template contexts -------------------------------------------------------
@@ -236,11 +239,11 @@ def _common_context(
     content: VariantContent,
     issue: Issue,
     newsletter: Newsletter,
-    registry: SlotRegistry,
+    registry: PlaceholderRegistry,
     archive_url: str | None,
 ) -> dict[str, Any]:
-    # Registered first, so every variant has these two slots at indexes 0 and 1.
-    links = {field: registry.token(Slot(field)) for field in LINK_FIELDS}
+    # Registered first, so every variant has these two placeholders at indexes 0 and 1.
+    links = {field: registry.token(Placeholder(field)) for field in LINK_FIELDS}
     return {
         **links,
         "lang": newsletter.language,
@@ -254,7 +257,9 @@ def _common_context(
     }
 
 
-def _html_context(content: VariantContent, registry: SlotRegistry, theme: Theme) -> dict[str, Any]:
+def _html_context(
+    content: VariantContent, registry: PlaceholderRegistry, theme: Theme
+) -> dict[str, Any]:
     css = _fragment_css(theme)
 
     def html_of(markdown: str, *, line_breaks: bool = False) -> Markup:
@@ -280,7 +285,7 @@ def _html_context(content: VariantContent, registry: SlotRegistry, theme: Theme)
     }
 
 
-def _text_context(content: VariantContent, registry: SlotRegistry) -> dict[str, Any]:
+def _text_context(content: VariantContent, registry: PlaceholderRegistry) -> dict[str, Any]:
     def text_of(markdown: str, *, line_breaks: bool = False) -> str:
         return markdown_to_text(registry.tokenize(markdown), line_breaks=line_breaks)
 

@@ -1,4 +1,4 @@
-"""Per-recipient values as slots: placeholders that survive Markdown, Jinja and MJML.
+"""Per-recipient values as placeholders: placeholders that survive Markdown, Jinja and MJML.
 
 A variant is compiled once, with every per-recipient value (merge tags such as
 ``{{ first_name | there }}``, the unsubscribe and preferences links) written as
@@ -7,8 +7,8 @@ a placeholder token. Tokens are plain ASCII letters and digits, e.g.
 and MJML leave them alone, and they cannot be mistaken for editors' text (the
 nonce is random per compilation and checked against the source).
 
-After compilation each output is cut at the tokens into a :class:`SlotTemplate`:
-literal chunks with slot indexes between them. Personalising a recipient is then
+After compilation each output is cut at the tokens into a :class:`PlaceholderTemplate`:
+literal chunks with placeholder indexes between them. Personalising a recipient is then
 one list join, with values HTML-escaped for the HTML part and raw for the text.
 """
 
@@ -27,9 +27,9 @@ from mailer.issues.model import MERGE_TAG
 
 __all__ = [
     "LINK_FIELDS",
-    "Slot",
-    "SlotRegistry",
-    "SlotTemplate",
+    "Placeholder",
+    "PlaceholderRegistry",
+    "PlaceholderTemplate",
     "escape_values",
     "member_fields",
     "with_markers",
@@ -44,7 +44,7 @@ _URL_END = re.compile(r"[\s\"'<>()]")
 
 
 @dataclass(frozen=True, order=True)
-class Slot:
+class Placeholder:
     """One per-recipient value: a member field, and the text used when it is empty.
 
     ``in_url`` marks a merge tag written inside a link (``?org={{ organisation }}``):
@@ -64,7 +64,7 @@ class Slot:
     def id(self) -> str:
         """A stable id of letters, digits and '_': 'first_name', or 'first_name_or_1a2b3c4d'.
 
-        Safe inside any provider's substitution marker; the same slot has the same id
+        Safe inside any provider's substitution marker; the same placeholder has the same id
         in every variant and every issue.
         """
         base = self.field
@@ -97,14 +97,14 @@ def member_fields(recipient: Mapping[str, str]) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class SlotTemplate:
-    """A text cut at its slots: ``chunks[0] + value(refs[0]) + chunks[1] + ...``."""
+class PlaceholderTemplate:
+    """A text cut at its placeholders: ``chunks[0] + value(refs[0]) + chunks[1] + ...``."""
 
     chunks: tuple[str, ...]
     refs: tuple[int, ...]
 
     def fill(self, values: Sequence[str]) -> str:
-        """The text with each slot replaced by ``values[slot index]``, escaped as needed."""
+        """The text with each placeholder replaced by ``values[placeholder index]``, escaped as needed."""
         if not self.refs:
             return self.chunks[0]
         parts = [self.chunks[0]]
@@ -114,16 +114,16 @@ class SlotTemplate:
         return "".join(parts)
 
     def literal_size(self) -> int:
-        """UTF-8 bytes of the text without its slots."""
+        """UTF-8 bytes of the text without its placeholders."""
         return sum(len(chunk.encode()) for chunk in self.chunks)
 
 
 @dataclass
-class SlotRegistry:
-    """Hands out placeholder tokens for slots while one variant is being built."""
+class PlaceholderRegistry:
+    """Hands out placeholder tokens for placeholders while one variant is being built."""
 
     nonce: str = field(default_factory=lambda: secrets.token_hex(4))
-    slots: list[Slot] = field(default_factory=list)
+    placeholders: list[Placeholder] = field(default_factory=list)
 
     @property
     def prefix(self) -> str:
@@ -134,22 +134,22 @@ class SlotRegistry:
         while any(self.prefix in text for text in texts):
             self.nonce = secrets.token_hex(4)
 
-    def token(self, slot: Slot) -> str:
-        """The placeholder token for a slot, registering it on first use."""
-        if slot not in self.slots:
-            self.slots.append(slot)
-        return f"{self.prefix}{self.slots.index(slot)}z"
+    def token(self, placeholder: Placeholder) -> str:
+        """The placeholder token for a placeholder, registering it on first use."""
+        if placeholder not in self.placeholders:
+            self.placeholders.append(placeholder)
+        return f"{self.prefix}{self.placeholders.index(placeholder)}z"
 
     def tokenize(self, text: str) -> str:
-        """Replace every merge tag in editors' text by its slot's token."""
+        """Replace every merge tag in editors' text by its placeholder's token."""
         return MERGE_TAG.sub(
-            lambda match: self.token(Slot(match["field"], match["fallback"] or "")), text
+            lambda match: self.token(Placeholder(match["field"], match["fallback"] or "")), text
         )
 
-    def split(self, compiled: str) -> SlotTemplate:
-        """Cut a compiled output at the tokens; tokens inside a URL become ``in_url`` slots.
+    def split(self, compiled: str) -> PlaceholderTemplate:
+        """Cut a compiled output at the tokens; tokens inside a URL become ``in_url`` placeholders.
 
-        May register new slots, so read :attr:`slots` after the last split.
+        May register new placeholders, so read :attr:`placeholders` after the last split.
         """
         pieces = re.split(rf"{re.escape(self.prefix)}(\d+)z", compiled)
         chunks = pieces[0::2]
@@ -158,12 +158,12 @@ class SlotRegistry:
         for before, ref in zip(chunks[:-1], pieces[1::2], strict=True):
             # Still in the same URL if nothing since the last token could end it.
             in_url = bool(_URL_BEFORE.search(before)) or (in_url and not _URL_END.search(before))
-            slot = self.slots[int(ref)]
-            if in_url and slot.field not in LINK_FIELDS:
-                slot = replace(slot, in_url=True)
-                self.token(slot)
-            refs.append(self.slots.index(slot))
-        return SlotTemplate(chunks=tuple(chunks), refs=tuple(refs))
+            placeholder = self.placeholders[int(ref)]
+            if in_url and placeholder.field not in LINK_FIELDS:
+                placeholder = replace(placeholder, in_url=True)
+                self.token(placeholder)
+            refs.append(self.placeholders.index(placeholder))
+        return PlaceholderTemplate(chunks=tuple(chunks), refs=tuple(refs))
 
 
 def escape_values(values: Sequence[str]) -> list[str]:
@@ -172,7 +172,9 @@ def escape_values(values: Sequence[str]) -> list[str]:
 
 
 def with_markers(
-    template: SlotTemplate, slots: Sequence[Slot], marker: Callable[[Slot], str]
+    template: PlaceholderTemplate,
+    placeholders: Sequence[Placeholder],
+    marker: Callable[[Placeholder], str],
 ) -> str:
-    """The text with each slot written as ``marker(slot)``, for a provider's own substitution."""
-    return template.fill([marker(slot) for slot in slots])
+    """The text with each placeholder written as ``marker(placeholder)``, for a provider's own substitution."""
+    return template.fill([marker(placeholder) for placeholder in placeholders])

@@ -27,7 +27,7 @@ from pathlib import Path
 from mailer.config import Newsletter
 from mailer.errors import display_path
 from mailer.issues.check import check_issue, check_text
-from mailer.issues.model import Issue, IssueReport
+from mailer.issues.model import Issue, IssueCheck
 
 __all__ = ["Catalogue", "IssueFiles", "IssueState", "SlotIssue", "read_catalogue"]
 
@@ -87,7 +87,7 @@ class SlotIssue:
 class Catalogue:
     """Every issue file, checked once, by the day it is for."""
 
-    by_day: dict[dt.date, list[IssueReport]] = field(default_factory=dict)
+    by_day: dict[dt.date, list[IssueCheck]] = field(default_factory=dict)
 
     def for_day(self, day: dt.date) -> SlotIssue:
         reports = self.by_day.get(day, [])
@@ -120,10 +120,10 @@ class IssueFiles:
 
     def __init__(self, newsletter: Newsletter) -> None:
         self.newsletter = newsletter
-        self._checked: dict[Path, tuple[bytes, IssueReport]] = {}
+        self._checked: dict[Path, tuple[bytes, IssueCheck]] = {}
 
     def catalogue(self) -> Catalogue:
-        by_day: dict[dt.date, list[IssueReport]] = defaultdict(list)
+        by_day: dict[dt.date, list[IssueCheck]] = defaultdict(list)
         folder = self.newsletter.issues_dir
         paths = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
         self._checked = {path: self._check(path) for path in paths}
@@ -133,7 +133,7 @@ class IssueFiles:
                 by_day[day].append(report)
         return Catalogue(dict(by_day))
 
-    def _check(self, path: Path) -> tuple[bytes, IssueReport]:
+    def _check(self, path: Path) -> tuple[bytes, IssueCheck]:
         try:
             content = path.read_bytes()
         except OSError:  # gone or unreadable since the listing: check_issue says which

@@ -18,7 +18,7 @@ from mailer.issues.model import Issue
 from mailer.mail import Content
 from mailer.render import CompiledVariant, render_issue
 from mailer.tokens import TokenSigner, signer_for
-from mailer.transports.variant import content_of, slot_names
+from mailer.transports.variant import content_of, placeholder_names
 
 __all__ = [
     "MergeFields",
@@ -70,15 +70,15 @@ class Variant:
 
     compiled: CompiledVariant
     content: Content
-    slot_names: tuple[str, ...]  # the transport's name for each of compiled.slots
+    placeholder_names: tuple[str, ...]  # the transport's name for each of compiled.placeholders
 
     @property
     def name(self) -> str:
         return self.compiled.name
 
     def values(self, fields: Mapping[str, str]) -> dict[str, str]:
-        """A member's value for every slot, by slot name (what Recipient.values wants)."""
-        return dict(zip(self.slot_names, self.compiled.values(fields), strict=True))
+        """A member's value for every placeholder, by placeholder name (what Recipient.values wants)."""
+        return dict(zip(self.placeholder_names, self.compiled.values(fields), strict=True))
 
 
 @dataclass
@@ -96,7 +96,7 @@ class Variants:
         for compiled in render_issue(
             self.issue, self.newsletter, missing, archive_url=self.archive_url
         ):
-            names = tuple(slot_names(compiled.slots))
+            names = tuple(placeholder_names(compiled.placeholders))
             self._cache[compiled.key] = Variant(compiled, content_of(compiled), names)
 
     def get(self, key: frozenset[str]) -> Variant:

@@ -18,7 +18,7 @@ One send, in order (:class:`SendRun` and :func:`run_send`):
    (a wrong API key, a server that is down): :class:`SendStopped`.
 
 Per-recipient values (name, links with signed tokens) go into the variant's
-slots; the transport fills them (SendGrid substitutions, or locally for SMTP
+placeholders; the transport fills them (SendGrid substitutions, or locally for SMTP
 and the outbox).
 """
 

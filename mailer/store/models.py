@@ -29,7 +29,6 @@ ALIASES = {
 }
 
 
-
 class SubscriberStatus(StrEnum):
     """Where a member stands. Every status but ``active`` is sticky."""
 

@@ -25,7 +25,7 @@ from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from mailer.headersafety import check_header_block, header_safe
-from mailer.mail import Batch, Recipient, fill, header_values, slots_in
+from mailer.mail import Batch, Recipient, fill, header_values, placeholders_in
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
 
@@ -200,7 +200,7 @@ class _Fixed:
 
     sender: bytes
     reply_to: bytes  # empty without a reply address
-    subject: bytes | None  # None when the subject has slots
+    subject: bytes | None  # None when the subject has placeholders
     list_id: bytes
     rest: bytes  # List-Unsubscribe-Post and the batch's own headers
 
@@ -211,7 +211,7 @@ class _Fixed:
         return cls(
             sender=_fold(policy, "From", Address(sender.name, addr_spec=sender.email)),
             reply_to=_fold(policy, "Reply-To", Address(addr_spec=reply_to)) if reply_to else b"",
-            subject=None if slots_in(subject) else _header(policy, "Subject", subject),
+            subject=None if placeholders_in(subject) else _header(policy, "Subject", subject),
             list_id=_header(policy, "List-Id", batch.list_id),
             rest=b"".join(
                 _header(policy, name, value)

@@ -1,7 +1,7 @@
 """The SendGrid transport: one Mail Send request per batch, through the official client.
 
 A batch becomes one ``POST /v3/mail/send`` with a personalization per recipient
-(their address, subject, ``List-Unsubscribe``, ``custom_args`` and slot values
+(their address, subject, ``List-Unsubscribe``, ``custom_args`` and placeholder values
 as ``substitutions``) and the variant's content once. SendGrid substitutes in
 the text and the HTML alike, so the HTML carries its own markers
 (``[[mailer:name|html]]``) whose values are HTML-escaped.
@@ -39,15 +39,15 @@ from sendgrid import SendGridAPIClient
 
 from mailer.headersafety import HeaderInjectionError, check_header_value, header_safe
 from mailer.mail import (
-    SLOT,
+    PLACEHOLDER,
     Batch,
     Delivery,
     DeliveryState,
     Recipient,
     fill,
     header_values,
+    placeholder,
     refused,
-    slot,
 )
 from mailer.transports.base import TransportBase
 from mailer.transports.message import ONE_CLICK
@@ -77,21 +77,21 @@ def _install_log_filter() -> None:
 _install_log_filter()
 
 
-def html_slot(name: str) -> str:
-    """The marker for slot *name* in the HTML part, whose value is escaped."""
-    return slot(name)[:-2] + "|html]]"
+def html_placeholder(name: str) -> str:
+    """The marker for placeholder *name* in the HTML part, whose value is escaped."""
+    return placeholder(name)[:-2] + "|html]]"
 
 
 @lru_cache(maxsize=256)
 def _markers(names: tuple[str, ...], *, in_html: bool) -> tuple[tuple[str, str], ...]:
-    """(marker, slot name) for each slot: worked out once per variant, not per recipient."""
-    return tuple((html_slot(name) if in_html else slot(name), name) for name in names)
+    """(marker, placeholder name) for each placeholder: worked out once per variant, not per recipient."""
+    return tuple((html_placeholder(name) if in_html else placeholder(name), name) for name in names)
 
 
 @lru_cache(maxsize=16)
 def _html_with_markers(template: str) -> str:
     """The HTML part with its own markers, whose values SendGrid gets HTML-escaped."""
-    return SLOT.sub(lambda m: html_slot(m[1]), template)
+    return PLACEHOLDER.sub(lambda m: html_placeholder(m[1]), template)
 
 
 def substitutions_size(subs: Mapping[str, str]) -> int:
@@ -107,13 +107,13 @@ class Personalizations:
     def __init__(self, batch: Batch) -> None:
         content = batch.content
         self.content = content
-        self.text_markers = _markers(content.text_slots, in_html=False)
-        self.html_markers = _markers(content.html_slots, in_html=True)
+        self.text_markers = _markers(content.text_placeholders, in_html=False)
+        self.html_markers = _markers(content.html_placeholders, in_html=True)
         self.markers_size = sum(len(m.encode()) for m, _ in self.text_markers + self.html_markers)
-        self.subject = None if SLOT.search(content.subject) else content.subject
+        self.subject = None if PLACEHOLDER.search(content.subject) else content.subject
 
     def substitutions(self, recipient: Recipient) -> dict[str, str]:
-        """The recipient's slot values, keyed by the markers the payload's content carries."""
+        """The recipient's placeholder values, keyed by the markers the payload's content carries."""
         values = recipient.values
         subs = {marker: values[name] for marker, name in self.text_markers}
         for marker, name in self.html_markers:
@@ -269,7 +269,7 @@ class SendGridTransport(TransportBase):
                 results[recipient.email] = Delivery(
                     email=recipient.email,
                     state=DeliveryState.failed,
-                    error=f"the slot values take {size} bytes; SendGrid allows {limit}",
+                    error=f"the placeholder values take {size} bytes; SendGrid allows {limit}",
                 )
             else:
                 try:

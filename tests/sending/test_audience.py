@@ -20,7 +20,11 @@ class TestMembers:
         added = add_members(store, 5)
         store.unsubscribe("member002@example.org", reason="left", source="test")
         [named] = store.add(
-            [MemberRecord(email="ann@example.org", name="Dr Ann Lee", attributes={"first_name": "Annie"})],
+            [
+                MemberRecord(
+                    email="ann@example.org", name="Dr Ann Lee", attributes={"first_name": "Annie"}
+                )
+            ],
             source="test",
         )
         pages = list(members(store, issue, newsletter, page_size=2))
@@ -43,7 +47,9 @@ class TestMembers:
         ledger.acquire("another-issue", "outbox", owner)
         ledger.claim(issue.slug, "youth", [first.id], owner)
         ledger.claim("another-issue", "general", [second.id], owner)
-        rows = {m.addressee.id: m.ledger for page in members(store, issue, newsletter) for m in page}
+        rows = {
+            m.addressee.id: m.ledger for page in members(store, issue, newsletter) for m in page
+        }
         assert {first.id: ("in_flight", False), second.id: None} == rows
 
 

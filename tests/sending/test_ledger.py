@@ -125,7 +125,9 @@ class TestClaim:
         )
         store.unsubscribe(gone.id, reason="asked", source="test")
         store.unsubscribe(left.id, reason="asked", source="test")
-        claim = ledger.claim(ISSUE, "general", [m.id for m in (new, retry, done, gone, left)], owner)
+        claim = ledger.claim(
+            ISSUE, "general", [m.id for m in (new, retry, done, gone, left)], owner
+        )
         assert ({new.id, retry.id}, {done.id}, {gone.id, left.id}) == (
             set(claim.claimed),
             set(claim.already),
@@ -264,7 +266,9 @@ class TestTakingTurns:
         claims: list[int] = []
         with lock:
             claimer = threading.Thread(
-                target=lambda: claims.extend(turns.claim(ISSUE, "general", [member.id], owner).claimed)
+                target=lambda: claims.extend(
+                    turns.claim(ISSUE, "general", [member.id], owner).claimed
+                )
             )
             claimer.start()
             claimer.join(0.5)

@@ -75,7 +75,10 @@ class TestTokenSigner:
         assert 7 == serializer.loads(token)
         assert token == serializer.dumps(7)
 
-    @given(subscriber_id=st.integers(min_value=1, max_value=2**63 - 1), purpose=st.sampled_from(Purpose))
+    @given(
+        subscriber_id=st.integers(min_value=1, max_value=2**63 - 1),
+        purpose=st.sampled_from(Purpose),
+    )
     def test_is_exactly_what_itsdangerous_makes_for_any_id(
         self, subscriber_id: int, purpose: Purpose
     ) -> None:

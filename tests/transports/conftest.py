@@ -8,19 +8,19 @@ from typing import Any
 import pytest
 
 from mailer.config import Sender
-from mailer.mail import Batch, Content, Recipient, slot
+from mailer.mail import Batch, Content, Recipient, placeholder
 from mailer.transports.message import list_id
 
 SENDER = Sender(
     name="Connected Communities", email="news@example.org", reply_to="editor@example.org"
 )
 CONTENT = Content(
-    subject=f"Hello {slot('first_name')}: the winter issue",
+    subject=f"Hello {placeholder('first_name')}: the winter issue",
     html=(
-        f"<p>Dear {slot('first_name')},</p><p>News.</p>"
-        f'<a href="{slot("unsubscribe_url")}">Unsubscribe</a>'
+        f"<p>Dear {placeholder('first_name')},</p><p>News.</p>"
+        f'<a href="{placeholder("unsubscribe_url")}">Unsubscribe</a>'
     ),
-    text=f"Dear {slot('first_name')},\n\nNews.\n\nUnsubscribe: {slot('unsubscribe_url')}\n",
+    text=f"Dear {placeholder('first_name')},\n\nNews.\n\nUnsubscribe: {placeholder('unsubscribe_url')}\n",
 )
 
 

@@ -34,7 +34,7 @@ from mailer.headersafety import (
     check_header_value,
     header_safe,
 )
-from mailer.mail import Batch, Content, Recipient, slot
+from mailer.mail import Batch, Content, Recipient, placeholder
 from mailer.transports.message import MessageTemplate, list_id
 from mailer.transports.outbox import OutboxTransport
 from mailer.transports.sendgrid import SendGridTransport, request_body
@@ -79,9 +79,9 @@ SENDER = Sender(
 ADDRESS = "member@example.org"
 URL = "https://news.example.org/unsubscribe/tok"
 CONTENT = Content(
-    subject=f"Winter news for {slot('name')}",
-    html=f"<p>Dear {slot('name')}</p>",
-    text=f"Dear {slot('name')}\n",
+    subject=f"Winter news for {placeholder('name')}",
+    html=f"<p>Dear {placeholder('name')}</p>",
+    text=f"Dear {placeholder('name')}\n",
 )
 
 

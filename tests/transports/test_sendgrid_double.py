@@ -217,7 +217,9 @@ class TestSendGridDouble:
         """A key other than the double's: 401."""
         assert 401 == post(double, payload(), key="SG.other").status
 
-    @pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8"])
+    @pytest.mark.parametrize(
+        "content_type", ["application/json", "application/json; charset=utf-8"]
+    )
     def test_json_content_types_are_taken(self, double: SendGridDouble, content_type: str) -> None:
         """A JSON body is taken with or without a charset parameter."""
         assert 202 == post(double, payload(), content_type=content_type).status

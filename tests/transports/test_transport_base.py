@@ -1,4 +1,4 @@
-"""The boundary between the send stage and the transports: slots, batches, deliveries."""
+"""The boundary between the send stage and the transports: placeholders, batches, deliveries."""
 
 from __future__ import annotations
 
@@ -16,60 +16,68 @@ from mailer.mail import (
     Recipient,
     fill,
     personalise,
-    slot,
-    slots_in,
+    placeholder,
+    placeholders_in,
 )
-from mailer.render import CompiledVariant, Slot, SlotTemplate
+from mailer.render import CompiledVariant, Placeholder, PlaceholderTemplate
 from mailer.transports import Transport
 from mailer.transports.outbox import OutboxTransport
-from mailer.transports.variant import content_of, slot_names, values_of
+from mailer.transports.variant import content_of, placeholder_names, values_of
 
 MakeBatch = Callable[..., Batch]
 MakeRecipient = Callable[..., Recipient]
 
 
-class TestSlots:
+class TestPlaceholders:
     def test_marker(self) -> None:
-        """A slot is written as [[mailer:NAME]]."""
-        assert "[[mailer:first_name]]" == slot("first_name")
+        """A placeholder is written as [[mailer:NAME]]."""
+        assert "[[mailer:first_name]]" == placeholder("first_name")
 
     def test_marker_names_are_identifiers(self) -> None:
-        """Slot names are lower-case identifiers, so markers need no escaping anywhere."""
+        """Placeholder names are lower-case identifiers, so markers need no escaping anywhere."""
         with pytest.raises(ValueError, match="lower case"):
-            slot("First Name")
+            placeholder("First Name")
 
-    def test_slots_in(self) -> None:
-        """The slots a template uses are found by name."""
-        assert {"a", "b_2"} == slots_in(f"x {slot('a')} y {slot('b_2')} {slot('a')}")
+    def test_placeholders_in(self) -> None:
+        """The placeholders a template uses are found by name."""
+        assert {"a", "b_2"} == placeholders_in(
+            f"x {placeholder('a')} y {placeholder('b_2')} {placeholder('a')}"
+        )
 
     def test_fill_escapes_for_html(self) -> None:
         """In HTML every value is escaped, quotes included (values can land in attributes)."""
-        actual = fill(f'<a title="{slot("n")}">', {"n": 'O"Brien & <Co>'}, escape=True)
+        actual = fill(f'<a title="{placeholder("n")}">', {"n": 'O"Brien & <Co>'}, escape=True)
         assert '<a title="O&quot;Brien &amp; &lt;Co&gt;">' == actual
 
     def test_fill_raw_for_text(self) -> None:
         """In text and subject, values go in as they are."""
-        assert "Hi O'Brien & Co" == fill(f"Hi {slot('n')}", {"n": "O'Brien & Co"}, escape=False)
+        assert "Hi O'Brien & Co" == fill(
+            f"Hi {placeholder('n')}", {"n": "O'Brien & Co"}, escape=False
+        )
 
     def test_fill_is_one_pass(self) -> None:
         """A value that looks like a marker is not expanded again."""
-        values = {"a": slot("b"), "b": "secret"}
-        assert "[[mailer:b]]" == fill(slot("a"), values, escape=False)
+        values = {"a": placeholder("b"), "b": "secret"}
+        assert "[[mailer:b]]" == fill(placeholder("a"), values, escape=False)
 
     def test_personalise(self) -> None:
         """personalise fills subject, HTML and text for one recipient."""
-        content = Content(subject=f"Hi {slot('n')}", html=f"<b>{slot('n')}</b>", text=slot("n"))
+        content = Content(
+            subject=f"Hi {placeholder('n')}",
+            html=f"<b>{placeholder('n')}</b>",
+            text=placeholder("n"),
+        )
         actual = personalise(content, {"n": "A&B"})
         assert ("Hi A&B", "<b>A&amp;B</b>", "A&B") == (actual.subject, actual.html, actual.text)
 
 
 class TestBatch:
-    def test_every_slot_needs_a_value(
+    def test_every_placeholder_needs_a_value(
         self, make_batch: MakeBatch, make_recipient: MakeRecipient
     ) -> None:
-        """A recipient without a value for a slot the content uses is refused up front."""
+        """A recipient without a value for a placeholder the content uses is refused up front."""
         lacking = make_recipient(1, values={"first_name": "A"})
-        with pytest.raises(ValidationError, match=r"no value for slot.*unsubscribe_url"):
+        with pytest.raises(ValidationError, match=r"no value for placeholder.*unsubscribe_url"):
             make_batch(recipients=[lacking])
 
     def test_addresses_are_unique(
@@ -112,7 +120,9 @@ class TestBatch:
         with pytest.raises(ValidationError, match="line breaks"):
             make_recipient(1, headers={"X-Campaign": "a\r\nBcc: victim@example.com"})
 
-    @pytest.mark.parametrize("brk", ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"])
+    @pytest.mark.parametrize(
+        "brk", ["\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+    )
     def test_every_line_break_the_email_package_knows_is_refused(
         self, make_recipient: MakeRecipient, brk: str
     ) -> None:
@@ -121,7 +131,7 @@ class TestBatch:
             make_recipient(1, name=f"Ann{brk}Lee")
 
     def test_values_are_one_line(self, make_recipient: MakeRecipient) -> None:
-        """Slot values may not break lines, since they can land in the Subject."""
+        """Placeholder values may not break lines, since they can land in the Subject."""
         with pytest.raises(ValidationError, match="line breaks"):
             make_recipient(
                 1, values={"first_name": "A\nBcc: x@example.com", "unsubscribe_url": "u"}
@@ -177,21 +187,21 @@ class TestTransportProtocol:
 
 
 def _variant() -> CompiledVariant:
-    """A compiled variant as the renderer makes it, with two slots on first_name."""
+    """A compiled variant as the renderer makes it, with two placeholders on first_name."""
     first, friendly, unsubscribe = (
-        Slot("first_name"),
-        Slot("first_name", "friend"),
-        Slot("unsubscribe_url"),
+        Placeholder("first_name"),
+        Placeholder("first_name", "friend"),
+        Placeholder("unsubscribe_url"),
     )
     return CompiledVariant(
         key=frozenset(),
         name="general",
         segments=(),
-        slots=(first, friendly, unsubscribe, Slot("preferences_url")),
-        subject=SlotTemplate(("Hi ", ""), (1,)),
-        preheader=SlotTemplate(("Winter",), ()),
-        html=SlotTemplate(("<p>", " / ", '</p><a href="', '">x</a>'), (0, 1, 2)),
-        text=SlotTemplate(("Dear ", "\n", "\n"), (1, 2)),
+        placeholders=(first, friendly, unsubscribe, Placeholder("preferences_url")),
+        subject=PlaceholderTemplate(("Hi ", ""), (1,)),
+        preheader=PlaceholderTemplate(("Winter",), ()),
+        html=PlaceholderTemplate(("<p>", " / ", '</p><a href="', '">x</a>'), (0, 1, 2)),
+        text=PlaceholderTemplate(("Dear ", "\n", "\n"), (1, 2)),
         html_size=0,
         text_size=0,
         warnings=(),
@@ -199,19 +209,22 @@ def _variant() -> CompiledVariant:
 
 
 class TestVariantAdapter:
-    def test_slot_names(self) -> None:
-        """Slots are named by field, with the position added when there is a fallback."""
-        assert ["first_name", "first_name_1", "unsubscribe_url", "preferences_url"] == slot_names(
-            _variant().slots
-        )
+    def test_placeholder_names(self) -> None:
+        """Placeholders are named by field, with the position added when there is a fallback."""
+        assert [
+            "first_name",
+            "first_name_1",
+            "unsubscribe_url",
+            "preferences_url",
+        ] == placeholder_names(_variant().placeholders)
 
     def test_content_of(self) -> None:
-        """The renderer's variant becomes a Content with our markers where its slots were."""
+        """The renderer's variant becomes a Content with our markers where its placeholders were."""
         expected = Content(
-            subject=f"Hi {slot('first_name_1')}",
-            html=f"<p>{slot('first_name')} / {slot('first_name_1')}</p>"
-            f'<a href="{slot("unsubscribe_url")}">x</a>',
-            text=f"Dear {slot('first_name_1')}\n{slot('unsubscribe_url')}\n",
+            subject=f"Hi {placeholder('first_name_1')}",
+            html=f"<p>{placeholder('first_name')} / {placeholder('first_name_1')}</p>"
+            f'<a href="{placeholder("unsubscribe_url")}">x</a>',
+            text=f"Dear {placeholder('first_name_1')}\n{placeholder('unsubscribe_url')}\n",
         )
         assert expected == content_of(_variant())
 

@@ -23,7 +23,7 @@ from oracle import oracle_bytes, parse, reading
 from mailer.config import Sender, load_newsletter
 from mailer.headersafety import ENCODED_WORD, header_safe
 from mailer.issues.check import load_issue
-from mailer.mail import Batch, Content, Recipient, slot
+from mailer.mail import Batch, Content, Recipient, placeholder
 from mailer.render import CompiledVariant, render_issue
 from mailer.transports.message import MessageTemplate, list_id
 from mailer.transports.variant import content_of, values_of
@@ -34,17 +34,17 @@ SENDER = Sender(name="Connected Communities", email="news@example.org", reply_to
 LIST_ID = list_id("Connected Communities", "news.example.org")
 URL = "https://news.example.org/unsubscribe/tok"
 
-# Slots where values are awkward for quoted-printable: at the start of a line (".",
+# Placeholders where values are awkward for quoted-printable: at the start of a line (".",
 # "From "), at its end (trailing spaces and tabs), inside lines longer than 76 (soft
 # breaks around the value), at the very end without a newline; and in the subject.
-A, B = slot("a"), slot("b")
+A, B = placeholder("a"), placeholder("b")
 AWKWARD = Content(
     subject=f"Re: {A} and {B}",
     text=f"{A}\nDear {B}\n{'x' * 70}{A}{'y' * 90}\n\n{B} {A}\t\nThe end: {B}",
     html=f'<p>{A}</p>\r\n<p title="{B}">{"z" * 200}{A}</p>\n{A}',
 )
-BODY_SLOTS = Content(subject="News", text=AWKWARD.text, html=AWKWARD.html)
-"""AWKWARD with slots in its bodies only (a header takes no value with a line break in it)."""
+BODY_PLACEHOLDERS = Content(subject="News", text=AWKWARD.text, html=AWKWARD.html)
+"""AWKWARD with placeholders in its bodies only (a header takes no value with a line break in it)."""
 
 # What people put in names and fields, and what trips encoders up.
 TRICKY = [
@@ -227,8 +227,8 @@ class TestSameAsTheEmailPackage:
         assert_same(batch(recipient), recipient)
 
     @given(name=VALUES, subject=VALUES.filter(lambda s: s.strip()))
-    @example(name="News", subject="No slots and longer than a header line, " * 3)
-    def test_any_sender_and_subject_without_slots(self, name: str, subject: str) -> None:
+    @example(name="News", subject="No placeholders and longer than a header line, " * 3)
+    def test_any_sender_and_subject_without_placeholders(self, name: str, subject: str) -> None:
         """The headers every message of a batch shares are the email package's own."""
         content = Content(subject=subject, text=AWKWARD.text, html=AWKWARD.html)
         recipient = member()
@@ -276,7 +276,7 @@ class TestLineBreaksInValues:
     def test_in_the_bodies_they_break_lines(self, a: str) -> None:
         """In a body, a line break in a value ends the line, as the email package does it."""
         recipient = self.trusted(a)
-        assert_same(batch(recipient, BODY_SLOTS), recipient)
+        assert_same(batch(recipient, BODY_PLACEHOLDERS), recipient)
 
     def test_in_a_header_they_are_spaces(self) -> None:
         """Never a header line of its own: in the subject, a line break is a space."""
@@ -298,7 +298,7 @@ class TestOnTheWire:
         end of a line, the email package to 78 (policy.max_line_length).
         """
         recipient = member(a=a, b=b)
-        for body in bodies(fast(batch(recipient, BODY_SLOTS), recipient)):
+        for body in bodies(fast(batch(recipient, BODY_PLACEHOLDERS), recipient)):
             lines = body.split(b"\r\n")
             assert (True, [], []) == (
                 body.isascii(),
@@ -310,7 +310,7 @@ class TestOnTheWire:
     def test_the_boundary_is_only_between_parts(self, a: str, b: str) -> None:
         """The boundary has "=_", which quoted-printable never writes: no body can hold it."""
         recipient = member(a=a, b=b)
-        data = fast(batch(recipient, BODY_SLOTS), recipient)
+        data = fast(batch(recipient, BODY_PLACEHOLDERS), recipient)
         boundary = parse(data).get_boundary()
         assert boundary is not None
         assert (True, 4, [False, False]) == (

@@ -13,7 +13,12 @@ from doubles.smtp import free_port
 from pydantic import SecretStr
 
 from mailer.mail import Batch, Recipient
-from mailer.transports.sendgrid import SendGridTransport, error_messages, html_slot, request_body
+from mailer.transports.sendgrid import (
+    SendGridTransport,
+    error_messages,
+    html_placeholder,
+    request_body,
+)
 
 MakeBatch = Callable[..., Batch]
 MakeRecipient = Callable[..., Recipient]
@@ -83,7 +88,10 @@ class TestPayload:
     def test_html_has_its_own_markers(self, make_batch: MakeBatch) -> None:
         """The HTML has its own markers, so its values can be escaped apart from the text's."""
         html = build_payload(make_batch())["content"][1]["value"]
-        assert (True, False) == (html_slot("first_name") in html, "[[mailer:first_name]]" in html)
+        assert (True, False) == (
+            html_placeholder("first_name") in html,
+            "[[mailer:first_name]]" in html,
+        )
 
     def test_substitutions(self, make_batch: MakeBatch, make_recipient: MakeRecipient) -> None:
         """Each personalization carries its values: raw for the text, escaped for the HTML."""
@@ -144,16 +152,13 @@ class TestPayload:
             "mail_settings"
         ]
 
-
     def test_the_body_is_json_with_every_character_intact(
         self, make_batch: MakeBatch, make_recipient: MakeRecipient
     ) -> None:
         """Quotes, backslashes, accents and emoji in names and values survive as SendGrid reads them."""
         name = 'Siân "Sunny" O\\Brien 🌞'
         url = "https://news.example.org/unsubscribe/tok1"
-        member = make_recipient(
-            1, name=name, values={"first_name": name, "unsubscribe_url": url}
-        )
+        member = make_recipient(1, name=name, values={"first_name": name, "unsubscribe_url": url})
         [personalization] = build_payload(make_batch(recipients=[member]))["personalizations"]
         assert {"email": "member1@example.com", "name": name} == personalization["to"][0]
         assert name in personalization["substitutions"].values()
