@@ -1,12 +1,19 @@
 """The subscriber store: members, their history and suppressed addresses, in SQL.
 
 Open it with :func:`open_store`; everything else in mailer reads and writes the
-list through the returned :class:`SubscriberStore`::
+list through the returned :class:`SubscriberStore`:
 
-    with open_store(settings.database_url) as store:
-        for subscriber in store.active():
-            ...
-        store.set_status(subscriber.id, SubscriberStatus.bounced, reason="...", source="webhook")
+>>> import tempfile
+>>> from mailer.store import MemberRecord, SubscriberStatus, open_store
+>>> url = f"sqlite:///{tempfile.mkdtemp()}/mailer.db"
+>>> with open_store(url) as store:
+...     [ann, bo] = store.add(
+...         [MemberRecord(email="ann@example.org"), MemberRecord(email="bo@example.org")],
+...         source="doctest",
+...     )
+...     _ = store.set_status(ann.id, SubscriberStatus.bounced, reason="550", source="doctest")
+...     [member.email for member in store.active()]
+['bo@example.org']
 
 The names below load on first use, so that importing the light modules of this
 package (``mailer.store.models``) does not pull in SQLAlchemy and Alembic: the
