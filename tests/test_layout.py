@@ -100,7 +100,7 @@ def loaded_after(statement: str) -> set[str]:
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    return set(json.loads(result.stdout))
+    return set(json.loads(result.stdout.splitlines()[-1]))  # after what the statement printed
 
 
 def top_level(modules: set[str]) -> set[str]:
@@ -137,3 +137,37 @@ class TestImportsStayLight:
         """The public API is lazy: `import mailer` loads none of the stages."""
         loaded = loaded_after("import mailer")
         assert {"mailer"} == {name for name in loaded if name.startswith("mailer")}
+
+    def test_help_loads_no_stage(self) -> None:
+        """`mailer --help` loads the command line and nothing it does not show."""
+        loaded = loaded_after(
+            "import sys\nfrom mailer.cli import main\nsys.argv = ['mailer', '--help']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass"
+        )
+        assert "typer" in top_level(loaded)
+        heavy = {"pydantic", "pydantic_settings", "sqlalchemy", "jinja2", "mjml", "matplotlib"}
+        assert set() == heavy & top_level(loaded)
+        stages = {part_of(name) for name in loaded if name.startswith("mailer.")}
+        assert set() == stages & set(STAGES) - {"store"}  # store.models: the --status choices
+
+    def test_a_dry_run_loads_only_what_a_send_uses(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """`mailer send --dry-run` on SQLite: no web app, scheduler, reports, Alembic or psycopg."""
+        from mailer.store import open_store
+
+        url = f"sqlite:///{tmp_path / 'mailer.db'}"
+        open_store(url).close()  # created and migrated: opening it again needs no Alembic
+        monkeypatch.chdir(PACKAGE.parent)
+        monkeypatch.setenv("MAILER_DATABASE_URL", url)
+        loaded = loaded_after(
+            "import sys\nfrom mailer.cli import main\n"
+            "sys.argv = ['mailer', 'send', 'issues/2026-12-03-winter-connections.yaml', '--dry-run']\n"
+            "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code"
+        )
+        assert {"sqlalchemy", "mjml"} <= top_level(loaded)
+        unused = {"starlette", "uvicorn", "apscheduler", "matplotlib", "alembic", "psycopg"}
+        assert set() == unused & top_level(loaded)
+        assert set() == {"report", "web", "scheduling", "events"} & {
+            part_of(name) for name in loaded if name.startswith("mailer.")
+        }

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from mailer.config import Newsletter, Settings, get_settings, load_newsletter
+if TYPE_CHECKING:
+    from mailer.config import Newsletter, Settings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -15,6 +16,10 @@ err_console = Console(stderr=True)
 
 def load_context() -> tuple[Settings, Newsletter]:
     """The environment's settings and the newsletter's mailer.toml, validated."""
+    # Imported here: pydantic-settings and email-validator are a fifth of a second that
+    # `mailer --help` has no need of.
+    from mailer.config import get_settings, load_newsletter
+
     settings = get_settings()
     return settings, load_newsletter(settings.config_path)
 

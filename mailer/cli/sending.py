@@ -29,8 +29,6 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from mailer.mail import MAX_BATCH
-
 if TYPE_CHECKING:
     from mailer.audience.plan import Plan
     from mailer.config import Newsletter, Settings
@@ -84,13 +82,12 @@ def send(
         "Webhook posts): accepted ones become sent, dropped ones failed.",
         show_default=False,
     ),
-    batch_size: int = typer.Option(
-        MAX_BATCH,
+    batch_size: int | None = typer.Option(
+        None,
         "--batch-size",
         min=1,
-        max=MAX_BATCH,
         hidden=True,
-        help="Recipients per batch (at most 1000, the default); smaller only for tests.",
+        help="Recipients per batch (at most one SendGrid request's, the default); smaller only for tests.",
     ),
 ) -> None:
     """Send an issue to every active member who does not have it yet, exactly once.
@@ -110,8 +107,14 @@ def send(
     """
     from mailer.cli.common import load_context
     from mailer.issues.check import load_issue
+    from mailer.mail import MAX_BATCH
     from mailer.sending.run import ensure_sendable
 
+    if batch_size is not None and batch_size > MAX_BATCH:
+        raise typer.BadParameter(
+            f"{batch_size} is more than one SendGrid request takes: at most {MAX_BATCH}",
+            param_hint="--batch-size",
+        )
     settings, newsletter = load_context()
     issue = load_issue(issue_path, newsletter)
     emails = [part.strip() for entry in test for part in entry.split(",") if part.strip()]
@@ -136,7 +139,7 @@ def send(
         as_json=as_json,
         resolve_unknown=resolve_unknown,
         reconcile_file=reconcile_file,
-        batch_size=batch_size,
+        batch_size=batch_size or MAX_BATCH,
     )
 
 
@@ -157,7 +160,6 @@ def _send(
 ) -> None:
     from mailer.audience.plan import plan
     from mailer.cli.common import console, err_console
-    from mailer.events.reconcile import read_events, reconcile
     from mailer.sending.personalise import link_signer
     from mailer.sending.run import SendStopped
     from mailer.sending.send import has_work, run_send
@@ -171,6 +173,8 @@ def _send(
     with open_store(settings.database_url) as store:
         ledger = Ledger(store.engine)
         if reconcile_file is not None:
+            from mailer.events.reconcile import read_events, reconcile
+
             done = reconcile(ledger, read_events(reconcile_file))
             err_console.print(
                 f"Reconciled from {reconcile_file}: {done.events} events of this list, "

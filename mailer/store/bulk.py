@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-import psycopg
 from sqlalchemy import JSON, Connection, Table
 
 from mailer.store.schema import UTCDateTime
@@ -53,6 +52,8 @@ class BulkWriter:
     def _copy(
         self, sql: str, table: Table, names: list[str], rows: Sequence[Mapping[str, Any]]
     ) -> None:
+        import psycopg  # here, not at the top: SQLite stores never load it
+
         driver = self.connection.connection.driver_connection
         assert isinstance(driver, psycopg.Connection)
         with driver.cursor() as cursor, cursor.copy(sql) as copy:

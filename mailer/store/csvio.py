@@ -19,6 +19,7 @@ can fix the whole file in one go.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 import re
@@ -317,7 +318,7 @@ def import_members(
     if parsed.problems and not skip_invalid:
         raise SubscriberDataError(parsed.problems)
     counts = store.upsert_many(parsed.records, source=f"import {parsed.path}", dry_run=dry_run)
-    counts = counts.model_copy(update={"skipped": parsed.bad_rows})
+    counts = dataclasses.replace(counts, skipped=parsed.bad_rows)
     return ImportResult(counts, parsed.problems)
 
 

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -138,15 +138,21 @@ def head_revisions() -> set[str]:
     return set(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
-def current_revisions(connection: Connection) -> set[str]:
-    from alembic.runtime.migration import MigrationContext
+HEAD_REVISION = "0005"
+"""The newest schema revision, the migrations' head (a test checks they agree): opening an
+up-to-date store then reads one row and never imports Alembic, a third of a second."""
 
-    return set(MigrationContext.configure(connection).get_current_heads())
+
+def current_revisions(connection: Connection) -> set[str]:
+    """The revisions the database is at, from Alembic's own table; none for a new database."""
+    if not inspect(connection).has_table("alembic_version"):
+        return set()
+    return set(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
 
 
 def migrate(engine: Engine) -> None:
     """Bring the database up to the newest schema; cheap when it already is."""
-    heads = head_revisions()
+    heads = {HEAD_REVISION}
     with engine.connect() as connection:
         current = current_revisions(connection)
     if current == heads:

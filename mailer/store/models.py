@@ -5,6 +5,9 @@
 * :class:`MemberRecord` is one member as an import (or ``add``) describes them;
   a field left as ``None`` means "not given", so an upsert leaves it alone.
 * :class:`ImportCounts` is what an import reports.
+
+Plain dataclasses and enums, no pydantic: the command line loads this module to
+build its options (``--status``), and ``mailer --help`` should stay quick.
 """
 
 from __future__ import annotations
@@ -16,8 +19,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, NamedTuple
-
-from pydantic import BaseModel, ConfigDict
 
 # Column names read as another: the spellings spreadsheets use for our fields.
 ALIASES = {
@@ -145,10 +146,9 @@ class MemberRecord(NamedTuple):
     created_at: dt.datetime | None = None
 
 
-class ImportCounts(BaseModel):
+@dataclass(frozen=True, slots=True)
+class ImportCounts:
     """What an import did, row by row: every valid row is counted exactly once."""
-
-    model_config = ConfigDict(frozen=True)
 
     added: int = 0
     updated: int = 0

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from mailer.errors import ConfigError, StoreError
 from mailer.store import MemberRecord, SubscriberStore, open_store
 from mailer.store.database import (
+    HEAD_REVISION,
     head_revisions,
     make_engine,
     migrate,
@@ -127,6 +128,10 @@ class TestMigrations:
         with open_store(database_url) as store, store.engine.connect() as connection:
             current = set(MigrationContext.configure(connection).get_current_heads())
         assert head_revisions() == current
+
+    def test_the_head_revision_mailer_checks_is_the_migrations_head(self) -> None:
+        """Opening a store compares the database with HEAD_REVISION, without loading Alembic."""
+        assert {HEAD_REVISION} == head_revisions()
 
     def test_migrations_match_the_tables_the_code_declares(self, store: SubscriberStore) -> None:
         """The hand-written migrations create exactly the tables in mailer.store.schema, on both databases."""
