@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.project import ROOT
 from hypothesis import HealthCheck, settings
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-# Real servers standing in for SendGrid and an SMTP relay: sendgrid_double, smtp_server, ...
-# and real databases (SQLite, and a PostgreSQL schema per test): database_url, ...
-pytest_plugins = ["doubles.fixtures", "databases", "browser"]
+# Real databases (SQLite, and a PostgreSQL schema per test): database_url, ...; headless
+# Chromium: browser; real servers standing in for SendGrid and an SMTP relay:
+# sendgrid_double, smtp_server, ...
+pytest_plugins = ["helpers.databases", "helpers.browser", "doubles.fixtures"]
 
 # Property tests judge correctness, not speed (benchmarks do that): no per-example
 # deadline, which a loaded 2-core machine would turn into flaky failures. CI runs
@@ -34,4 +34,4 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def project_root() -> Path:
-    return PROJECT_ROOT
+    return ROOT

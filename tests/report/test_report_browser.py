@@ -6,17 +6,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from playwright.sync_api import Browser, Page, Request
-from reporttools import (
-    BASE_URL,
+from helpers.history import (
     EXPECTED_SECOND,
     FIRST,
     HEALTH_AT_FIRST,
     HEALTH_AT_SECOND,
-    ROOT,
     SECOND,
     History,
 )
+from helpers.project import BASE_URL, ROOT
+from playwright.sync_api import Browser, Page, Request
 
 from mailer.config import load_newsletter
 from mailer.report.build import issue_report, list_report

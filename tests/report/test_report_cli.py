@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from reporttools import (
-    BASE_URL,
+from helpers.history import (
     EXPECTED_FIRST,
     EXPECTED_SECOND,
     FIRST,
@@ -22,6 +21,7 @@ from reporttools import (
     SITE,
     History,
 )
+from helpers.project import BASE_URL, ROOT
 from typer.testing import CliRunner, Result
 
 from mailer.cli import app, reporting
@@ -235,8 +235,6 @@ class TestMistakes:
 
 def _config_with_issues(tmp_path: Path, issues: Path) -> str:
     """A copy of mailer.toml whose issues_dir is ``issues``."""
-    from reporttools import ROOT
-
     text = (ROOT / "mailer.toml").read_text(encoding="utf-8")
     text = text.replace('issues_dir = "issues"', f'issues_dir = "{issues}"')
     text = text.replace('templates_dir = "templates"', f'templates_dir = "{ROOT / "templates"}"')

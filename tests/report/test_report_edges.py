@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from reporttools import BASE_URL, ROOT
+from helpers.project import BASE_URL, ROOT
 
 from mailer.config import load_newsletter
 from mailer.events.apply import apply_events

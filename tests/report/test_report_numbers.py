@@ -5,21 +5,20 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from reporttools import (
-    BASE_URL,
+from helpers.history import (
     EXPECTED_FIRST,
     EXPECTED_SECOND,
     FIRST,
     HEALTH_AT_FIRST,
     HEALTH_AT_SECOND,
     HEALTH_NOW,
-    ROOT,
     SECOND,
     SITE,
     T1,
     T2,
     History,
 )
+from helpers.project import BASE_URL, ROOT
 
 from mailer.config import load_newsletter
 from mailer.errors import ReportError

@@ -1,4 +1,5 @@
-"""Fixtures for the scheduler's tests; the helpers they use are in schedtools.py.
+"""Fixtures for the scheduler's tests; the helpers they use are in
+tests/helpers/scheduling.py.
 
 * ``project``: a project folder of the test's own (mailer.toml with the sample
   [schedule]: every other Thursday 09:00 Europe/London from 2026-12-03; an empty
@@ -20,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.databases import backend_url
+from helpers.project import BASE_URL
+from helpers.scheduling import SECRET, Project
 from pydantic import SecretStr
-from schedtools import BASE_URL, SECRET, Project
 
 from mailer.config import Newsletter, Settings, load_newsletter
 from mailer.scheduling.runner import Runner
@@ -30,11 +33,8 @@ from mailer.store import SubscriberStore, open_store
 
 @pytest.fixture
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    backend = getattr(request, "param", "sqlite")
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'subscribers' / 'mailer.db'}"
-    url: str = request.getfixturevalue("postgres_schema_url")
-    return url
+    """SQLite, unless a test asks for both (``@both_databases``)."""
+    return backend_url(getattr(request, "param", "sqlite"), request, tmp_path)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Fixtures for the sending tests; the helpers they use are in sendtools.py."""
+"""Fixtures for the sending tests; the helpers they use are in tests/helpers/sending.py."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.project import BASE_URL, ROOT, SAMPLE_ISSUE
+from helpers.sending import SECRET, SG_KEY, Sending
 from pydantic import SecretStr
-from sendtools import BASE_URL, ISSUE_PATH, ROOT, SECRET, SG_KEY, Sending
 
 from mailer.config import Newsletter, Settings, load_newsletter
 from mailer.issues.check import load_issue
@@ -23,7 +24,7 @@ def newsletter() -> Newsletter:
 
 @pytest.fixture(scope="session")
 def issue(newsletter: Newsletter) -> Issue:
-    loaded = load_issue(ISSUE_PATH, newsletter)
+    loaded = load_issue(SAMPLE_ISSUE, newsletter)
     assert "ready" == loaded.status
     return loaded
 

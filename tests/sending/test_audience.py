@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sendtools import add_members
+from helpers.members import add_members
 
 from mailer.audience.plan import Addressee, Done, Pending, batches, members, plan
 from mailer.config import Newsletter

@@ -8,7 +8,8 @@ import threading
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sendtools import add_members, dead_owner
+from helpers.members import add_members
+from helpers.owners import dead_owner
 from sqlalchemy import inspect
 
 from mailer.errors import SendRefused

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.oracle import oracle_bytes, parse, reading
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
-from oracle import oracle_bytes, parse, reading
 
 from mailer.config import Sender, load_newsletter
 from mailer.headersafety import ENCODED_WORD, header_safe

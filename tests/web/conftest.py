@@ -18,8 +18,10 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers.events import Signer
+from helpers.project import ROOT
+from helpers.web import SECRET, LiveServer, Web
 from pydantic import SecretStr
-from webtools import ROOT, SECRET, LiveServer, Signer, Web
 
 from mailer.config import Newsletter, Settings, load_newsletter
 from mailer.store import open_store

@@ -6,9 +6,10 @@ import logging
 from collections.abc import Callable
 
 import pytest
+from helpers.project import ROOT
+from helpers.web import Web
 from pydantic import SecretStr
 from typer.testing import CliRunner
-from webtools import ROOT, Web
 
 from mailer.cli import app as cli
 from mailer.config import Settings, load_newsletter

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from webtools import Web
+from helpers.web import Web
 
 from mailer.store.ledger import Ledger, new_owner
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from webtools import ROOT
+from helpers.project import ROOT
 
 from mailer.audience.plan import members
 from mailer.config import load_newsletter

@@ -8,8 +8,8 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from helpers.web import Web
 from playwright.sync_api import Browser, Page, expect
-from webtools import Web
 
 from mailer.store import SubscriberStatus
 from mailer.store.preferences import opted_out
@@ -18,8 +18,6 @@ from mailer.tokens import Purpose
 pytestmark = pytest.mark.browser
 
 PHONE = {"width": 375, "height": 740}
-
-
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import itertools
 from collections.abc import Iterator
 
 import pytest
+from helpers.events import at, logged_effects, sg_event
 from sqlalchemy import func, select
-from webtools import at, logged_effects, sg_event
 
 from mailer.events.apply import apply_events
 from mailer.events.sendgrid import SendGridEvent

@@ -7,9 +7,10 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
+from helpers.events import body_of, sg_event
+from helpers.web import SECRET, Web, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from webtools import SECRET, Web, body_of, sg_event, snapshot
 
 from mailer.events.sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from mailer.store import SubscriberStatus

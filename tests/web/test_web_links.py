@@ -9,8 +9,8 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from helpers.web import OLD_SECRET, SECRET, Web, snapshot
 from pydantic import SecretStr
-from webtools import OLD_SECRET, SECRET, Web, snapshot
 
 from mailer.store import SubscriberStatus
 from mailer.store.preferences import opted_out

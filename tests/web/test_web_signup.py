@@ -13,8 +13,8 @@ import httpx
 import pytest
 import time_machine
 from doubles.smtp import SmtpServer
+from helpers.web import Web, snapshot
 from pydantic import SecretStr
-from webtools import Web, snapshot
 
 from mailer.store import SubscriberStatus
 from mailer.web.context import SignupLimits

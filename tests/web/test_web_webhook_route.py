@@ -6,7 +6,8 @@ import json
 import time
 from collections.abc import Callable
 
-from webtools import Web, at, body_of, sg_event, snapshot
+from helpers.events import at, body_of, sg_event
+from helpers.web import Web, snapshot
 
 from mailer.events.sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEADER
 

@@ -9,7 +9,7 @@ import time
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from webtools import Signer, body_of, sg_event
+from helpers.events import Signer, body_of, sg_event
 
 from mailer.errors import ConfigError, WebhookPayloadError, WebhookSignatureError
 from mailer.events.sendgrid import (

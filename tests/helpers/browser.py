@@ -1,4 +1,5 @@
-"""Debian's headless Chromium for the browser tests, registered by tests/conftest.py.
+"""Debian's headless Chromium for the browser tests: a pytest plugin, registered by
+tests/conftest.py as ``helpers.browser``.
 
 Playwright drives /usr/bin/chromium (its own browser download cannot work here);
 the flags keep Chromium from reaching for the network, which this machine refuses.

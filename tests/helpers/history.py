@@ -1,4 +1,4 @@
-"""A known history of two issues, built through the real parts (imported by name, like sendtools).
+"""A known history of two issues, built through the real parts, that the report tests read.
 
 Thirteen members, two issues sent with `mailer send` (the outbox transport), and
 SendGrid's events applied through :func:`mailer.events.apply_events` (what the
@@ -46,13 +46,12 @@ from typing import Any
 import time_machine
 from typer.testing import CliRunner
 
+from helpers.project import BASE_URL, ROOT
 from mailer.cli import app
 from mailer.events.apply import apply_events
 from mailer.events.sendgrid import SendGridEvent
 from mailer.store import MemberRecord, SubscriberStatus, SubscriberStore, open_store
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-BASE_URL = "https://news.example.org"
 SITE = "https://connected-communities.example.org"
 FIRST = "2026-01-08-first-light"
 SECOND = "2026-01-22-second-wind"

@@ -1,4 +1,5 @@
-"""Database fixtures for any test that needs a real store, registered by tests/conftest.py.
+"""Database fixtures for any test that needs a real store: a pytest plugin, registered by
+tests/conftest.py as ``helpers.databases``.
 
 Available to the whole suite:
 
@@ -8,6 +9,9 @@ Available to the whole suite:
   the tests; it never skips them.
 * ``postgres_server``, ``postgres_schema_url``: the pieces, for tests that want
   one database only.
+
+And for fixtures of other scopes or parameters: ``BACKENDS`` (the two, PostgreSQL
+marked ``postgres``), :func:`backend_url` and :func:`postgres_schema`.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -48,10 +53,9 @@ def postgres_server() -> str:
     return POSTGRES_URL
 
 
-@pytest.fixture
-def postgres_schema_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A URL whose search_path is a fresh, empty schema, dropped after the test."""
-    server: str = request.getfixturevalue("postgres_server")
+@contextmanager
+def postgres_schema(server: str) -> Iterator[str]:
+    """A URL whose search_path is a fresh, empty schema on ``server``, dropped after."""
     schema = f"mailer_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(libpq_url(server), autocommit=True) as connection:
         connection.execute(f'CREATE SCHEMA "{schema}"')
@@ -63,10 +67,23 @@ def postgres_schema_url(request: pytest.FixtureRequest) -> Iterator[str]:
             connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-@pytest.fixture(params=BACKENDS)
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database: a SQLite file in a folder that does not exist yet, or a PostgreSQL schema."""
-    if request.param == "sqlite":
+def backend_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database on ``backend``: a SQLite file in a folder that does not exist yet,
+    or a PostgreSQL schema (``postgres_schema_url``, dropped after the test)."""
+    if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'subscribers' / 'mailer.db'}"
     url: str = request.getfixturevalue("postgres_schema_url")
     return url
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_server: str) -> Iterator[str]:
+    """A URL whose search_path is a fresh, empty schema, dropped after the test."""
+    with postgres_schema(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database: a SQLite file in a folder that does not exist yet, or a PostgreSQL schema."""
+    return backend_url(request.param, request, tmp_path)

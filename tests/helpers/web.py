@@ -1,33 +1,28 @@
-"""Helpers for the web app's tests: a real uvicorn server in a thread, signed webhook batches."""
+"""The web app's tests: the app under a real uvicorn server in a thread, and what it stored.
+
+Signed webhook batches are made with :mod:`helpers.events`.
+"""
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import itertools
-import json
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select
 
+from helpers.events import Signer
 from mailer.config import Settings
-from mailer.events.sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from mailer.store import MemberRecord, Subscriber, SubscriberStore
 from mailer.store.eventlog import WebhookEventRow
 from mailer.store.schema import SubscriberEventRow, SubscriberRow
 from mailer.tokens import Purpose, TokenSigner
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 SECRET = "web-test-secret-key-0123456789abcdef"
 OLD_SECRET = "web-test-old-secret-key-9876543210"
 
@@ -77,80 +72,6 @@ class LiveServer:
         self.sock.close()
 
 
-# -- SendGrid's signed Event Webhook --------------------------------------------------------
-
-
-@dataclass
-class Signer:
-    """Signs webhook bodies as SendGrid does, with a key made for the test."""
-
-    private_key: ec.EllipticCurvePrivateKey = field(
-        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
-    )
-
-    @property
-    def public_key(self) -> str:
-        """Base64 DER (SubjectPublicKeyInfo), as SendGrid shows it."""
-        der = self.private_key.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-        return base64.b64encode(der).decode("ascii")
-
-    def signature(self, body: bytes, timestamp: str) -> str:
-        signed = self.private_key.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
-        return base64.b64encode(signed).decode("ascii")
-
-    def headers(self, body: bytes, timestamp: int | None = None) -> dict[str, str]:
-        stamp = str(int(time.time()) if timestamp is None else timestamp)
-        return {
-            "Content-Type": "application/json",
-            SIGNATURE_HEADER: self.signature(body, stamp),
-            TIMESTAMP_HEADER: stamp,
-        }
-
-
-_ids = itertools.count(1)
-
-
-def at(minutes: float) -> int:
-    """A Unix timestamp ``minutes`` from now (events must come after members joined)."""
-    return int(time.time() + minutes * 60)
-
-
-def sg_event(
-    event: str,
-    email: str,
-    *,
-    timestamp: int | None = None,
-    subscriber: int | None = None,
-    issue: str | None = None,
-    sg_event_id: str | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    """One event as SendGrid posts it, with our custom_args when given."""
-    body: dict[str, Any] = {
-        "email": email,
-        "timestamp": at(1) if timestamp is None else timestamp,
-        "event": event,
-        "sg_event_id": sg_event_id or f"evt-{next(_ids):08d}-{event}",
-        "sg_message_id": "msg123.filter0001.16648.5515E0B88.0",
-        "smtp-id": "<14c5d75ce93.dfd.64b469@ismtpd-555>",
-        **extra,
-    }
-    if subscriber is not None:
-        body["subscriber"] = str(subscriber)
-    if issue is not None:
-        body["issue"] = issue
-    return body
-
-
-def body_of(events: list[Mapping[str, Any]]) -> bytes:
-    return json.dumps(events).encode()
-
-
-# -- looking at the database ---------------------------------------------------------------------
-
-
 def snapshot(store: SubscriberStore) -> dict[str, Any]:
     """What a refused request must leave alone: statuses, history, the event log."""
     with store.engine.connect() as connection:
@@ -160,22 +81,6 @@ def snapshot(store: SubscriberStore) -> dict[str, Any]:
         history = connection.scalar(select(func.count()).select_from(SubscriberEventRow))
         logged = connection.scalar(select(func.count()).select_from(WebhookEventRow))
     return {"statuses": statuses, "history": history, "events": logged}
-
-
-def logged_effects(store: SubscriberStore) -> dict[str, str]:
-    with store.engine.connect() as connection:
-        rows = connection.execute(select(WebhookEventRow.sg_event_id, WebhookEventRow.effect))
-        return {key: effect for key, effect in rows}
-
-
-def iso(timestamp: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC)
-
-
-def links_in(text: str) -> Iterator[str]:
-    import re
-
-    yield from re.findall(r"https?://[^\s<>\"]+", text)
 
 
 @dataclass
