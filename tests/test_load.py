@@ -11,11 +11,14 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mailer.config import Newsletter, load_newsletter
+from mailer.config import Newsletter
 from mailer.errors import IssueFileError
 from mailer.issues.check import check_issue, check_text, load_issue
 from mailer.issues.model import Issue, IssueCheck
 from mailer.issues.source import IssueYamlLoader
+
+# Each test works in its own folder, so that paths read as an editor would type them.
+pytestmark = pytest.mark.usefixtures("in_tmp")
 
 NAME = "2026-12-03-test.yaml"
 
@@ -36,18 +39,6 @@ MISSING_SUBJECT = (
     f"{NAME}:1: 'subject' is missing from the issue: "
     "write the subject line members see in their inbox"
 )
-
-
-@pytest.fixture
-def newsletter(project_root: Path) -> Newsletter:
-    return load_newsletter(project_root / "mailer.toml")
-
-
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test works in its own folder, so that paths read as an editor would type them."""
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
 
 
 def check(newsletter: Newsletter, content: str | bytes, name: str = NAME) -> IssueCheck:

@@ -11,7 +11,7 @@ import yaml
 from typer.testing import CliRunner, Result
 
 from mailer.cli import app
-from mailer.config import Newsletter, load_newsletter
+from mailer.config import Newsletter
 from mailer.errors import ConfigError
 from mailer.issues.model import Issue
 from mailer.render.preview import preview_keys
@@ -131,11 +131,6 @@ class TestPreviewCommand:
         result = run(str(tmp_path / "nope.yaml"), "--out", str(out))
         assert 1 == result.exit_code
         assert "nope.yaml" in result.stderr and "Traceback" not in result.stderr
-
-
-@pytest.fixture(scope="module")
-def newsletter() -> Newsletter:
-    return load_newsletter(PROJECT_ROOT / "mailer.toml")
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import mjml
 import pytest
 import yaml
 
-from mailer.config import Newsletter, load_newsletter
+from mailer.config import Newsletter
 from mailer.errors import RenderError, SizeBudgetError
 from mailer.issues.model import Issue
 from mailer.render import (
@@ -37,11 +37,6 @@ MEMBER = {
     "unsubscribe_url": "https://news.example.org/unsubscribe/tok1?a=1&b=2",
     "preferences_url": "https://news.example.org/preferences/tok1",
 }
-
-
-@pytest.fixture(scope="module")
-def newsletter() -> Newsletter:
-    return load_newsletter(PROJECT_ROOT / "mailer.toml")
 
 
 @pytest.fixture(scope="module")

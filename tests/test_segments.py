@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mailer.audience.segments import SegmentRules, segments_of, with_segments
-from mailer.config import Newsletter, Segment, load_newsletter
+from mailer.config import Newsletter, Segment
 from mailer.errors import ConfigError
 from mailer.store import Subscriber, SubscriberStatus
 
@@ -109,10 +109,6 @@ class TestSegmentRules:
 
 
 class TestSampleSegments:
-    @pytest.fixture
-    def newsletter(self, project_root: Path) -> Newsletter:
-        return load_newsletter(project_root / "mailer.toml")
-
     def test_segments_of_uses_the_newsletters_rules(self, newsletter: Newsletter) -> None:
         """The sample mailer.toml: youth by tag, wales by region."""
         someone = member(tags=("youth-loneliness", "in-person"), region="Wales")

@@ -61,7 +61,7 @@ def pages(history: History) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def issue(browser: Browser, pages: dict[str, str]) -> Iterator[Opened]:
+def opened_issue(browser: Browser, pages: dict[str, str]) -> Iterator[Opened]:
     opened = open_page(browser, pages["issue"], 1000)
     yield opened
     opened.page.close()
@@ -78,36 +78,39 @@ def chart_boxes(page: Page) -> dict[str, tuple[float, float]]:
 
 
 class TestTheIssuePage:
-    def test_both_charts_are_drawn(self, issue: Opened) -> None:
+    def test_both_charts_are_drawn(self, opened_issue: Opened) -> None:
         """The funnel and the list health chart take up room, and their bars and lines do too."""
-        boxes = chart_boxes(issue.page)
+        boxes = chart_boxes(opened_issue.page)
         assert ["funnel", "health"] == sorted(boxes)
         for width, height in boxes.values():
             assert width > 300 and height > 150
         for chart in ("funnel", "health"):
-            drawn = issue.page.locator(f"#{chart} g[id^='{chart}-patch_'] path").all()
+            drawn = opened_issue.page.locator(f"#{chart} g[id^='{chart}-patch_'] path").all()
             assert drawn, chart
             sizes = [box for path in drawn[:20] if (box := path.bounding_box())]
             assert any(box["width"] > 10 and box["height"] > 5 for box in sizes), chart
 
-    def test_nothing_is_fetched_and_nothing_complains(self, issue: Opened) -> None:
+    def test_nothing_is_fetched_and_nothing_complains(self, opened_issue: Opened) -> None:
         """No request at all (not a font, not an image), no console message, no script error."""
-        assert [] == issue.requests
-        assert [] == issue.console
-        assert [] == issue.errors
+        assert [] == opened_issue.requests
+        assert [] == opened_issue.console
+        assert [] == opened_issue.errors
 
-    def test_charts_are_named_for_screen_readers(self, issue: Opened) -> None:
+    def test_charts_are_named_for_screen_readers(self, opened_issue: Opened) -> None:
         """role=img, labelled by the chart's own title and description."""
-        funnel = issue.page.locator("svg#funnel")
+        funnel = opened_issue.page.locator("svg#funnel")
         assert "img" == funnel.get_attribute("role")
         assert "funnel-title funnel-desc" == funnel.get_attribute("aria-labelledby")
-        assert "Delivery funnel per segment" == issue.page.locator("#funnel-title").text_content()
-        described = issue.page.locator("#funnel-desc").text_content() or ""
+        assert (
+            "Delivery funnel per segment"
+            == opened_issue.page.locator("#funnel-title").text_content()
+        )
+        described = opened_issue.page.locator("#funnel-desc").text_content() or ""
         assert "All members: sent 8, delivered 8, opened 2, clicked 1" in described
 
-    def test_the_tables_beside_the_charts_hold_the_figures(self, issue: Opened) -> None:
+    def test_the_tables_beside_the_charts_hold_the_figures(self, opened_issue: Opened) -> None:
         """Every count of the Delivery and Response tables, as the page shows them."""
-        page = issue.page
+        page = opened_issue.page
         for name, expected in EXPECTED_SECOND.items():
             for table, measures in (
                 ("delivery", ("sent", "delivered", "bounced", "dropped", "not_sent")),
@@ -131,12 +134,14 @@ class TestTheIssuePage:
                 }
                 assert {measure: str(expected[measure]) for measure in measures} == shown
 
-    def test_rates_sit_under_their_counts(self, issue: Opened) -> None:
-        cell = issue.page.locator("#response tr[data-segment='all'] td[data-measure='opened']")
+    def test_rates_sit_under_their_counts(self, opened_issue: Opened) -> None:
+        cell = opened_issue.page.locator(
+            "#response tr[data-segment='all'] td[data-measure='opened']"
+        )
         assert ["2", "25.0%"] == cell.inner_text().split()
 
-    def test_the_list_health_table(self, issue: Opened) -> None:
-        rows = issue.page.locator("#health-table tbody tr").all()
+    def test_the_list_health_table(self, opened_issue: Opened) -> None:
+        rows = opened_issue.page.locator("#health-table tbody tr").all()
         cells = [row.locator("td").all_inner_texts() for row in rows]
         assert [
             [*cells[0][:2], *(str(n) for n in HEALTH_AT_FIRST)],

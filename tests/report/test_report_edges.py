@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from helpers.project import BASE_URL, ROOT
@@ -17,19 +15,13 @@ from mailer.mail import Delivery
 from mailer.report import queries
 from mailer.report.build import issue_report, issue_slug
 from mailer.report.models import IssueReport
-from mailer.store import MemberRecord, Subscriber, SubscriberStore, open_store
+from mailer.store import MemberRecord, Subscriber, SubscriberStore
 from mailer.store.eventlog import URL_LENGTH
 from mailer.store.ledger import Ledger, SendStatus, new_owner
 
 ISSUE = "2026-03-05-edges"
 NEWSLETTER = load_newsletter(ROOT / "mailer.toml")
 _ids = itertools.count()
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[SubscriberStore]:
-    with open_store(database_url) as opened:
-        yield opened
 
 
 def send(
@@ -162,11 +154,6 @@ class TestIndexes:
         with store.engine.connect() as connection:
             rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}").all()
         return "\n".join(str(row[-1]) for row in rows)
-
-    @pytest.fixture
-    def sqlite_store(self, tmp_path: Path) -> Iterator[SubscriberStore]:
-        with open_store(f"sqlite:///{tmp_path / 'mailer.db'}") as opened:
-            yield opened
 
     def test_events_are_summed_from_the_index(self, sqlite_store: SubscriberStore) -> None:
         plan = self.plan(sqlite_store, queries._event_sums(ISSUE))

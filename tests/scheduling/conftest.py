@@ -7,9 +7,13 @@ tests/helpers/scheduling.py.
 * ``database``: SQLite, or, in tests marked ``@both_databases``, SQLite and PostgreSQL
   (a fresh schema each): only where the database's behaviour is what is tested
   (claims, the migration, exactly-once), to keep the suite fast.
+* ``project_newsletter``: that project's mailer.toml, loaded (``newsletter`` is the
+  repository's).
 * ``settings``: the outbox in tmp_path, on ``database``.
 * ``store``, ``runner(...)``: an open store, and a :class:`Runner` on it (a
-  second call is a second scheduler process, with its own owner id).
+  second call is a second scheduler process, with its own owner id). ``store``
+  here stands in for the suite's (tests/conftest.py), which is always on both
+  databases: it is on ``database``.
 * Time is moved with time-machine's ``time_machine`` fixture (``move_to``): the
   runner reads the clock like the real service does.
 """
@@ -43,7 +47,8 @@ def project(tmp_path: Path) -> Project:
 
 
 @pytest.fixture
-def newsletter(project: Project) -> Newsletter:
+def project_newsletter(project: Project) -> Newsletter:
+    """The test's project's mailer.toml (not the repository's: its [schedule] is the sample's)."""
     return load_newsletter(project.config)
 
 
@@ -60,6 +65,7 @@ def settings(tmp_path: Path, database: str, project: Project) -> Settings:
 
 @pytest.fixture
 def store(settings: Settings) -> Iterator[SubscriberStore]:
+    """An empty store on ``database``: SQLite, or both where a test is ``@both_databases``."""
     with open_store(settings.database_url) as opened:
         yield opened
 

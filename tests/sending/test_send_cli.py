@@ -36,7 +36,8 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 
 @pytest.fixture
-def store(env: dict[str, str]) -> SubscriberStore:
+def project_store(env: dict[str, str]) -> SubscriberStore:
+    """The store of that project (MAILER_DATABASE_URL), with six members, closed again."""
     with open_store(env["MAILER_DATABASE_URL"]) as opened:
         add_members(opened, 6)
         return opened
@@ -67,7 +68,7 @@ def issue_copy(tmp_path: Path, **replace: str) -> Path:
 
 class TestSend:
     def test_sends_and_prints_a_summary_per_variant(
-        self, store: SubscriberStore, invoke: Invoke, tmp_path: Path
+        self, project_store: SubscriberStore, invoke: Invoke, tmp_path: Path
     ) -> None:
         """With --yes it sends to everyone, then prints sent and skipped per variant and where the files are."""
         result = invoke(str(SAMPLE_ISSUE), "--yes")
@@ -78,7 +79,7 @@ class TestSend:
         assert 6 == len(outbox_files(tmp_path / "outbox" / ISSUE))
 
     def test_a_second_run_says_everyone_has_it(
-        self, store: SubscriberStore, invoke: Invoke
+        self, project_store: SubscriberStore, invoke: Invoke
     ) -> None:
         """Running it again sends nothing and says so."""
         invoke(str(SAMPLE_ISSUE), "--yes")
@@ -88,15 +89,15 @@ class TestSend:
             result.output.split()
         )
 
-    def test_asks_before_sending(self, store: SubscriberStore, invoke: Invoke) -> None:
+    def test_asks_before_sending(self, project_store: SubscriberStore, invoke: Invoke) -> None:
         """Without --yes it asks; 'n' sends nothing, 'y' sends."""
         declined = invoke(str(SAMPLE_ISSUE), input="n\n")
-        assert (1, 0) == (declined.exit_code, ledger_rows(store))
+        assert (1, 0) == (declined.exit_code, ledger_rows(project_store))
         assert "Send to 6 members through outbox? [y/N]" in declined.output
         accepted = invoke(str(SAMPLE_ISSUE), input="y\n")
-        assert (0, 6) == (accepted.exit_code, ledger_rows(store))
+        assert (0, 6) == (accepted.exit_code, ledger_rows(project_store))
 
-    def test_prints_json(self, store: SubscriberStore, invoke: Invoke) -> None:
+    def test_prints_json(self, project_store: SubscriberStore, invoke: Invoke) -> None:
         """--json prints the outcome for scripts: totals and each variant."""
         result = invoke(str(SAMPLE_ISSUE), "--yes", "--json")
         summary = json.loads(result.stdout)
@@ -113,25 +114,27 @@ class TestSend:
 
 
 class TestRefusals:
-    def test_refuses_a_draft(self, store: SubscriberStore, invoke: Invoke, tmp_path: Path) -> None:
+    def test_refuses_a_draft(
+        self, project_store: SubscriberStore, invoke: Invoke, tmp_path: Path
+    ) -> None:
         """A draft is not sent to the list; the message says how to make it ready."""
         result = invoke(str(issue_copy(tmp_path, **{"status: ready": "status: draft"})), "--yes")
         assert 1 == result.exit_code
         assert "status: ready" in result.output and "--test" in result.output
-        assert 0 == ledger_rows(store)
+        assert 0 == ledger_rows(project_store)
 
     def test_refuses_an_issue_that_does_not_validate(
-        self, store: SubscriberStore, invoke: Invoke, tmp_path: Path
+        self, project_store: SubscriberStore, invoke: Invoke, tmp_path: Path
     ) -> None:
         """A file with problems is reported as PATH:LINE: message and nothing is sent."""
         path = issue_copy(tmp_path, **{"subject:": "subjcet:"})
         result = invoke(str(path), "--yes")
         assert 1 == result.exit_code
         assert f"{path}:4: 'subjcet' is not a field of the issue" in result.output
-        assert 0 == ledger_rows(store)
+        assert 0 == ledger_rows(project_store)
 
     def test_real_mail_needs_the_secret_key(
-        self, store: SubscriberStore, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+        self, project_store: SubscriberStore, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """SendGrid without MAILER_SECRET_KEY is a configuration error naming the variable."""
         monkeypatch.setenv("MAILER_TRANSPORT", "sendgrid")
@@ -140,7 +143,7 @@ class TestRefusals:
         assert "MAILER_SECRET_KEY is not set" in result.output
 
     def test_real_mail_needs_https_links(
-        self, store: SubscriberStore, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+        self, project_store: SubscriberStore, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """Unsubscribe links in real mail must be https."""
         monkeypatch.setenv("MAILER_TRANSPORT", "sendgrid")
@@ -152,16 +155,16 @@ class TestRefusals:
 
 class TestDryRun:
     def test_shows_who_gets_which_variant_and_changes_nothing(
-        self, store: SubscriberStore, invoke: Invoke, tmp_path: Path
+        self, project_store: SubscriberStore, invoke: Invoke, tmp_path: Path
     ) -> None:
         """Counts per variant and the first addresses; nothing sent, nothing recorded."""
         result = invoke(str(SAMPLE_ISSUE), "--dry-run")
         assert 0 == result.exit_code
         assert "member000@example.org" in result.output and "youth" in result.output
         assert "nothing was sent and nothing was changed" in result.output
-        assert (0, False) == (ledger_rows(store), (tmp_path / "outbox").exists())
+        assert (0, False) == (ledger_rows(project_store), (tmp_path / "outbox").exists())
 
-    def test_as_json(self, store: SubscriberStore, invoke: Invoke) -> None:
+    def test_as_json(self, project_store: SubscriberStore, invoke: Invoke) -> None:
         """--dry-run --json: each variant with its count and first addresses."""
         plan = json.loads(invoke(str(SAMPLE_ISSUE), "--dry-run", "--json").stdout)
         youth = next(v for v in plan["variants"] if v["variant"] == "youth")
@@ -171,14 +174,16 @@ class TestDryRun:
             youth["first"],
         )
 
-    def test_cannot_be_combined_with_changes(self, store: SubscriberStore, invoke: Invoke) -> None:
+    def test_cannot_be_combined_with_changes(
+        self, project_store: SubscriberStore, invoke: Invoke
+    ) -> None:
         """--dry-run with --resolve-unknown is refused: a dry run changes nothing."""
         result = invoke(str(SAMPLE_ISSUE), "--dry-run", "--resolve-unknown", "resend")
         assert 2 == result.exit_code
-        assert 0 == ledger_rows(store)
+        assert 0 == ledger_rows(project_store)
 
     def test_works_for_a_draft(
-        self, store: SubscriberStore, invoke: Invoke, tmp_path: Path
+        self, project_store: SubscriberStore, invoke: Invoke, tmp_path: Path
     ) -> None:
         """A draft can be dry-run; the output says the real send will refuse it."""
         result = invoke(
@@ -190,7 +195,7 @@ class TestDryRun:
 
 class TestTestSend:
     def test_sends_only_to_the_given_addresses_outside_the_ledger(
-        self, store: SubscriberStore, invoke: Invoke, tmp_path: Path
+        self, project_store: SubscriberStore, invoke: Invoke, tmp_path: Path
     ) -> None:
         """--test mails those addresses, subject marked [TEST], a draft too; the ledger is untouched."""
         draft = issue_copy(tmp_path, **{"status: ready": "status: draft"})
@@ -201,10 +206,10 @@ class TestTestSend:
         files = outbox_files(tmp_path / "outbox" / f"{ISSUE}--test")
         assert ["editor@example.org", "member001@example.org"] == sorted(files)
         assert all(str(m["Subject"]).startswith("[TEST] ") for m in files.values())
-        assert 0 == ledger_rows(store)
+        assert 0 == ledger_rows(project_store)
 
     def test_members_get_their_own_variant_and_others_the_sample(
-        self, store: SubscriberStore, invoke: Invoke, tmp_path: Path
+        self, project_store: SubscriberStore, invoke: Invoke, tmp_path: Path
     ) -> None:
         """A member's address gets their variant and name; another address the sample member's."""
         invoke(str(SAMPLE_ISSUE), "--test", "member001@example.org,editor@example.org")
@@ -232,7 +237,7 @@ class TestUnknownDeliveries:
 
     def test_unknown_are_reported_then_reconciled_from_events(
         self,
-        store: SubscriberStore,
+        project_store: SubscriberStore,
         sendgrid_env: None,
         sendgrid_double: SendGridDouble,
         invoke: Invoke,

@@ -19,19 +19,13 @@ from typing import Any
 import httpx
 import pytest
 from helpers.events import Signer
-from helpers.project import ROOT
 from helpers.web import SECRET, LiveServer, Web
 from pydantic import SecretStr
 
-from mailer.config import Newsletter, Settings, load_newsletter
+from mailer.config import Newsletter, Settings
 from mailer.store import open_store
 from mailer.web import create_app
 from mailer.web.context import SignupLimits
-
-
-@pytest.fixture(scope="session")
-def newsletter() -> Newsletter:
-    return load_newsletter(ROOT / "mailer.toml")
 
 
 @pytest.fixture(scope="session")

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from helpers.project import ROOT
 
 from mailer.audience.plan import members
 from mailer.config import load_newsletter
 from mailer.issues.check import load_issue
-from mailer.store import MemberRecord, SubscriberStore, open_store
+from mailer.store import MemberRecord, SubscriberStore
 from mailer.store.preferences import opted_out, set_opted_out
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[SubscriberStore]:
-    with open_store(database_url) as opened:
-        yield opened
 
 
 def test_an_opted_out_segment_does_not_count_for_the_member(store: SubscriberStore) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 
 import pytest
 from helpers.events import at, logged_effects, sg_event
@@ -17,12 +16,6 @@ from mailer.store.eventlog import WebhookEventRow, activity
 from mailer.store.ledger import Ledger, new_owner
 
 ISSUE = "2026-12-03-winter-connections"
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[SubscriberStore]:
-    with open_store(database_url) as opened:
-        yield opened
 
 
 def add(store: SubscriberStore, *emails: str) -> list[Subscriber]:
