@@ -306,4 +306,4 @@ class TestForgetting:
         ledger.claim(ISSUE, "general", [member.id], owner)
         store.forget(member.email, reason="asked", source="test")
         assert [] == ledger.counts(ISSUE)
-        assert SubscriberStatus.active  # the store's own rules are tested in tests/store
+        assert SubscriberStatus.active  # forgetting itself is tested in test_subscribers.py

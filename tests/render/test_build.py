@@ -9,7 +9,6 @@ from typing import Any
 
 import mjml
 import pytest
-import yaml
 
 from mailer.config import Newsletter
 from mailer.errors import RenderError, SizeBudgetError
@@ -28,8 +27,6 @@ from mailer.render.markdown import markdown_to_html, markdown_to_text
 from mailer.render.placeholders import PlaceholderRegistry
 from mailer.render.theme import AA, contrast_ratio, theme_for
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = PROJECT_ROOT / "tests" / "data" / "2025-06-12-render-sample.yaml"
 TOKEN = re.compile(r"mlr[0-9a-f]{8}z\d+z")
 MEMBER = {
     "name": "Alex Morgan",
@@ -37,12 +34,6 @@ MEMBER = {
     "unsubscribe_url": "https://news.example.org/unsubscribe/tok1?a=1&b=2",
     "preferences_url": "https://news.example.org/preferences/tok1",
 }
-
-
-@pytest.fixture(scope="module")
-def sample() -> Issue:
-    raw = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
-    return Issue.model_validate({**raw, "slug": SAMPLE.stem})
 
 
 def make_issue(**fields: Any) -> Issue:

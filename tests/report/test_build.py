@@ -1,4 +1,4 @@
-"""Every number of a report, from the known history (reporttools.py), on SQLite and PostgreSQL."""
+"""Every number of a report, from the known history (helpers/history.py), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

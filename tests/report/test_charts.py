@@ -43,7 +43,7 @@ class TestSvg:
         """Not just within one run: matplotlib's ids do not depend on the process."""
         code = (
             "import sys; sys.path[:0] = ['tests/report'];"
-            "from test_report_charts import ROWS; from mailer.report.charts import funnel_chart;"
+            "from test_charts import ROWS; from mailer.report.charts import funnel_chart;"
             "sys.stdout.write(funnel_chart(ROWS))"
         )
         other = subprocess.run(

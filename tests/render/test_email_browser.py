@@ -9,22 +9,19 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Literal
 
 import pytest
-import yaml
+from helpers.project import BASE_URL
 from playwright.sync_api import Browser, Page, Route
 
-from mailer.config import load_newsletter
+from mailer.config import Newsletter
 from mailer.issues.model import Issue
 from mailer.render import render_issue
 from mailer.render.preview import sample_member
 
 pytestmark = pytest.mark.browser
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = PROJECT_ROOT / "tests" / "data" / "2025-06-12-render-sample.yaml"
 WIDTHS = (320, 375, 600)
 KEYS = {
     "general": frozenset(),
@@ -35,7 +32,6 @@ KEYS = {
     "youth+intergenerational": frozenset({"youth", "intergenerational"}),
 }
 TWO_COLUMNS = "youth+intergenerational"
-BASE_URL = "https://news.example.org"
 
 
 def png(width: int, height: int) -> bytes:
@@ -59,12 +55,9 @@ IMAGE = png(600, 360)
 
 
 @pytest.fixture(scope="module")
-def emails() -> dict[str, str]:
+def emails(sample: Issue, newsletter: Newsletter) -> dict[str, str]:
     """Each variant's HTML, personalised for the preview's sample member."""
-    newsletter = load_newsletter(PROJECT_ROOT / "mailer.toml")
-    raw = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
-    issue = Issue.model_validate({**raw, "slug": SAMPLE.stem})
-    variants = render_issue(issue, newsletter, KEYS.values(), archive_url=f"{BASE_URL}/archive/x")
+    variants = render_issue(sample, newsletter, KEYS.values(), archive_url=f"{BASE_URL}/archive/x")
     member = sample_member(BASE_URL)
     return {variant.name: variant.personalise(member).html for variant in variants}
 

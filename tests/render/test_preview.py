@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
+from helpers.project import RENDER_SAMPLE, ROOT
 from typer.testing import CliRunner, Result
 
 from mailer.cli import app
@@ -16,8 +16,6 @@ from mailer.errors import ConfigError
 from mailer.issues.model import Issue
 from mailer.render.preview import preview_keys
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = PROJECT_ROOT / "tests" / "data" / "2025-06-12-render-sample.yaml"
 DEFAULT_VARIANTS = ["general", "youth", "intergenerational", "in-person", "wales"]
 
 
@@ -25,7 +23,7 @@ DEFAULT_VARIANTS = ["general", "youth", "intergenerational", "in-person", "wales
 def issue_file(tmp_path: Path) -> Path:
     target = tmp_path / "issues" / "2025-06-12-sample.yaml"
     target.parent.mkdir()
-    shutil.copy(SAMPLE, target)
+    shutil.copy(RENDER_SAMPLE, target)
     return target
 
 
@@ -36,7 +34,7 @@ def out(tmp_path: Path) -> Path:
 
 def run(*args: str) -> Result:
     env = {
-        "MAILER_CONFIG_PATH": str(PROJECT_ROOT / "mailer.toml"),
+        "MAILER_CONFIG_PATH": str(ROOT / "mailer.toml"),
         "MAILER_BASE_URL": "https://news.example.org",
         "COLUMNS": "200",
     }
@@ -131,12 +129,6 @@ class TestPreviewCommand:
         result = run(str(tmp_path / "nope.yaml"), "--out", str(out))
         assert 1 == result.exit_code
         assert "nope.yaml" in result.stderr and "Traceback" not in result.stderr
-
-
-@pytest.fixture(scope="module")
-def sample() -> Issue:
-    raw = yaml.safe_load(SAMPLE.read_text(encoding="utf-8"))
-    return Issue.model_validate({**raw, "slug": SAMPLE.stem})
 
 
 class TestPreviewKeys:

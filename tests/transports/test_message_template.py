@@ -1,6 +1,6 @@
 """MessageTemplate writes the message the email package would build, only much faster.
 
-The oracle (oracle.py) builds an EmailMessage per recipient, as the transports
+The oracle (helpers/oracle.py) builds an EmailMessage per recipient, as the transports
 did before. Parsed back, both messages must give a mail client the same: every
 header decoded, the same parts with the same type, charset, transfer encoding
 and decoded text, whatever the names, addresses and values. Only the Message-ID
@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers.oracle import oracle_bytes, parse, reading
+from helpers.project import ROOT
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
@@ -28,7 +28,6 @@ from mailer.render import CompiledVariant, render_issue
 from mailer.transports.message import MessageTemplate, list_id
 from mailer.transports.variant import content_of, values_of
 
-ROOT = Path(__file__).resolve().parents[2]
 NOW = dt.datetime(2026, 1, 8, 9, 30, tzinfo=dt.UTC)
 SENDER = Sender(name="Connected Communities", email="news@example.org", reply_to="ed@example.org")
 LIST_ID = list_id("Connected Communities", "news.example.org")

@@ -1,6 +1,6 @@
 """The RFC 5322 message the outbox and SMTP transports send, read back as a mail client would.
 
-test_transport_message_template.py checks it against the message the email package builds.
+test_message_template.py checks it against the message the email package builds.
 """
 
 from __future__ import annotations
