@@ -1,4 +1,16 @@
-"""Fixtures shared by the whole suite. Feature-specific fixtures live beside their tests."""
+"""Fixtures shared by the whole suite; a folder's conftest.py adds what only its tests use.
+
+* ``project_root``: the project folder (``helpers.project.ROOT``).
+* ``newsletter``: the project's mailer.toml, loaded once for the run.
+* ``issue``: the sample issue (issues/2026-12-03-winter-connections.yaml), ready.
+* ``store``: a migrated, empty store on SQLite and on PostgreSQL (over ``database_url``).
+* ``sqlite_store``: the same on SQLite only, for tests about anything but the database.
+* ``in_tmp``: the test's tmp_path as the working folder (``pytest.mark.usefixtures``).
+
+Registered as plugins: ``database_url`` and the PostgreSQL pieces (helpers/databases.py),
+``browser`` (helpers/browser.py), the doubles' fixtures (doubles/fixtures.py). Plain
+helpers to import are in tests/helpers/ (its __init__ lists them).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +19,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.project import ROOT, SAMPLE_ISSUE
 from hypothesis import HealthCheck, settings
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from mailer.config import Newsletter, load_newsletter
+from mailer.issues.check import load_issue
+from mailer.issues.model import Issue
+from mailer.store import SubscriberStore, open_store
 
-# Real servers standing in for SendGrid and an SMTP relay: sendgrid_double, smtp_server, ...
-# and real databases (SQLite, and a PostgreSQL schema per test): database_url, ...
-pytest_plugins = ["doubles.fixtures", "databases", "browser"]
+# Real databases (SQLite, and a PostgreSQL schema per test): database_url, ...; headless
+# Chromium: browser; real servers standing in for SendGrid and an SMTP relay:
+# sendgrid_double, smtp_server, ...
+pytest_plugins = ["helpers.databases", "helpers.browser", "doubles.fixtures"]
 
 # Property tests judge correctness, not speed (benchmarks do that): no per-example
 # deadline, which a loaded 2-core machine would turn into flaky failures. CI runs
@@ -34,4 +51,45 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def project_root() -> Path:
-    return PROJECT_ROOT
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def newsletter() -> Newsletter:
+    """The project's mailer.toml (the tests only read it)."""
+    return load_newsletter(ROOT / "mailer.toml")
+
+
+@pytest.fixture(scope="session")
+def issue(newsletter: Newsletter) -> Issue:
+    """The sample issue, as `mailer send` loads it: ready, sections for youth and wales."""
+    loaded = load_issue(SAMPLE_ISSUE, newsletter)
+    assert "ready" == loaded.status
+    return loaded
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[SubscriberStore]:
+    """A migrated, empty subscriber store, on SQLite and on PostgreSQL.
+
+    ``database_url`` is parametrised over SQLite (a file in the test's tmp_path) and
+    PostgreSQL (a schema of its own per test on 127.0.0.1:5432, dropped after, so the
+    suite can run twice in a row, or twice at once). An unreachable server fails the
+    tests: it never skips them.
+    """
+    with open_store(database_url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SubscriberStore]:
+    """An empty store on SQLite only, for tests about transports or queries rather than databases."""
+    with open_store(f"sqlite:///{tmp_path / 'mailer.db'}") as opened:
+        yield opened
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The test works in its own folder, so that paths read as an editor would type them."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

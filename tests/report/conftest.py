@@ -1,15 +1,12 @@
-"""Fixtures for the report tests; the story they read is built in reporttools.py."""
+"""Fixtures for the report tests; the story they read is built in tests/helpers/history.py."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
-from databases import BACKENDS, libpq_url
-from reporttools import History, build
-from sqlalchemy import make_url
+from helpers.databases import BACKENDS, postgres_schema
+from helpers.history import History, build
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -26,12 +23,5 @@ def history(
         yield build(f"sqlite:///{folder / 'mailer.db'}", folder)
         return
     server: str = request.getfixturevalue("postgres_server")
-    schema = f"mailer_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(libpq_url(server), autocommit=True) as connection:
-        connection.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        url = make_url(server).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield build(url.render_as_string(hide_password=False), folder)
-    finally:
-        with psycopg.connect(libpq_url(server), autocommit=True) as connection:
-            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with postgres_schema(server) as url:
+        yield build(url, folder)

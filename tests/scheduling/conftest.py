@@ -1,4 +1,5 @@
-"""Fixtures for the scheduler's tests; the helpers they use are in schedtools.py.
+"""Fixtures for the scheduler's tests; the helpers they use are in
+tests/helpers/scheduling.py.
 
 * ``project``: a project folder of the test's own (mailer.toml with the sample
   [schedule]: every other Thursday 09:00 Europe/London from 2026-12-03; an empty
@@ -6,9 +7,13 @@
 * ``database``: SQLite, or, in tests marked ``@both_databases``, SQLite and PostgreSQL
   (a fresh schema each): only where the database's behaviour is what is tested
   (claims, the migration, exactly-once), to keep the suite fast.
+* ``project_newsletter``: that project's mailer.toml, loaded (``newsletter`` is the
+  repository's).
 * ``settings``: the outbox in tmp_path, on ``database``.
 * ``store``, ``runner(...)``: an open store, and a :class:`Runner` on it (a
-  second call is a second scheduler process, with its own owner id).
+  second call is a second scheduler process, with its own owner id). ``store``
+  here stands in for the suite's (tests/conftest.py), which is always on both
+  databases: it is on ``database``.
 * Time is moved with time-machine's ``time_machine`` fixture (``move_to``): the
   runner reads the clock like the real service does.
 """
@@ -20,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.databases import backend_url
+from helpers.project import BASE_URL
+from helpers.scheduling import SECRET, Project
 from pydantic import SecretStr
-from schedtools import BASE_URL, SECRET, Project
 
 from mailer.config import Newsletter, Settings, load_newsletter
 from mailer.scheduling.runner import Runner
@@ -30,11 +37,8 @@ from mailer.store import SubscriberStore, open_store
 
 @pytest.fixture
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    backend = getattr(request, "param", "sqlite")
-    if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'subscribers' / 'mailer.db'}"
-    url: str = request.getfixturevalue("postgres_schema_url")
-    return url
+    """SQLite, unless a test asks for both (``@both_databases``)."""
+    return backend_url(getattr(request, "param", "sqlite"), request, tmp_path)
 
 
 @pytest.fixture
@@ -43,7 +47,8 @@ def project(tmp_path: Path) -> Project:
 
 
 @pytest.fixture
-def newsletter(project: Project) -> Newsletter:
+def project_newsletter(project: Project) -> Newsletter:
+    """The test's project's mailer.toml (not the repository's: its [schedule] is the sample's)."""
     return load_newsletter(project.config)
 
 
@@ -60,6 +65,7 @@ def settings(tmp_path: Path, database: str, project: Project) -> Settings:
 
 @pytest.fixture
 def store(settings: Settings) -> Iterator[SubscriberStore]:
+    """An empty store on ``database``: SQLite, or both where a test is ``@both_databases``."""
     with open_store(settings.database_url) as opened:
         yield opened
 

@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 import pytest
-from schedtools import Project, add_members, london, schedule_toml
+from helpers.members import add_members
+from helpers.scheduling import Project, london, schedule_toml
 from time_machine import TimeMachineFixture
 from typer.testing import CliRunner, Result
 

@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from schedtools import Project, add_members, london, schedule_toml
+from helpers.members import add_members
+from helpers.scheduling import Project, london, schedule_toml
 from time_machine import TimeMachineFixture
 
 from mailer.config import Settings, load_newsletter

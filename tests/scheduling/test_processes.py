@@ -21,16 +21,9 @@ from pathlib import Path
 
 import pytest
 from doubles.smtp import SmtpServer
-from schedtools import (
-    BASE_URL,
-    ROOT,
-    SECRET,
-    Project,
-    add_members,
-    both_databases,
-    member_emails,
-    schedule_toml,
-)
+from helpers.members import add_members, member_emails
+from helpers.project import BASE_URL, ROOT
+from helpers.scheduling import SECRET, Project, both_databases, schedule_toml
 from sqlalchemy import select
 
 from mailer.store import open_store

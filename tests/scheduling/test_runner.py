@@ -12,18 +12,10 @@ import os
 from collections.abc import Callable
 
 import pytest
-from schedtools import (
-    EDITORS,
-    Project,
-    add_members,
-    both_databases,
-    dead_owner,
-    london,
-    member_emails,
-    outbox_folders,
-    read_eml,
-    recipients,
-)
+from helpers.members import add_members, member_emails
+from helpers.outbox import outbox_folders, read_eml, recipients
+from helpers.owners import dead_owner
+from helpers.scheduling import EDITORS, Project, both_databases, london
 from sqlalchemy import select
 from time_machine import TimeMachineFixture
 

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from apscheduler.triggers.cron import CronTrigger
+from helpers.scheduling import LONDON, london
 from pydantic import ValidationError
-from schedtools import LONDON, london
 
 from mailer.config import Schedule
 from mailer.scheduling.slots import Slot, latest_due, next_after, slot_trigger, upcoming

@@ -8,7 +8,8 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from schedtools import both_databases, dead_owner
+from helpers.owners import dead_owner
+from helpers.scheduling import both_databases
 from sqlalchemy import inspect
 
 import mailer.store.slots

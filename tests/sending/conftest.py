@@ -1,45 +1,22 @@
-"""Fixtures for the sending tests; the helpers they use are in sendtools.py."""
+"""Fixtures for the sending tests; the helpers they use are in tests/helpers/sending.py.
+
+``newsletter``, ``issue``, ``store`` and ``sqlite_store`` come from tests/conftest.py.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.project import BASE_URL
+from helpers.sending import SECRET, SG_KEY, Sending
 from pydantic import SecretStr
-from sendtools import BASE_URL, ISSUE_PATH, ROOT, SECRET, SG_KEY, Sending
 
-from mailer.config import Newsletter, Settings, load_newsletter
-from mailer.issues.check import load_issue
+from mailer.config import Newsletter, Settings
 from mailer.issues.model import Issue
-from mailer.store import SubscriberStore, open_store
-
-
-@pytest.fixture(scope="session")
-def newsletter() -> Newsletter:
-    return load_newsletter(ROOT / "mailer.toml")
-
-
-@pytest.fixture(scope="session")
-def issue(newsletter: Newsletter) -> Issue:
-    loaded = load_issue(ISSUE_PATH, newsletter)
-    assert "ready" == loaded.status
-    return loaded
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[SubscriberStore]:
-    """An empty store, on SQLite and on PostgreSQL."""
-    with open_store(database_url) as opened:
-        yield opened
-
-
-@pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[SubscriberStore]:
-    """An empty store on SQLite only, for tests about transports rather than databases."""
-    with open_store(f"sqlite:///{tmp_path / 'mailer.db'}") as opened:
-        yield opened
+from mailer.store import SubscriberStore
 
 
 @pytest.fixture

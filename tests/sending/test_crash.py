@@ -34,7 +34,10 @@ from pathlib import Path
 
 import pytest
 from doubles.sendgrid import SendGridDouble
-from sendtools import BASE_URL, ISSUE_PATH, ROOT, SECRET, SG_KEY, add_members, read_eml
+from helpers.members import add_members
+from helpers.outbox import read_eml
+from helpers.project import BASE_URL, ROOT, SAMPLE_ISSUE
+from helpers.sending import SECRET, SG_KEY
 
 from mailer.store import open_store
 from mailer.store.ledger import Ledger
@@ -73,7 +76,7 @@ def project(tmp_path: Path) -> dict[str, str]:
 def send(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as output:
         return subprocess.Popen(
-            [*MAILER, "send", str(ISSUE_PATH), "--yes", "--batch-size", "3"],
+            [*MAILER, "send", str(SAMPLE_ISSUE), "--yes", "--batch-size", "3"],
             env=env,
             stdout=output,
             stderr=output,
@@ -119,7 +122,7 @@ def survivors(env: dict[str, str], wait: float = 5.0) -> list[int]:
 
 def finish(env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [*MAILER, "send", str(ISSUE_PATH), "--yes", "--batch-size", "3", *extra],
+        [*MAILER, "send", str(SAMPLE_ISSUE), "--yes", "--batch-size", "3", *extra],
         env=env,
         capture_output=True,
         timeout=60,

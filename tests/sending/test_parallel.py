@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 from doubles.sendgrid import SendGridDouble
+from helpers.members import add_members
+from helpers.outbox import outbox_files
+from helpers.sending import SG_KEY
 from pydantic import SecretStr
-from sendtools import SG_KEY, add_members, outbox_files
 from sqlalchemy import update
 
 from mailer.config import Newsletter, Settings, TransportName

@@ -13,16 +13,12 @@ from typing import Any
 import pytest
 from doubles.sendgrid import SendGridDouble
 from doubles.smtp import SmtpServer
+from helpers.members import add_members
+from helpers.outbox import outbox_files
+from helpers.owners import dead_owner
+from helpers.project import BASE_URL
+from helpers.sending import SG_KEY, AfterEachBatch, Sending
 from pydantic import SecretStr
-from sendtools import (
-    BASE_URL,
-    SG_KEY,
-    AfterEachBatch,
-    Sending,
-    add_members,
-    dead_owner,
-    outbox_files,
-)
 
 from mailer.config import TransportName
 from mailer.events.reconcile import reconcile

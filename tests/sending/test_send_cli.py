@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 from doubles.sendgrid import SendGridDouble
-from sendtools import BASE_URL, ISSUE_PATH, ROOT, SECRET, SG_KEY, add_members, outbox_files
+from helpers.members import add_members
+from helpers.outbox import outbox_files
+from helpers.project import BASE_URL, ROOT, SAMPLE_ISSUE
+from helpers.sending import SECRET, SG_KEY
 from typer.testing import CliRunner, Result
 
 from mailer.cli import app
@@ -33,7 +36,8 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 
 @pytest.fixture
-def store(env: dict[str, str]) -> SubscriberStore:
+def project_store(env: dict[str, str]) -> SubscriberStore:
+    """The store of that project (MAILER_DATABASE_URL), with six members, closed again."""
     with open_store(env["MAILER_DATABASE_URL"]) as opened:
         add_members(opened, 6)
         return opened
@@ -53,10 +57,10 @@ def ledger_rows(store: SubscriberStore) -> int:
 
 def issue_copy(tmp_path: Path, **replace: str) -> Path:
     """The sample issue, with some text replaced, under the same file name."""
-    text = ISSUE_PATH.read_text(encoding="utf-8")
+    text = SAMPLE_ISSUE.read_text(encoding="utf-8")
     for old, new in replace.items():
         text = text.replace(old, new)
-    path = tmp_path / "issues" / ISSUE_PATH.name
+    path = tmp_path / "issues" / SAMPLE_ISSUE.name
     path.parent.mkdir(exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
@@ -64,10 +68,10 @@ def issue_copy(tmp_path: Path, **replace: str) -> Path:
 
 class TestSend:
     def test_sends_and_prints_a_summary_per_variant(
-        self, store: SubscriberStore, invoke: Invoke, tmp_path: Path
+        self, project_store: SubscriberStore, invoke: Invoke, tmp_path: Path
     ) -> None:
         """With --yes it sends to everyone, then prints sent and skipped per variant and where the files are."""
-        result = invoke(str(ISSUE_PATH), "--yes")
+        result = invoke(str(SAMPLE_ISSUE), "--yes")
         assert 0 == result.exit_code, result.output
         for heading in ("general", "wales", "youth", "Total", "Failed", "Unknown", "suppressed"):
             assert heading in result.output
@@ -75,27 +79,27 @@ class TestSend:
         assert 6 == len(outbox_files(tmp_path / "outbox" / ISSUE))
 
     def test_a_second_run_says_everyone_has_it(
-        self, store: SubscriberStore, invoke: Invoke
+        self, project_store: SubscriberStore, invoke: Invoke
     ) -> None:
         """Running it again sends nothing and says so."""
-        invoke(str(ISSUE_PATH), "--yes")
-        result = invoke(str(ISSUE_PATH), "--yes")
+        invoke(str(SAMPLE_ISSUE), "--yes")
+        result = invoke(str(SAMPLE_ISSUE), "--yes")
         assert 0 == result.exit_code
         assert f"All 6 members in the audience already have {ISSUE}: nothing to send." in " ".join(
             result.output.split()
         )
 
-    def test_asks_before_sending(self, store: SubscriberStore, invoke: Invoke) -> None:
+    def test_asks_before_sending(self, project_store: SubscriberStore, invoke: Invoke) -> None:
         """Without --yes it asks; 'n' sends nothing, 'y' sends."""
-        declined = invoke(str(ISSUE_PATH), input="n\n")
-        assert (1, 0) == (declined.exit_code, ledger_rows(store))
+        declined = invoke(str(SAMPLE_ISSUE), input="n\n")
+        assert (1, 0) == (declined.exit_code, ledger_rows(project_store))
         assert "Send to 6 members through outbox? [y/N]" in declined.output
-        accepted = invoke(str(ISSUE_PATH), input="y\n")
-        assert (0, 6) == (accepted.exit_code, ledger_rows(store))
+        accepted = invoke(str(SAMPLE_ISSUE), input="y\n")
+        assert (0, 6) == (accepted.exit_code, ledger_rows(project_store))
 
-    def test_prints_json(self, store: SubscriberStore, invoke: Invoke) -> None:
+    def test_prints_json(self, project_store: SubscriberStore, invoke: Invoke) -> None:
         """--json prints the outcome for scripts: totals and each variant."""
-        result = invoke(str(ISSUE_PATH), "--yes", "--json")
+        result = invoke(str(SAMPLE_ISSUE), "--yes", "--json")
         summary = json.loads(result.stdout)
         assert {
             "sent": 6,
@@ -110,57 +114,59 @@ class TestSend:
 
 
 class TestRefusals:
-    def test_refuses_a_draft(self, store: SubscriberStore, invoke: Invoke, tmp_path: Path) -> None:
+    def test_refuses_a_draft(
+        self, project_store: SubscriberStore, invoke: Invoke, tmp_path: Path
+    ) -> None:
         """A draft is not sent to the list; the message says how to make it ready."""
         result = invoke(str(issue_copy(tmp_path, **{"status: ready": "status: draft"})), "--yes")
         assert 1 == result.exit_code
         assert "status: ready" in result.output and "--test" in result.output
-        assert 0 == ledger_rows(store)
+        assert 0 == ledger_rows(project_store)
 
     def test_refuses_an_issue_that_does_not_validate(
-        self, store: SubscriberStore, invoke: Invoke, tmp_path: Path
+        self, project_store: SubscriberStore, invoke: Invoke, tmp_path: Path
     ) -> None:
         """A file with problems is reported as PATH:LINE: message and nothing is sent."""
         path = issue_copy(tmp_path, **{"subject:": "subjcet:"})
         result = invoke(str(path), "--yes")
         assert 1 == result.exit_code
         assert f"{path}:4: 'subjcet' is not a field of the issue" in result.output
-        assert 0 == ledger_rows(store)
+        assert 0 == ledger_rows(project_store)
 
     def test_real_mail_needs_the_secret_key(
-        self, store: SubscriberStore, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+        self, project_store: SubscriberStore, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """SendGrid without MAILER_SECRET_KEY is a configuration error naming the variable."""
         monkeypatch.setenv("MAILER_TRANSPORT", "sendgrid")
-        result = invoke(str(ISSUE_PATH), "--yes")
+        result = invoke(str(SAMPLE_ISSUE), "--yes")
         assert 2 == result.exit_code
         assert "MAILER_SECRET_KEY is not set" in result.output
 
     def test_real_mail_needs_https_links(
-        self, store: SubscriberStore, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+        self, project_store: SubscriberStore, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """Unsubscribe links in real mail must be https."""
         monkeypatch.setenv("MAILER_TRANSPORT", "sendgrid")
         monkeypatch.setenv("MAILER_SECRET_KEY", SECRET)
-        result = invoke(str(ISSUE_PATH), "--yes")
+        result = invoke(str(SAMPLE_ISSUE), "--yes")
         assert 2 == result.exit_code
         assert "must be https://" in result.output
 
 
 class TestDryRun:
     def test_shows_who_gets_which_variant_and_changes_nothing(
-        self, store: SubscriberStore, invoke: Invoke, tmp_path: Path
+        self, project_store: SubscriberStore, invoke: Invoke, tmp_path: Path
     ) -> None:
         """Counts per variant and the first addresses; nothing sent, nothing recorded."""
-        result = invoke(str(ISSUE_PATH), "--dry-run")
+        result = invoke(str(SAMPLE_ISSUE), "--dry-run")
         assert 0 == result.exit_code
         assert "member000@example.org" in result.output and "youth" in result.output
         assert "nothing was sent and nothing was changed" in result.output
-        assert (0, False) == (ledger_rows(store), (tmp_path / "outbox").exists())
+        assert (0, False) == (ledger_rows(project_store), (tmp_path / "outbox").exists())
 
-    def test_as_json(self, store: SubscriberStore, invoke: Invoke) -> None:
+    def test_as_json(self, project_store: SubscriberStore, invoke: Invoke) -> None:
         """--dry-run --json: each variant with its count and first addresses."""
-        plan = json.loads(invoke(str(ISSUE_PATH), "--dry-run", "--json").stdout)
+        plan = json.loads(invoke(str(SAMPLE_ISSUE), "--dry-run", "--json").stdout)
         youth = next(v for v in plan["variants"] if v["variant"] == "youth")
         assert (6, 2, ["member000@example.org", "member003@example.org"]) == (
             plan["to_send"],
@@ -168,14 +174,16 @@ class TestDryRun:
             youth["first"],
         )
 
-    def test_cannot_be_combined_with_changes(self, store: SubscriberStore, invoke: Invoke) -> None:
+    def test_cannot_be_combined_with_changes(
+        self, project_store: SubscriberStore, invoke: Invoke
+    ) -> None:
         """--dry-run with --resolve-unknown is refused: a dry run changes nothing."""
-        result = invoke(str(ISSUE_PATH), "--dry-run", "--resolve-unknown", "resend")
+        result = invoke(str(SAMPLE_ISSUE), "--dry-run", "--resolve-unknown", "resend")
         assert 2 == result.exit_code
-        assert 0 == ledger_rows(store)
+        assert 0 == ledger_rows(project_store)
 
     def test_works_for_a_draft(
-        self, store: SubscriberStore, invoke: Invoke, tmp_path: Path
+        self, project_store: SubscriberStore, invoke: Invoke, tmp_path: Path
     ) -> None:
         """A draft can be dry-run; the output says the real send will refuse it."""
         result = invoke(
@@ -187,7 +195,7 @@ class TestDryRun:
 
 class TestTestSend:
     def test_sends_only_to_the_given_addresses_outside_the_ledger(
-        self, store: SubscriberStore, invoke: Invoke, tmp_path: Path
+        self, project_store: SubscriberStore, invoke: Invoke, tmp_path: Path
     ) -> None:
         """--test mails those addresses, subject marked [TEST], a draft too; the ledger is untouched."""
         draft = issue_copy(tmp_path, **{"status: ready": "status: draft"})
@@ -198,13 +206,13 @@ class TestTestSend:
         files = outbox_files(tmp_path / "outbox" / f"{ISSUE}--test")
         assert ["editor@example.org", "member001@example.org"] == sorted(files)
         assert all(str(m["Subject"]).startswith("[TEST] ") for m in files.values())
-        assert 0 == ledger_rows(store)
+        assert 0 == ledger_rows(project_store)
 
     def test_members_get_their_own_variant_and_others_the_sample(
-        self, store: SubscriberStore, invoke: Invoke, tmp_path: Path
+        self, project_store: SubscriberStore, invoke: Invoke, tmp_path: Path
     ) -> None:
         """A member's address gets their variant and name; another address the sample member's."""
-        invoke(str(ISSUE_PATH), "--test", "member001@example.org,editor@example.org")
+        invoke(str(SAMPLE_ISSUE), "--test", "member001@example.org,editor@example.org")
         files = outbox_files(tmp_path / "outbox" / f"{ISSUE}--test")
         member_text = files["member001@example.org"].get_body(("plain",)).get_content()
         editor_text = files["editor@example.org"].get_body(("plain",)).get_content()
@@ -229,7 +237,7 @@ class TestUnknownDeliveries:
 
     def test_unknown_are_reported_then_reconciled_from_events(
         self,
-        store: SubscriberStore,
+        project_store: SubscriberStore,
         sendgrid_env: None,
         sendgrid_double: SendGridDouble,
         invoke: Invoke,
@@ -237,7 +245,7 @@ class TestUnknownDeliveries:
     ) -> None:
         """A lost answer exits 3 and explains; --reconcile with SendGrid's events settles it."""
         sendgrid_double.drop_next(accept=True)
-        first = invoke(str(ISSUE_PATH), "--yes")
+        first = invoke(str(SAMPLE_ISSUE), "--yes")
         assert 3 == first.exit_code
         assert "--resolve-unknown=resend" in first.output
         events = tmp_path / "events.json"
@@ -254,7 +262,7 @@ class TestUnknownDeliveries:
                 ]
             )
         )
-        settled = invoke(str(ISSUE_PATH), "--yes", "--reconcile", str(events))
+        settled = invoke(str(SAMPLE_ISSUE), "--yes", "--reconcile", str(events))
         assert 0 == settled.exit_code, settled.output
         assert "nothing to send" in settled.output
         assert {1} == set(sendgrid_double.delivery_counts().values())
@@ -263,6 +271,6 @@ class TestUnknownDeliveries:
 
 def test_the_batch_limit_is_the_transports(invoke: Invoke) -> None:
     """--batch-size stops where a SendGrid request does: at 1000."""
-    result = invoke(str(ISSUE_PATH), "--dry-run", "--batch-size", "1001")
+    result = invoke(str(SAMPLE_ISSUE), "--dry-run", "--batch-size", "1001")
     assert 2 == result.exit_code
     assert "1000" in result.output

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers.project import ROOT
 from typer.testing import CliRunner, Result
 
 from mailer.cli import app
 
-SAMPLE = Path(__file__).resolve().parents[2] / "subscribers" / "members.csv"
+SAMPLE = ROOT / "subscribers" / "members.csv"
 
 
 @pytest.fixture(autouse=True)

@@ -12,13 +12,10 @@ from mailer.errors import SubscriberDataError
 from mailer.store import ImportCounts, MemberRecord, SubscriberStatus, SubscriberStore, open_store
 from mailer.store.csvio import ImportResult, import_members, write_members
 
+# Run in tmp_path, so that messages name files as `members.csv:LINE:`.
+pytestmark = pytest.mark.usefixtures("in_tmp")
+
 HEADER = "email,name,organisation,region,tags,member_type\n"
-
-
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run in tmp_path, so that messages name files as `members.csv:LINE:`."""
-    monkeypatch.chdir(tmp_path)
 
 
 def write(text: str | bytes, name: str = "members.csv") -> Path:

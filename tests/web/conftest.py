@@ -18,18 +18,14 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers.events import Signer
+from helpers.web import SECRET, LiveServer, Web
 from pydantic import SecretStr
-from webtools import ROOT, SECRET, LiveServer, Signer, Web
 
-from mailer.config import Newsletter, Settings, load_newsletter
+from mailer.config import Newsletter, Settings
 from mailer.store import open_store
 from mailer.web import create_app
 from mailer.web.context import SignupLimits
-
-
-@pytest.fixture(scope="session")
-def newsletter() -> Newsletter:
-    return load_newsletter(ROOT / "mailer.toml")
 
 
 @pytest.fixture(scope="session")

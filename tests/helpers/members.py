@@ -1,0 +1,33 @@
+"""Members for tests, in the three variants of the sample issue.
+
+Member number ``n`` is in ``youth`` when n % 3 == 0 (the tag youth-loneliness), in
+``wales`` when n % 3 == 1 (the region Wales), and in no segment of the issue
+(``general``) otherwise, so a send of the sample issue has three variants.
+"""
+
+from __future__ import annotations
+
+from mailer.store import MemberRecord, Subscriber, SubscriberStore
+
+
+def member(n: int) -> MemberRecord:
+    """Member number n, in the youth, wales or general variant by n % 3."""
+    tags: tuple[str, ...] = ("youth-loneliness",) if n % 3 == 0 else ()
+    region = "Wales" if n % 3 == 1 else "Yorkshire and the Humber"
+    return MemberRecord(
+        email=f"member{n:03d}@example.org",
+        name=f"Member{n:03d} Tester",
+        organisation=f"Group {n} & Co",
+        region=region,
+        tags=tags,
+    )
+
+
+def add_members(store: SubscriberStore, count: int, start: int = 0) -> list[Subscriber]:
+    """Members number ``start`` to ``start + count - 1``, added to the store."""
+    return store.add([member(n) for n in range(start, start + count)], source="test")
+
+
+def member_emails(count: int) -> set[str]:
+    """The addresses of members number 0 to ``count - 1``."""
+    return {f"member{n:03d}@example.org" for n in range(count)}

@@ -1,0 +1,311 @@
+"""Members' links: unsubscribe (page and RFC 8058 one-click), the preference centre, and the
+rule every token route keeps (confirmation links too): GET and HEAD change nothing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from helpers.web import OLD_SECRET, SECRET, Web, snapshot
+from pydantic import SecretStr
+
+from mailer.store import SubscriberStatus
+from mailer.store.preferences import opted_out
+from mailer.tokens import Purpose, TokenSigner
+from mailer.web.security import ConfirmTokens
+
+ONE_CLICK = "List-Unsubscribe=One-Click"
+
+
+def form_token(page: httpx.Response) -> str:
+    found = re.search(r'name="form_token" value="([^"]+)"', page.text)
+    assert found, page.text
+    return found[1]
+
+
+class TestUnsubscribePage:
+    def test_get_shows_a_confirmation_and_changes_nothing(self, web: Web) -> None:
+        """Mail scanners open every link: GET must not unsubscribe."""
+        [m] = web.add("a@example.org")
+        before = snapshot(web.store)
+        page = web.client.get(web.link(m.id, Purpose.unsubscribe))
+        assert 200 == page.status_code
+        assert "Unsubscribe from Connected Communities?" in page.text
+        assert "a@example.org" in page.text
+        assert before == snapshot(web.store)
+
+    def test_the_page_offers_the_preference_centre_and_a_way_back(self, sqlite_web: Web) -> None:
+        [m] = sqlite_web.add("a@example.org")
+        page = sqlite_web.client.get(sqlite_web.link(m.id, Purpose.unsubscribe))
+        assert sqlite_web.link(m.id, Purpose.preferences) in page.text
+        assert 'href="https://connected-communities.example.org"' in page.text
+
+    def test_posting_the_form_unsubscribes(self, web: Web) -> None:
+        [m] = web.add("a@example.org")
+        url = web.link(m.id, Purpose.unsubscribe)
+        done = web.client.post(url, data={"form_token": form_token(web.client.get(url))})
+        assert 200 == done.status_code
+        assert "You are unsubscribed" in done.text
+        assert "unsubscribed" == web.store.get(m.id).status
+        assert "web" == web.store.history(m.id)[-1].source
+
+    def test_a_post_without_the_form_token_changes_nothing(self, web: Web) -> None:
+        """A cross-site form cannot unsubscribe anyone: it has no form token."""
+        [m] = web.add("a@example.org")
+        response = web.client.post(web.link(m.id, Purpose.unsubscribe), data={"confirm": "yes"})
+        assert 400 == response.status_code
+        assert "Press Unsubscribe again" in response.text
+        assert "active" == web.store.get(m.id).status
+
+    def test_a_form_token_for_another_member_does_not_work(self, sqlite_web: Web) -> None:
+        a, b = sqlite_web.add("a@example.org", "b@example.org")
+        token = form_token(sqlite_web.client.get(sqlite_web.link(a.id, Purpose.unsubscribe)))
+        response = sqlite_web.client.post(
+            sqlite_web.link(b.id, Purpose.unsubscribe), data={"form_token": token}
+        )
+        assert (400, "active") == (response.status_code, sqlite_web.store.get(b.id).status)
+
+    def test_unsubscribing_twice_is_fine(self, sqlite_web: Web) -> None:
+        [m] = sqlite_web.add("a@example.org")
+        url = sqlite_web.link(m.id, Purpose.unsubscribe)
+        for _ in range(2):
+            response = sqlite_web.client.post(
+                url,
+                content=ONE_CLICK,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+            assert 200 == response.status_code
+        assert 2 == len(sqlite_web.store.history(m.id))  # added, unsubscribed once
+
+    def test_an_already_unsubscribed_member_is_told_so(self, sqlite_web: Web) -> None:
+        [m] = sqlite_web.add("a@example.org")
+        sqlite_web.store.set_status(m.id, SubscriberStatus.bounced, reason="test", source="test")
+        page = sqlite_web.client.get(sqlite_web.link(m.id, Purpose.unsubscribe))
+        assert "emails to this address bounced" in page.text
+
+    def test_a_member_no_longer_on_the_list(self, sqlite_web: Web) -> None:
+        [m] = sqlite_web.add("a@example.org")
+        sqlite_web.store.forget(m.email, reason="asked", source="test")
+        page = sqlite_web.client.get(sqlite_web.link(m.id, Purpose.unsubscribe))
+        assert (200, True) == (page.status_code, "not on our list" in page.text)
+
+
+class TestOneClick:
+    @pytest.mark.parametrize("encoding", ["urlencoded", "multipart"])
+    def test_one_click_unsubscribes_with_200_and_no_redirect(self, web: Web, encoding: str) -> None:
+        """RFC 8058: a POST with List-Unsubscribe=One-Click, no cookies, no form token."""
+        [m] = web.add("a@example.org")
+        url = web.link(m.id, Purpose.unsubscribe)
+        if encoding == "urlencoded":
+            response = web.client.post(
+                url,
+                content=ONE_CLICK,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+        else:
+            response = web.client.post(url, files={"List-Unsubscribe": (None, "One-Click")})
+        assert 200 == response.status_code
+        assert "set-cookie" not in response.headers
+        assert "unsubscribed" == web.store.get(m.id).status
+        assert "one-click unsubscribe" == web.store.get(m.id).status_reason
+
+
+def _read_only_link(web: Web, route: str) -> str:
+    """A working link for the route: a member's own, or a pending sign-up's confirmation."""
+    if route == "confirm":
+        [m] = web.add("p@example.org", status=SubscriberStatus.pending)
+        return f"/confirm/{ConfirmTokens([SECRET]).token(m)}"
+    [m] = web.add("a@example.org")
+    return web.link(m.id, Purpose(route))
+
+
+class TestReadOnlyMethods:
+    """The rule every token route follows: GET and HEAD show a page and change nothing."""
+
+    @pytest.mark.parametrize("method", ["GET", "HEAD"])
+    @pytest.mark.parametrize("route", ["unsubscribe", "preferences", "confirm"])
+    def test_get_and_head_never_change_anything(self, web: Web, route: str, method: str) -> None:
+        """Mail scanners open every link in an email (some with HEAD). Even carrying the
+        page's own form token and the one-click field, in the body and the query, they
+        change nothing."""
+        link = _read_only_link(web, route)
+        fields = {
+            "form_token": form_token(web.client.get(link)),
+            "action": "unsubscribe",
+            "List-Unsubscribe": "One-Click",
+        }
+        before = snapshot(web.store)
+        response = web.client.request(
+            method,
+            link,
+            params=fields,
+            content=urlencode(fields),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert 200 == response.status_code
+        assert "no-store" == response.headers["cache-control"]
+        assert before == snapshot(web.store)
+
+
+class TestTokens:
+    @pytest.mark.parametrize(
+        "token",
+        ["nonsense", "MQ.forged-signature-000000000000000000000", "MQ", "..", "%00", "a" * 3000],
+    )
+    def test_a_token_that_is_not_ours_is_404_and_changes_nothing(
+        self, sqlite_web: Web, token: str
+    ) -> None:
+        sqlite_web.add("a@example.org")
+        before = snapshot(sqlite_web.store)
+        for method in ("GET", "HEAD", "POST"):
+            for route in ("unsubscribe", "preferences", "confirm"):
+                response = sqlite_web.client.request(
+                    method,
+                    f"/{route}/{token}",
+                    content=ONE_CLICK,
+                    headers={"Content-Type": "application/x-www-form-urlencoded"},
+                )
+                assert 404 == response.status_code, (method, route)
+        assert before == snapshot(sqlite_web.store)
+
+    def test_a_token_for_another_purpose_does_not_work(self, sqlite_web: Web) -> None:
+        """A preferences token cannot unsubscribe; an unsubscribe token cannot open preferences."""
+        [m] = sqlite_web.add("a@example.org")
+        preferences_token = sqlite_web.tokens.token(m.id, Purpose.preferences)
+        unsubscribe_token = sqlite_web.tokens.token(m.id, Purpose.unsubscribe)
+        assert (
+            404
+            == sqlite_web.client.post(
+                f"/unsubscribe/{preferences_token}", content=ONE_CLICK
+            ).status_code
+        )
+        assert 404 == sqlite_web.client.get(f"/preferences/{unsubscribe_token}").status_code
+        assert "active" == sqlite_web.store.get(m.id).status
+
+    def test_member_links_and_confirmation_links_do_not_mix(self, sqlite_web: Web) -> None:
+        """A member's own link does not confirm a sign-up; a confirmation link does not unsubscribe."""
+        [m] = sqlite_web.add("p@example.org", status=SubscriberStatus.pending)
+        confirm_token = ConfirmTokens([SECRET]).token(m)
+        for purpose in Purpose:
+            token = sqlite_web.tokens.token(m.id, purpose)
+            assert 404 == sqlite_web.client.post(f"/confirm/{token}").status_code
+        for route in ("unsubscribe", "preferences"):
+            response = sqlite_web.client.post(f"/{route}/{confirm_token}", content=ONE_CLICK)
+            assert 404 == response.status_code
+        assert "pending" == sqlite_web.store.get(m.id).status
+
+    def test_a_token_carries_no_email_address(self, sqlite_web: Web) -> None:
+        [m] = sqlite_web.add("readable@example.org")
+        assert "readable" not in sqlite_web.link(m.id, Purpose.unsubscribe)
+
+    def test_links_signed_with_an_old_key_keep_working(self, make_web: Callable[..., Web]) -> None:
+        """Key rotation: MAILER_SECRET_KEY=new,old accepts links made with either."""
+        web = make_web(secret_key=SecretStr(f"{SECRET},{OLD_SECRET}"))
+        [m] = web.add("a@example.org")
+        old = TokenSigner([OLD_SECRET]).token(m.id, Purpose.unsubscribe)
+        assert 200 == web.client.post(f"/unsubscribe/{old}", content=ONE_CLICK).status_code
+        assert "unsubscribed" == web.store.get(m.id).status
+
+    def test_links_signed_with_a_retired_key_stop_working(
+        self, make_web: Callable[..., Web]
+    ) -> None:
+        web = make_web(secret_key=SecretStr(SECRET))
+        [m] = web.add("a@example.org")
+        old = TokenSigner([OLD_SECRET]).token(m.id, Purpose.unsubscribe)
+        assert 404 == web.client.get(f"/unsubscribe/{old}").status_code
+
+
+class TestPreferences:
+    def _member(self, web: Web) -> tuple[int, str]:
+        # youth (by tag) and wales (by region) in mailer.toml
+        [m] = web.add("a@example.org", tags=("youth-loneliness",), region="Wales")
+        return m.id, web.link(m.id, Purpose.preferences)
+
+    def test_the_page_lists_the_member_s_segments(self, sqlite_web: Web) -> None:
+        _, url = self._member(sqlite_web)
+        page = sqlite_web.client.get(url)
+        assert 200 == page.status_code
+        assert "Youth loneliness" in page.text and "Wales" in page.text
+        assert "Scotland" not in page.text
+        assert 2 == page.text.count(" checked")
+
+    def test_unticking_a_segment_opts_out_of_it_and_is_logged(self, web: Web) -> None:
+        member_id, url = self._member(web)
+        token = form_token(web.client.get(url))
+        saved = web.client.post(
+            url, data={"form_token": token, "action": "save", "segment": ["wales"]}
+        )
+        assert 200 == saved.status_code
+        assert "Your choices are saved" in saved.text
+        assert {member_id: frozenset({"youth"})} == opted_out(web.store.engine, [member_id])
+        assert "opted out of youth" in web.store.history(member_id)[-1].detail
+        again = web.client.post(
+            url, data={"form_token": token, "action": "save", "segment": ["wales", "youth"]}
+        )
+        assert 200 == again.status_code
+        assert {} == opted_out(web.store.engine, [member_id])
+
+    def test_unsubscribing_from_the_preference_centre(self, web: Web) -> None:
+        member_id, url = self._member(web)
+        response = web.client.post(
+            url, data={"form_token": form_token(web.client.get(url)), "action": "unsubscribe"}
+        )
+        assert (200, "unsubscribed") == (response.status_code, web.store.get(member_id).status)
+        assert "Subscribe me again" in response.text
+
+    def test_re_subscribing_is_explicit_and_logged(self, web: Web) -> None:
+        member_id, url = self._member(web)
+        web.store.unsubscribe(member_id, reason="test", source="test")
+        page = web.client.get(url)
+        assert "Subscribe me again" in page.text
+        assert "unsubscribed" == web.store.get(member_id).status  # viewing changes nothing
+        response = web.client.post(
+            url, data={"form_token": form_token(page), "action": "resubscribe"}
+        )
+        assert (200, "active") == (response.status_code, web.store.get(member_id).status)
+        last = web.store.history(member_id)[-1]
+        assert ("resubscribed", "re-subscribed in the preference centre", "web") == (
+            last.kind,
+            last.detail,
+            last.source,
+        )
+
+    def test_a_post_without_the_form_token_changes_nothing(self, sqlite_web: Web) -> None:
+        _member_id, url = self._member(sqlite_web)
+        before = snapshot(sqlite_web.store)
+        response = sqlite_web.client.post(url, data={"action": "unsubscribe"})
+        assert 400 == response.status_code
+        assert before == snapshot(sqlite_web.store)
+
+    def test_one_click_does_not_work_on_the_preference_centre(self, sqlite_web: Web) -> None:
+        """Only the unsubscribe link takes one-click; here a form token is always needed."""
+        member_id, url = self._member(sqlite_web)
+        assert 400 == sqlite_web.client.post(url, content=ONE_CLICK).status_code
+        assert "active" == sqlite_web.store.get(member_id).status
+
+
+class TestHeaders:
+    def test_token_pages_are_private_and_framed_by_nobody(self, sqlite_web: Web) -> None:
+        [m] = sqlite_web.add("a@example.org")
+        for purpose in Purpose:
+            headers = sqlite_web.client.get(sqlite_web.link(m.id, purpose)).headers
+            assert "no-store" == headers["cache-control"]
+            assert "no-referrer" == headers["referrer-policy"]
+            assert "DENY" == headers["x-frame-options"]
+            csp = headers["content-security-policy"]
+            assert "script-src" not in csp and "default-src 'none'" in csp
+            assert "frame-ancestors 'none'" in csp
+
+    def test_pages_have_no_script_and_work_on_a_phone(self, sqlite_web: Web) -> None:
+        [m] = sqlite_web.add("a@example.org")
+        for url in (
+            sqlite_web.link(m.id, Purpose.unsubscribe),
+            sqlite_web.link(m.id, Purpose.preferences),
+            "/subscribe",
+        ):
+            page = sqlite_web.client.get(url).text
+            assert "<script" not in page
+            assert 'name="viewport"' in page and 'lang="en-GB"' in page
