@@ -39,7 +39,7 @@ def schedule(
 ) -> None:
     """List the next fortnightly slots, the issue each would send, and that issue's state.
 
-    Slots come from [schedule] in mailer.toml; the issue for a slot is the file in
+    Slots come from \\[schedule] in mailer.toml; the issue for a slot is the file in
     the issues folder whose `date:` is the slot's day. The last slot is shown too,
     with what the scheduler (`python scheduler.py`) did about it.
     """

@@ -10,7 +10,7 @@ validate`` would. For one slot day, the answer (:class:`SlotIssue`) is:
 ``missing``    no file is for that day
 
 A file that does not validate has no trustworthy ``date:``; it counts for the day
-its file name starts with (``2026-12-17-….yaml``), as the README asks editors to
+its file name starts with (``2026-12-17-….yaml``), as the editor's guide (docs/editors.md) asks editors to
 name them.
 """
 

@@ -1,7 +1,7 @@
 """The tables of the subscriber store, as SQLAlchemy 2 typed declarative classes.
 
 The migrations in ``mailer/store/migrations/versions`` create exactly these
-(``tests/store/test_migrations.py`` compares them on both databases). Later
+(``tests/store/test_database.py`` compares them on both databases). Later
 tables (the send ledger, the webhook event log) join ``Base.metadata`` here and
 arrive through new migrations.
 """

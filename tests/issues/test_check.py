@@ -863,13 +863,13 @@ class TestSamples:
 class TestEditorGuide:
     @staticmethod
     def _guide(project_root: Path) -> str:
-        readme = (project_root / "README.md").read_text(encoding="utf-8")
+        readme = (project_root / "docs" / "editors.md").read_text(encoding="utf-8")
         return readme.split("<!-- editor-guide:start -->")[1].split("<!-- editor-guide:end -->")[0]
 
     def test_the_complete_example_validates(
         self, project_root: Path, newsletter: Newsletter
     ) -> None:
-        """The README's complete example issue is a valid issue, without warnings."""
+        """The editor's guide's complete example issue is a valid issue, without warnings."""
         example = self._guide(project_root).split("```yaml\n")[1].split("```")[0]
 
         report = check_text(example, Path("issues/2026-12-03-winter-connections.yaml"), newsletter)

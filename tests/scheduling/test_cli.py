@@ -170,3 +170,10 @@ class TestErrors:
         result = cli()
         assert 2 == result.exit_code
         assert "the anchor 2026-12-03 is a Thursday, but weekday is friday" in result.stderr
+
+
+def test_the_help_names_the_schedule_table() -> None:
+    """`[schedule]` in the help is text, not rich markup that would vanish."""
+    result = CliRunner().invoke(app, ["schedule", "--help"], terminal_width=100)
+    assert 0 == result.exit_code
+    assert "Slots come from [schedule] in mailer.toml" in " ".join(result.output.split())

@@ -4,7 +4,7 @@ Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}
 Create Date: ${create_date}
 
-Runs on SQLite and PostgreSQL alike: test both (tests/store/test_migrations.py).
+Runs on SQLite and PostgreSQL alike: test both (tests/store/test_database.py).
 """
 
 from __future__ import annotations

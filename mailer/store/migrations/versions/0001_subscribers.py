@@ -4,7 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-23
 
-Written by hand to match mailer.store.schema; tests/store/test_migrations.py
+Written by hand to match mailer.store.schema; tests/store/test_database.py
 checks that it does, on SQLite and PostgreSQL.
 """
 
