@@ -41,6 +41,14 @@ class TransportName(StrEnum):
     sendgrid = "sendgrid"
 
 
+class CaptchaProvider(StrEnum):
+    """The CAPTCHA services the sign-up form can verify against."""
+
+    turnstile = "turnstile"
+    hcaptcha = "hcaptcha"
+    friendly_captcha = "friendly-captcha"
+
+
 class Settings(BaseSettings):
     """Deployment settings, each overridden by the environment variable named in its alias."""
 
@@ -109,6 +117,27 @@ class Settings(BaseSettings):
         ge=1,
         description="Soft bounces and blocks in a row (no delivery between) after which a member "
         "is marked bounced.",
+    )
+    signup_emails_per_hour: int = Field(
+        100,
+        ge=0,
+        description="Confirmation emails the sign-up form and the preference centre may send in "
+        "an hour, in all, whoever asks; past it, none go out and the log says so. 0: none at all.",
+    )
+    captcha_provider: CaptchaProvider | None = Field(
+        None,
+        description="A CAPTCHA on the sign-up form, for lists that are targeted: turnstile "
+        "(Cloudflare), hcaptcha or friendly-captcha. Off by default; the hidden honeypot field "
+        "stays either way.",
+    )
+    captcha_site_key: str | None = Field(
+        None, description="The CAPTCHA's site key (public, put in the form)."
+    )
+    captcha_secret: SecretStr | None = Field(
+        None, description="The CAPTCHA's secret key, for the server-side verify call."
+    )
+    captcha_verify_url: str | None = Field(
+        None, description="The provider's verify endpoint, if not its usual one (for tests)."
     )
     base_url: str = Field(
         "http://127.0.0.1:8000",

@@ -1,12 +1,21 @@
 """Signed link tokens: which member a link is for, in a form only we can have made.
 
 Every email carries two links of its own, ``{MAILER_BASE_URL}/unsubscribe/{token}``
-and ``{MAILER_BASE_URL}/preferences/{token}``. A token is the subscriber's id
-signed with HMAC-SHA256 under MAILER_SECRET_KEY (itsdangerous's URL-safe
-format), with a salt per purpose: nobody can make a token for another member,
-an unsubscribe token does not open the preference centre, and no email address
-is in it. Tokens do not expire: an unsubscribe link must work for as long as
-anyone keeps the email.
+and ``{MAILER_BASE_URL}/preferences/{token}``. A token is an opaque reference to
+the member, signed with HMAC-SHA256 under MAILER_SECRET_KEY (itsdangerous's
+URL-safe format), with a salt per purpose: nobody can make a token for another
+member, an unsubscribe token does not open the preference centre, and no email
+address is in it. Tokens do not expire: an unsubscribe link must work for as long
+as anyone keeps the email.
+
+The reference is the member's id and the version of their links, encrypted as one
+AES block under a key derived from MAILER_SECRET_KEY (:class:`LinkRef`): a link
+shows neither the id (ids run 1..N, which would tell the list's size and growth)
+nor anything that could be counted. Revoking a member's links (``mailer subscribers
+revoke-links``) moves them to the next version; links made before stop working,
+and the next email carries new ones. Tokens made before links had versions (their
+payload is the plain id) are read as version 0, so links already sent keep working
+until the member's links are revoked.
 
 Key rotation: MAILER_SECRET_KEY may hold several keys, separated by commas. The
 first signs and every one is accepted, so a new key goes first and the old one
@@ -14,16 +23,20 @@ stays listed for as long as links signed with it should keep working.
 
 With the outbox transport and no MAILER_SECRET_KEY, a fixed development key is
 used (:data:`DEVELOPMENT_KEY`, public, so its links prove nothing); every other
-transport sends real mail and requires a real key.
+transport sends real mail, requires a real key, and refuses the development key.
 """
 
 from __future__ import annotations
 
 import binascii
 import hashlib
+import hmac
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from itsdangerous import BadData, Signer
 from itsdangerous.encoding import base64_decode
 
@@ -33,6 +46,7 @@ from mailer.errors import ConfigError, TokenError
 __all__ = [
     "DEVELOPMENT_KEY",
     "MIN_KEY_LENGTH",
+    "LinkRef",
     "Purpose",
     "TokenSigner",
     "read_token",
@@ -111,10 +125,69 @@ def _urlsafe(data: bytes) -> bytes:
     return binascii.b2a_base64(data, newline=False).rstrip(b"=").translate(_URLSAFE)
 
 
-def _payload(subscriber_id: int) -> bytes:
-    # What itsdangerous's URLSafeSerializer makes of the id, so that either can read the
-    # other's tokens.
+@dataclass(frozen=True, slots=True)
+class LinkRef:
+    """Who a link is for: the member, and the version of their links it was made with."""
+
+    subscriber_id: int
+    version: int
+
+    def current(self, link_version: int) -> bool:
+        """Whether the link still works for a member whose links are at *link_version*."""
+        return self.version == link_version
+
+
+# The encrypted reference: one AES block of id (8 bytes), version (4) and a check (4),
+# written "v" + URL-safe base64. A token made before links had versions carries the
+# id's decimal digits in base64, which never starts with "v".
+_VERSIONED = b"v"
+_CHECK = b"mlr1"
+
+
+def _legacy_payload(subscriber_id: int) -> bytes:
+    # What itsdangerous's URLSafeSerializer makes of the id: the tokens of links sent
+    # before links had versions.
     return _urlsafe(str(int(subscriber_id)).encode("ascii"))
+
+
+def _block_key(secret: str) -> bytes:
+    return hmac.new(secret.encode(), b"mailer.link-ref", hashlib.sha256).digest()
+
+
+class _RefCipher:
+    """Encrypts a (member, version) into one AES block, and back under any of the keys.
+
+    A single block under AES is a keyed permutation: the same member and version
+    always give the same token, and without the key nothing of the id shows. The
+    encryptor is kept per thread (ECB has no state between blocks), so a send's
+    hot path makes no new cipher per member.
+    """
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        self._keys = [_block_key(key) for key in keys]
+        self._local = threading.local()
+
+    def encrypt(self, subscriber_id: int, version: int) -> bytes:
+        encryptor = getattr(self._local, "encryptor", None)
+        if encryptor is None:
+            cipher = Cipher(algorithms.AES(self._keys[0]), modes.ECB())  # one block: a permutation
+            encryptor = self._local.encryptor = cipher.encryptor()
+        block = subscriber_id.to_bytes(8, "big") + version.to_bytes(4, "big") + _CHECK
+        return _VERSIONED + _urlsafe(encryptor.update(block))
+
+    def decrypt(self, payload: bytes) -> LinkRef | None:
+        try:
+            block = base64_decode(payload[len(_VERSIONED) :])
+        except BadData:
+            return None
+        if len(block) != 16:
+            return None
+        for key in self._keys:
+            decryptor = Cipher(algorithms.AES(key), modes.ECB()).decryptor()
+            plain = decryptor.update(block) + decryptor.finalize()
+            if plain[12:] == _CHECK:
+                return LinkRef(int.from_bytes(plain[:8], "big"), int.from_bytes(plain[8:12], "big"))
+        return None
 
 
 def _bytes(value: str | bytes) -> bytes:
@@ -130,34 +203,56 @@ class TokenSigner:
         # itsdangerous signs with the last key and accepts all: the first configured goes last.
         ordered = list(reversed(keys))
         self._signers = {purpose: _Signer(ordered, salt=f"mailer.{purpose}") for purpose in Purpose}
+        self._refs = _RefCipher(keys)
         self.development = development
 
-    def token(self, subscriber_id: int, purpose: Purpose) -> str:
-        """The token for this subscriber's link of this purpose."""
-        return self._signers[purpose].sign(_payload(subscriber_id)).decode("ascii")
+    def reference(self, subscriber_id: int, version: int = 0) -> str:
+        """The opaque reference to a member that every token carries (for other signed links)."""
+        return self._refs.encrypt(subscriber_id, version).decode("ascii")
 
-    def links(self, subscriber_id: int) -> tuple[str, str]:
+    def dereference(self, reference: str) -> LinkRef:
+        """The member a :meth:`reference` names; TokenError if it is not one of ours."""
+        ref = self._refs.decrypt(reference.encode("ascii", "replace"))
+        if ref is None or ref.subscriber_id <= 0:
+            raise TokenError("this link does not belong to a member")
+        return ref
+
+    def token(self, subscriber_id: int, purpose: Purpose, version: int = 0) -> str:
+        """The token for this subscriber's link of this purpose."""
+        payload = self._refs.encrypt(subscriber_id, version)
+        return self._signers[purpose].sign(payload).decode("ascii")
+
+    def links(self, subscriber_id: int, version: int = 0) -> tuple[str, str]:
         """The unsubscribe and the preferences token of a subscriber, made together (a send's
         hot path: the payload once)."""
-        payload = _payload(subscriber_id)
+        payload = self._refs.encrypt(subscriber_id, version)
         unsubscribe = self._signers[Purpose.unsubscribe].sign(payload)
         preferences = self._signers[Purpose.preferences].sign(payload)
         return unsubscribe.decode("ascii"), preferences.decode("ascii")
 
-    def read(self, token: str, purpose: Purpose) -> int:
-        """The subscriber id in a token; TokenError if it is not ours, or not for this purpose."""
+    def read(self, token: str, purpose: Purpose) -> LinkRef:
+        """Who a token is for; TokenError if it is not ours, or not for this purpose.
+
+        Whether the link is still current is the caller's to check, against the
+        member's link version (:meth:`LinkRef.current`).
+        """
         try:
             payload = self._signers[Purpose(purpose)].unsign(token.strip())
-            subscriber_id = int(base64_decode(payload).decode("ascii"))
+            if payload.startswith(_VERSIONED):
+                ref = self._refs.decrypt(payload)
+                if ref is None:
+                    raise ValueError("not a reference of ours")
+            else:
+                ref = LinkRef(int(base64_decode(payload).decode("ascii")), 0)
         except (BadData, ValueError, UnicodeDecodeError):
             raise TokenError(
                 f"this {purpose} link is not valid: it may have been cut short when it was "
                 "copied. Open the link from the email again, or write to the newsletter's "
                 "address and we will sort it out."
             ) from None
-        if subscriber_id <= 0:
+        if ref.subscriber_id <= 0:
             raise TokenError(f"this {purpose} link does not belong to a member")
-        return subscriber_id
+        return ref
 
 
 def secret_keys(settings: Settings) -> list[str]:
@@ -166,6 +261,13 @@ def secret_keys(settings: Settings) -> list[str]:
         return []
     keys = [key.strip() for key in settings.secret_key.get_secret_value().split(",")]
     keys = [key for key in keys if key]
+    if settings.transport != TransportName.outbox and DEVELOPMENT_KEY in keys:
+        position = keys.index(DEVELOPMENT_KEY) + 1
+        raise ConfigError(
+            f"MAILER_SECRET_KEY: key {position} (counting from 1) is mailer's public development "
+            f"key, and the {settings.transport} transport sends real mail: anyone could forge "
+            "the links in it. Remove it from MAILER_SECRET_KEY."
+        )
     short = [index for index, key in enumerate(keys, 1) if len(key) < MIN_KEY_LENGTH]
     if short:
         which = ", ".join(map(str, short))
@@ -206,4 +308,4 @@ def read_token(token: str, purpose: Purpose | str, settings: Settings | None = N
         from mailer.config import get_settings
 
         settings = get_settings()
-    return signer_for(settings).read(token, Purpose(purpose))
+    return signer_for(settings).read(token, Purpose(purpose)).subscriber_id

@@ -59,6 +59,7 @@ class Addressee(NamedTuple):
     organisation: str
     region: str
     first_name: str
+    link_version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,7 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
 # as text, decoded once per distinct value: lists have far fewer profiles than members.
 _PAGE = (
     "SELECT s.id, s.email, s.name, s.organisation, s.region, "
-    "CAST(s.tags AS TEXT), CAST(s.attributes AS TEXT), d.state, d.retryable "
+    "CAST(s.tags AS TEXT), CAST(s.attributes AS TEXT), d.state, d.retryable, s.link_version "
     "FROM subscribers s LEFT JOIN deliveries d ON d.subscriber_id = s.id AND d.issue = {m} "
     "WHERE s.status = 'active' AND s.id > {m}{share} ORDER BY s.id LIMIT {m}"
 )
@@ -169,14 +170,14 @@ class VariantKeys:
 
     def member(self, row: Row, opted_out: set[str] | None) -> Member:
         """A page row (see ``_PAGE``) as a Member."""
-        member_id, email, name, organisation, region, tags, attributes, state, retryable = row
+        member_id, email, name, organisation, region, tags, attributes, state, retryable = row[:9]
         key, first_name = self._known(tags, region, attributes)
         if opted_out:
             key = key - opted_out
         if not first_name:
             words = name.split()
             first_name = words[0] if words else ""
-        addressee = Addressee(member_id, email, name, organisation, region, first_name)
+        addressee = Addressee(member_id, email, name, organisation, region, first_name, row[9])
         return Member(addressee, key, None if state is None else (state, bool(retryable)))
 
     def key(self, row: Row, opted_out: set[str] | None) -> frozenset[str]:

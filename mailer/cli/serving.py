@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import typer
 
 
@@ -17,28 +19,50 @@ def serve(
     """Run the web app: unsubscribe and preference links, SendGrid's Event Webhook, the archive and sign-up.
 
     Needs MAILER_SECRET_KEY (the key the emails' links were signed with) and, for
-    the webhook, MAILER_SENDGRID_WEBHOOK_PUBLIC_KEY. Put it behind a reverse proxy
-    that terminates HTTPS at MAILER_BASE_URL; client addresses are taken from
-    X-Forwarded-For when the proxy is one of FORWARDED_ALLOW_IPS (default 127.0.0.1).
-    Link tokens are removed from the access log.
+    the webhook, MAILER_SENDGRID_WEBHOOK_PUBLIC_KEY. With the outbox transport on a
+    loopback address and no key, the outbox's public development key is used, so the
+    links in its files open (and prove nothing). With SMTP or SendGrid it makes the
+    checks `mailer send` makes: a real key, and an https MAILER_BASE_URL.
+
+    Put it behind a reverse proxy that terminates HTTPS at MAILER_BASE_URL; client
+    addresses are taken from X-Forwarded-For when the proxy is one of
+    FORWARDED_ALLOW_IPS (default 127.0.0.1). Link tokens are removed from the access
+    log. Unconfirmed sign-ups are deleted when their link expires, every hour.
     """
     import uvicorn
 
     from mailer.cli.common import err_console, load_context
     from mailer.web import create_app
-    from mailer.web.logs import log_config
+    from mailer.web.server import server_config
 
     settings, newsletter = load_context()
-    app = create_app(settings, newsletter)
+    loopback = _is_loopback(host)
+    app = create_app(settings, newsletter, development_key_ok=loopback)
+    if app.state.web.signer.development:
+        err_console.print(
+            "Using mailer's public development key: the links of the outbox's files open "
+            "here, and prove nothing. Set MAILER_SECRET_KEY before any real use.",
+            style="bold yellow",
+        )
+    if not loopback:
+        err_console.print(
+            f"Listening on {host}, beyond this machine, over plain HTTP: members' link tokens "
+            "and the webhook would cross the network unencrypted. Put a reverse proxy that "
+            "terminates HTTPS in front (see docs/deploying.md) and keep --host 127.0.0.1.",
+            style="bold yellow",
+        )
     err_console.print(
-        f"Serving {newsletter.name} on http://{host}:{port} (public URL {settings.base_url})"
+        f"Serving {newsletter.name} on http://{host}:{port} (public URL {settings.base_url})",
+        highlight=False,
     )
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_config=log_config(),
-        proxy_headers=True,
-        server_header=False,
-        ws="none",
-    )
+    uvicorn.Server(server_config(app, host, port)).run()
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether an address to listen on is this machine's own (127.0.0.1, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

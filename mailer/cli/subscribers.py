@@ -363,3 +363,43 @@ def forget(
             f"{email} was not on the list; it is now suppressed, so it can never be added.",
             highlight=False,
         )
+
+
+@app.command("revoke-links")
+def revoke_links(
+    email: MemberEmail,
+    reason: str = typer.Option(
+        "links revoked by an administrator",
+        "--reason",
+        help="Why, for the member's history, e.g. 'newsletter forwarded to a public list'.",
+    ),
+) -> None:
+    """Make every unsubscribe, preference and confirmation link sent to a member stop working.
+
+    For links that were forwarded or posted where others could use them. The
+    member stays on the list as they are; the next email carries new links.
+    """
+    with _store() as store:
+        member = store.revoke_links(email, reason=reason, source=_source("revoke-links"))
+    console.print(
+        f"Every link sent to {member.email} so far has stopped working; "
+        "the next email will carry new ones.",
+        highlight=False,
+    )
+
+
+@app.command("purge-unconfirmed")
+def purge_unconfirmed() -> None:
+    """Delete sign-ups never confirmed whose confirmation link has expired, with their names.
+
+    `mailer serve` does this every hour; run it by hand if the web app is not running.
+    """
+    from mailer.store.signups import CONFIRM_DAYS
+    from mailer.store.signups import purge_unconfirmed as purge
+
+    with _store() as store:
+        removed = purge(store)
+    noun = "sign-up" if removed == 1 else "sign-ups"
+    console.print(
+        f"Deleted {removed} unconfirmed {noun} older than {CONFIRM_DAYS} days.", highlight=False
+    )

@@ -178,7 +178,24 @@ def _log_row(
 ) -> dict[str, Any]:
     event = item.event
     key = event.sg_event_id
-    effect = effects.get(key) or ("unknown address" if owner is None else "recorded")
+    if owner is None:
+        # An address that is not a member's (never was, or was forgotten): counted, and
+        # kept so that a replay is known, but nothing that could be the person's is
+        # stored: not the address, nor the bounce text or the click URL, which may hold it.
+        return {
+            "sg_event_id": key,
+            "event": event.event,
+            "kind": item.kind.value,
+            "email": "",
+            "subscriber_id": None,
+            "issue": event.issue_slug,
+            "occurred_at": event.at,
+            "received_at": when,
+            "detail": "",
+            "effect": "unknown address",
+            "url": None,
+            "test": _is_test(event),
+        }
     return {
         "sg_event_id": key,
         "event": event.event,
@@ -189,7 +206,7 @@ def _log_row(
         "occurred_at": event.at,
         "received_at": when,
         "detail": detail(event),
-        "effect": effect,
+        "effect": effects.get(key) or "recorded",
         "url": _clicked_url(item),
         "test": _is_test(event),
     }

@@ -31,9 +31,11 @@ __all__ = [
 ]
 
 
-def links(subscriber_id: int, signer: TokenSigner, base_url: str) -> dict[str, str]:
+def links(
+    subscriber_id: int, signer: TokenSigner, base_url: str, link_version: int = 0
+) -> dict[str, str]:
     """A member's unsubscribe and preferences URLs, each with its own signed token."""
-    unsubscribe, preferences = signer.links(subscriber_id)
+    unsubscribe, preferences = signer.links(subscriber_id, link_version)
     return {
         "unsubscribe_url": f"{base_url}/unsubscribe/{unsubscribe}",
         "preferences_url": f"{base_url}/preferences/{preferences}",

@@ -111,6 +111,6 @@ def _test_target(
         # As in the real send: segments the member opted out of do not count.
         variant_key(issue, segments_of(member, newsletter))
         - opted_out(store.engine, [member.id]).get(member.id, frozenset()),
-        member_values(member, links(member.id, signer, settings.base_url)),
+        member_values(member, links(member.id, signer, settings.base_url, member.link_version)),
         custom_args,
     )

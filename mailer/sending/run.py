@@ -466,7 +466,9 @@ class SendRun:
         return _Claimed(variant.name, batch, [delivery_id for delivery_id, _ in kept])
 
     def _recipient(self, subscriber: Addressee, variant: Variant) -> Recipient:
-        member_links = links(subscriber.id, self.signer, self.settings.base_url)
+        member_links = links(
+            subscriber.id, self.signer, self.settings.base_url, subscriber.link_version
+        )
         return Recipient.trusted(
             email=subscriber.email,
             name=header_safe(subscriber.name),

@@ -120,3 +120,21 @@ def _as_clause(message: str) -> str:
     """email-validator's sentence as a clause: 'There must be ...' -> 'there must be ...'."""
     message = message.strip().rstrip(".")
     return message[:1].lower() + message[1:]
+
+
+# Providers that ignore dots in the local part: ann.lee@gmail.com is annlee@gmail.com.
+_DOTLESS_DOMAINS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
+
+
+def mailbox_key(normalised: str) -> str:
+    """The mailbox a person owns, as far as mail to an address reaches it.
+
+    Case-folded, the ``+tag`` of sub-addressing dropped (``ann+news@`` reaches
+    ``ann@``), and for Gmail the dots of the local part too. For counting requests
+    per person (the sign-up form's limit), never for storing or sending.
+    """
+    local, _, domain = normalised.casefold().rpartition("@")
+    local = local.split("+", 1)[0] or local
+    if domain in _DOTLESS_DOMAINS:
+        local, domain = local.replace(".", ""), _DOTLESS_DOMAINS[domain]
+    return f"{local}@{domain}"

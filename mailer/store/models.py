@@ -51,6 +51,7 @@ class EventKind(StrEnum):
     added = "added"
     updated = "updated"
     status = "status"  # moved to a sticky status (unsubscribed, bounced, ...)
+    links_revoked = "links_revoked"  # every link sent before stopped working
     resubscribed = "resubscribed"  # explicitly back to active
 
 
@@ -92,6 +93,8 @@ class Subscriber:
     status_reason: str
     created_at: dt.datetime
     updated_at: dt.datetime
+    link_version: int = 0
+    """The version of the member's links; revoking them moves it on (see mailer.tokens)."""
 
     @property
     def first_name(self) -> str:
@@ -116,6 +119,7 @@ class Subscriber:
             "status_reason": self.status_reason,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
+            "link_version": self.link_version,
         }
 
 

@@ -98,6 +98,8 @@ class SubscriberRow(Base):
     status_reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # Part of every link token (mailer.tokens): revoking the member's links moves it on.
+    link_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class SubscriberEventRow(Base):

@@ -1,4 +1,4 @@
-"""Sign-up attempts, kept briefly, for the sign-up form's rate limits.
+"""Sign-ups: attempts, kept briefly for the form's rate limits, and sign-ups never confirmed.
 
 Each attempt is a row keyed by a hash (of the address, or of the client's IP
 address): nothing readable is kept, and rows older than a day are deleted as new
@@ -10,16 +10,25 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, Index, String, delete, func, insert, select
 from sqlalchemy.orm import Mapped, mapped_column
 
+if TYPE_CHECKING:
+    from mailer.store.subscribers import SubscriberStore
+
 from mailer.store.schema import Base, BigId, UTCDateTime
 from mailer.store.transact import run_write
 
-__all__ = ["SignupAttemptRow", "attempt"]
+__all__ = ["CONFIRM_DAYS", "SignupAttemptRow", "attempt", "purge_unconfirmed"]
+
+log = logging.getLogger(__name__)
 
 KEEP = dt.timedelta(days=1)
+CONFIRM_DAYS = 7
+"""Days a sign-up's confirmation link works; a sign-up still unconfirmed after them is deleted."""
 
 
 class SignupAttemptRow(Base):
@@ -66,3 +75,14 @@ def attempt(
         return over
 
     return run_write(engine, work)
+
+
+def purge_unconfirmed(store: SubscriberStore, *, now: dt.datetime | None = None) -> int:
+    """Delete sign-ups never confirmed whose link has expired, with their names; how many."""
+    before = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=CONFIRM_DAYS)
+    removed = store.delete_pending(changed_before=before)
+    if removed:
+        log.info(
+            "sign-up: %d unconfirmed sign-ups older than %d days deleted", removed, CONFIRM_DAYS
+        )
+    return removed

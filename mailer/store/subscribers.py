@@ -23,7 +23,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from mailer.errors import StoreError, SubscriberNotFound
 from mailer.store.database import make_engine, migrate, write_connection
-from mailer.store.emails import InvalidEmail, email_key, normalise_email, suppression_hash
+from mailer.store.emails import (
+    InvalidEmail,
+    email_key,
+    mailbox_key,
+    normalise_email,
+    suppression_hash,
+)
+from mailer.store.eventlog import WebhookEventRow
 from mailer.store.models import (
     EventKind,
     ImportCounts,
@@ -33,6 +40,7 @@ from mailer.store.models import (
     SubscriberStatus,
 )
 from mailer.store.schema import SubscriberEventRow, SubscriberRow, SuppressionRow
+from mailer.store.signups import SignupAttemptRow, limit_key
 from mailer.store.upsert import (
     Stored,
     apply_plan,
@@ -60,6 +68,7 @@ _SUBSCRIBER_COLUMNS = (
     _S.status_reason,
     _S.created_at,
     _S.updated_at,
+    _S.link_version,
 )
 SubscriberRef = int | str  # a subscriber id, or an email address
 AnyRow = Row[*tuple[Any, ...]]
@@ -258,6 +267,41 @@ class SubscriberStore:
                 )
             return _to_subscriber(_select_ref(connection, row.id))
 
+    def revoke_links(self, ref: SubscriberRef, *, reason: str, source: str) -> Subscriber:
+        """Make every link sent to the member so far stop working; the next email has new ones.
+
+        For a link that was forwarded or posted where others can use it. The
+        member's status is not changed; the history says when and why.
+        """
+        with self._write() as connection:
+            row = _select_ref(connection, ref)
+            when = now()
+            connection.execute(
+                update(_S)
+                .where(_S.id == row.id)
+                .values(link_version=_S.link_version + 1, updated_at=when)
+            )
+            connection.execute(
+                insert(SubscriberEventRow),
+                event(row.id, when, EventKind.links_revoked, f"links revoked: {reason}", source),
+            )
+            return _to_subscriber(_select_ref(connection, row.id))
+
+    def delete_pending(self, *, changed_before: dt.datetime) -> int:
+        """Delete members still ``pending`` since before the time given, history and all.
+
+        For sign-ups never confirmed: nothing of them is kept (not even a suppression,
+        since they never asked for anything to be remembered). Returns how many.
+        """
+        with self._write() as connection:
+            result = connection.execute(
+                delete(_S).where(
+                    _S.status == SubscriberStatus.pending.value,
+                    _S.status_changed_at < changed_before,
+                )
+            )
+            return int(result.rowcount or 0)
+
     def forget(self, email: str, *, reason: str, source: str) -> bool:
         """Erase a member and their history; keep a hash of the address so it is never re-added.
 
@@ -270,8 +314,21 @@ class SubscriberStore:
                     insert(SuppressionRow),
                     {"email_hash": suppression_hash(key), "reason": reason, "created_at": now()},
                 )
-            # The history goes with the member (ON DELETE CASCADE).
+            # The history, the send ledger, segment choices and webhook events go with the
+            # member (ON DELETE CASCADE); events that reached us about the address while it
+            # was not a member's, and the sign-up form's counts, go here.
             erased = connection.execute(delete(_S).where(_S.email_key == key)).rowcount
+            connection.execute(
+                delete(WebhookEventRow).where(
+                    WebhookEventRow.subscriber_id.is_(None),
+                    func.lower(WebhookEventRow.email) == key,
+                )
+            )
+            connection.execute(
+                delete(SignupAttemptRow).where(
+                    SignupAttemptRow.key == limit_key("address", mailbox_key(key))
+                )
+            )
             return bool(erased)
 
     # -- transactions --------------------------------------------------------------
@@ -390,6 +447,7 @@ def _to_subscriber(row: AnyRow) -> Subscriber:
         status_reason=row.status_reason,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        link_version=row.link_version,
     )
 
 

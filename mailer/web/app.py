@@ -25,6 +25,8 @@ reached 503 (SendGrid retries), and only a bug leaves a 500 behind.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -36,19 +38,22 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mailer.config import Newsletter, Settings
+from mailer.config import Newsletter, Settings, TransportName
 from mailer.errors import ConfigError, MailerError, RequestRefused
 from mailer.events.apply import apply_events
 from mailer.events.sendgrid import MAX_BODY, load_public_key, parse, verify
 from mailer.scheduling.status import scheduler_health
+from mailer.sending.personalise import link_signer
 from mailer.store import open_store
-from mailer.tokens import TokenSigner, secret_keys
+from mailer.store.signups import purge_unconfirmed
+from mailer.tokens import DEVELOPMENT_KEY, TokenSigner, secret_keys
 from mailer.transports import Transport, open_transport
 from mailer.web.archive import Archive, archive_index, archive_issue
+from mailer.web.captcha import captcha_for
 from mailer.web.context import SignupLimits, WebContext, context_of
 from mailer.web.links import preferences, unsubscribe
 from mailer.web.logs import redact
@@ -69,34 +74,46 @@ def create_app(
     limits: SignupLimits | None = None,
     max_webhook_body: int = MAX_BODY,
     clock: Callable[[], float] | None = None,
+    development_key_ok: bool = False,
 ) -> Starlette:
-    """The web app. Raises ConfigError without MAILER_SECRET_KEY, or with a bad webhook key.
+    """The web app. Raises ConfigError for settings it cannot run with (no MAILER_SECRET_KEY,
+    a real transport with http links or the development key, a bad webhook key).
 
-    ``transport`` opens the transport for sign-up emails (default: the configured
-    one); ``limits``, ``max_webhook_body`` and ``clock`` are for tests.
+    ``development_key_ok``: with the outbox transport and no MAILER_SECRET_KEY, check
+    links with the public development key, as the outbox signed them (``mailer
+    serve`` on a loopback address). ``transport`` opens the transport for sign-up
+    emails (default: the configured one); ``limits``, ``max_webhook_body`` and
+    ``clock`` are for tests.
     """
     keys = secret_keys(settings)
+    if not keys and development_key_ok and settings.transport == TransportName.outbox:
+        keys = [DEVELOPMENT_KEY]  # the links of the outbox's files, which prove nothing
     if not keys:
         raise ConfigError(
             "MAILER_SECRET_KEY is not set: the web app checks the signed tokens in members' "
             "links with it, and must use the key the emails were sent with. Set it to a long "
             "random string, e.g. the output of: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
         )
+    if settings.transport != TransportName.outbox:
+        link_signer(settings)  # the checks `mailer send` makes: a real key, https links
+    captcha = captcha_for(settings)
     webhook_key = None
     if settings.sendgrid_webhook_public_key:
         webhook_key = load_public_key(settings.sendgrid_webhook_public_key)
+    signer = TokenSigner(keys, development=keys == [DEVELOPMENT_KEY])
     store = open_store(settings.database_url)
     web = WebContext(
         settings=settings,
         newsletter=newsletter,
         store=store,
-        signer=TokenSigner(keys),
+        signer=signer,
         forms=FormTokens(keys),
-        confirmations=ConfirmTokens(keys),
+        confirmations=ConfirmTokens(keys, signer),
         pages=Pages(newsletter),
         webhook_key=webhook_key,
         open_transport=transport or (lambda: open_transport(settings)),
         archive=Archive(newsletter, store, settings.base_url),
+        captcha=captcha,
         limits=limits or SignupLimits(),
         max_webhook_body=max_webhook_body,
     )
@@ -110,13 +127,18 @@ def create_app(
                 "MAILER_SENDGRID_WEBHOOK_PUBLIC_KEY is not set: SendGrid's Event Webhook "
                 "is refused (403) until it is"
             )
+        chores = asyncio.create_task(_hourly_chores(web))
         yield
+        chores.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await chores
         store.close()
 
     app = Starlette(
         routes=_routes(),
         middleware=[Middleware(SecurityHeaders)],
         exception_handlers={
+            ClientDisconnect: _gone,
             HTTPException: _http_error,
             RequestRefused: _refused,
             MailerError: _unavailable,
@@ -126,6 +148,23 @@ def create_app(
     )
     app.state.web = web
     return app
+
+
+CHORES_EVERY = 3600  # seconds between runs of the web app's housekeeping
+
+
+async def _hourly_chores(web: WebContext) -> None:
+    """Housekeeping while the app runs: at start, then every hour.
+
+    Unconfirmed sign-ups are deleted, with their names, once their link has expired.
+    A failure is logged and tried again the next hour: it never stops the app.
+    """
+    while True:
+        try:
+            await run_in_threadpool(purge_unconfirmed, web.store)
+        except MailerError as error:
+            log.error("housekeeping failed, trying again in an hour: %s", error)
+        await asyncio.sleep(CHORES_EVERY)
 
 
 def _routes() -> list[Route]:
@@ -252,6 +291,12 @@ async def _unavailable(request: Request, error: Exception) -> Response:
         ["Something went wrong on our side, and nothing was changed. Please try again shortly."],
         status=503,
     )
+
+
+async def _gone(request: Request, error: Exception) -> Response:
+    """The client went away before its request was all there: nothing to answer, nor to fix."""
+    log.info("%s %s: the client disconnected mid-request", request.method, redact(request.url.path))
+    return Response(status_code=400)
 
 
 async def _bug(request: Request, error: Exception) -> Response:

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from starlette.requests import Request
 
 from mailer.config import Newsletter, Settings
-from mailer.store import SubscriberStore
+from mailer.store import Subscriber, SubscriberStore
 from mailer.tokens import Purpose, TokenSigner
 from mailer.transports import Transport
 from mailer.web.pages import Pages
@@ -19,6 +19,7 @@ from mailer.web.security import ConfirmTokens, FormTokens
 
 if TYPE_CHECKING:
     from mailer.web.archive import Archive
+    from mailer.web.captcha import Captcha
 
 __all__ = ["SignupLimits", "WebContext", "context_of"]
 
@@ -44,13 +45,14 @@ class WebContext:
     webhook_key: ec.EllipticCurvePublicKey | None
     open_transport: Callable[[], Transport]
     archive: Archive
+    captcha: Captcha | None = None
     limits: SignupLimits = field(default_factory=SignupLimits)
     max_webhook_body: int = 4 * 1024 * 1024
     clock: Callable[[], float] = time.time
 
-    def link(self, subscriber_id: int, purpose: Purpose) -> str:
+    def link(self, member: Subscriber, purpose: Purpose) -> str:
         """A member's own link (relative: pages link within the site they are on)."""
-        return f"/{purpose.value}/{self.signer.token(subscriber_id, purpose)}"
+        return f"/{purpose.value}/{self.signer.token(member.id, purpose, member.link_version)}"
 
     def absolute(self, path: str) -> str:
         """A link for an email: under MAILER_BASE_URL."""

@@ -25,7 +25,9 @@ from mailer.store import Subscriber, SubscriberStatus
 from mailer.store.preferences import opted_out, set_opted_out
 from mailer.tokens import Purpose
 from mailer.web.context import WebContext, context_of
+from mailer.web.pages import masked
 from mailer.web.security import FORM_BODY, READ_ONLY, parse_form, read_body
+from mailer.web.signup import send_confirmation
 
 __all__ = ["preferences", "unsubscribe"]
 
@@ -45,6 +47,15 @@ def _mailable(member: Subscriber) -> bool:
     return member.status in (SubscriberStatus.active, SubscriberStatus.pending)
 
 
+def _can_rejoin(member: Subscriber) -> bool:
+    """Whether a member off the list may ask, from a link, to be sent a confirmation.
+
+    Not after a spam complaint: that address is never mailed again on the strength
+    of a link in an old email (see :mod:`mailer.web.signup`).
+    """
+    return member.status in (SubscriberStatus.unsubscribed, SubscriberStatus.bounced)
+
+
 def _invalid_link(web: WebContext, purpose: Purpose) -> Response:
     back, label = web.back
     return web.pages.message(
@@ -61,12 +72,20 @@ def _invalid_link(web: WebContext, purpose: Purpose) -> Response:
 
 
 async def _member(web: WebContext, token: str, purpose: Purpose) -> Subscriber | None:
-    """The member a link names (None if no longer on the list); TokenError if not our link."""
-    subscriber_id = web.signer.read(token, purpose)
+    """The member a link names (None if no longer on the list).
+
+    TokenError if the link is not ours, or was made before the member's links were
+    revoked.
+    """
+    ref = web.signer.read(token, purpose)
     try:
-        return await run_in_threadpool(web.store.get, subscriber_id)
+        member = await run_in_threadpool(web.store.get, ref.subscriber_id)
     except SubscriberNotFound:
         return None
+    if not ref.current(member.link_version):
+        log.info("a revoked %s link was used: subscriber=%d", purpose.value, member.id)
+        raise TokenError(f"this {purpose.value} link was revoked")
+    return member
 
 
 # -- unsubscribe ----------------------------------------------------------------------------
@@ -129,11 +148,11 @@ def _unsubscribe_page(
         title="Unsubscribe",
         state=state,
         notice=notice,
-        email=member.email if member else "",
+        email=masked(member.email) if member else "",
         why=WHY.get(member.status, "") if member else "",
+        can_rejoin=member is not None and _can_rejoin(member),
         action=f"/unsubscribe/{token}",
         form_token=web.forms.issue("unsubscribe", token),
-        preferences_url=web.link(member.id, Purpose.preferences) if member else "",
         back_url=back,
         back_label=label,
     )
@@ -185,15 +204,16 @@ async def preferences(request: Request) -> Response:
         )
         log.info("unsubscribed: subscriber=%d via=preferences", member.id)
         notice = f"You are unsubscribed: we will not send {web.newsletter.name} to you any more."
-    elif action == "resubscribe" and not _mailable(member):
-        member = await run_in_threadpool(
-            web.store.resubscribe,
-            member.email,
-            reason="re-subscribed in the preference centre",
-            source=SOURCE,
+    elif action == "resubscribe" and _can_rejoin(member):
+        # Double opt-in: the link in an old email (or one a mailbox provider saw, in
+        # List-Unsubscribe) must not be enough to start mailing an address again.
+        sent = await run_in_threadpool(send_confirmation, web, member, "preference centre")
+        notice = (
+            f"We have emailed a link to {masked(member.email)}: open it and press the button "
+            "on the page it opens to subscribe again."
+            if sent
+            else "We could not send the email just now. Please try again later."
         )
-        log.info("re-subscribed: subscriber=%d via=preferences", member.id)
-        notice = f"Welcome back: you will get {web.newsletter.name} again."
     else:
         return await _preferences_page(web, token, member, status=400, error="Nothing was changed.")
     return await _preferences_page(web, token, member, notice=notice)
@@ -231,10 +251,11 @@ async def _preferences_page(
         status=status,
         private=True,
         title="Your email preferences",
-        email=member.email,
+        email=masked(member.email),
         mailable=member.status is SubscriberStatus.active,
         pending=member.status is SubscriberStatus.pending,
         why=WHY.get(member.status, ""),
+        can_rejoin=_can_rejoin(member),
         segments=choices,
         notice=notice,
         error=error,

@@ -18,7 +18,11 @@ from starlette.responses import HTMLResponse
 
 from mailer.config import Newsletter
 
-__all__ = ["TEMPLATES", "Pages"]
+__all__ = [
+    "TEMPLATES",
+    "Pages",
+    "masked",
+]
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # Pages reached through a member's link: never cached, never indexed.
@@ -83,3 +87,15 @@ class Pages:
             paragraphs=paragraphs,
             links=links or [],
         )
+
+
+def masked(address: str) -> str:
+    """The address with most of its local part hidden: ``ne***@example.org``.
+
+    Enough for the member to recognise it, not enough to read it off a forwarded link.
+    """
+    local, at, domain = address.rpartition("@")
+    if not at:
+        local, domain = address, ""
+    keep = 1 if len(local) <= 4 else 2
+    return f"{local[:keep]}***{at}{domain}"

@@ -31,9 +31,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mailer.errors import BadRequest, BodyTooLarge, TokenError
 from mailer.store import Subscriber
+from mailer.store.signups import CONFIRM_DAYS
+from mailer.tokens import LinkRef, TokenSigner
 
 __all__ = [
-    "CONFIRM_DAYS",
     "CSP",
     "FORM_BODY",
     "READ_ONLY",
@@ -50,7 +51,6 @@ CSP = (
 )
 FORM_BODY = 16 * 1024  # no form of ours comes near this
 FORM_MAX_AGE = 6 * 3600  # seconds a page's form token stays good
-CONFIRM_DAYS = 7  # days a sign-up's confirmation link works
 READ_ONLY = frozenset({"GET", "HEAD"})  # methods that only show a page
 _HEADERS = (
     (b"referrer-policy", b"no-referrer"),
@@ -108,10 +108,15 @@ class FormTokens:
 
 
 class ConfirmTokens:
-    """Signed, expiring tokens for confirmation links: (subscriber id, address, status time)."""
+    """Signed, expiring tokens for confirmation links: (the member's reference, a binding).
 
-    def __init__(self, keys: list[str]) -> None:
+    The reference is the opaque one every link carries (:meth:`TokenSigner.reference`):
+    no id and no address shows in the link.
+    """
+
+    def __init__(self, keys: list[str], signer: TokenSigner) -> None:
         self._serializer = URLSafeTimedSerializer(list(reversed(keys)), salt="mailer.confirm")
+        self._signer = signer
 
     @staticmethod
     def _bind(member: Subscriber) -> str:
@@ -120,10 +125,11 @@ class ConfirmTokens:
         return hashlib.sha256(seed.encode()).hexdigest()[:24]
 
     def token(self, member: Subscriber) -> str:
-        return self._serializer.dumps([member.id, self._bind(member)])
+        reference = self._signer.reference(member.id, member.link_version)
+        return self._serializer.dumps([reference, self._bind(member)])
 
-    def read(self, token: str) -> tuple[int, str]:
-        """(subscriber id, binding); SignatureExpired when too old, TokenError when not ours."""
+    def read(self, token: str) -> tuple[LinkRef, str]:
+        """(who, binding); SignatureExpired when too old, TokenError when not ours."""
         try:
             value = self._serializer.loads(token, max_age=CONFIRM_DAYS * 86400)
         except SignatureExpired:
@@ -133,11 +139,11 @@ class ConfirmTokens:
         if (
             not isinstance(value, list)
             or len(value) != 2
-            or not isinstance(value[0], int)
+            or not isinstance(value[0], str)
             or not isinstance(value[1], str)
         ):
             raise TokenError("this confirmation link is not one of ours")
-        return value[0], value[1]
+        return self._signer.dereference(value[0]), value[1]
 
     def matches(self, member: Subscriber, binding: str) -> bool:
         return self._bind(member) == binding

@@ -5,17 +5,26 @@ accepted request gets the same "check your inbox" page, and what happens next
 goes to the address itself:
 
 * a new address is added as ``pending`` and sent a confirmation link;
-* a pending, unsubscribed, bounced or complained member is sent a confirmation
-  link (confirming re-subscribes them, logged as their explicit request);
+* a pending or unsubscribed member is sent a confirmation link (confirming
+  re-subscribes them, logged as their explicit request);
 * an active member is told by email that they are already subscribed, with a
   link to their preference centre;
-* a forgotten address is sent nothing: only ``mailer subscribers resubscribe``
-  brings one back.
+* an address that complained, bounced or was forgotten is sent nothing: only
+  ``mailer subscribers resubscribe`` brings one back, when the person asks.
+
+The confirmation email holds nothing the requester typed (no name, not even the
+address): the form cannot make the newsletter say anything to anyone. A name is
+kept with the sign-up, and used once it is confirmed; sign-ups never confirmed
+are deleted with it when their link expires
+(:func:`mailer.store.signups.purge_unconfirmed`, which ``mailer serve`` runs hourly).
 
 Against abuse: a honeypot field that people never see (a bot that fills it gets
-the same page and nothing happens), a form token, and rate limits per address
-(over it, the page is the same but no email goes out, so nobody can flood an
-inbox) and per client (over it, a 429 page).
+the same page and nothing happens), a form token, an optional CAPTCHA
+(:mod:`mailer.web.captcha`), and limits: per mailbox (``ann+1@`` and ``Ann@`` are
+one person's; over it, the page is the same but no email goes out, so nobody can
+flood an inbox), per client (an IPv4 address or an IPv6 /64; over it, a 429 page),
+and on confirmation emails in all (MAILER_SIGNUP_EMAILS_PER_HOUR), which bounds
+the worst case whatever the attacker's addresses.
 
 Confirmation links are signed and expire after :data:`CONFIRM_DAYS` days; each
 is bound to the member's status at the time it was sent, so an old link cannot
@@ -23,12 +32,14 @@ re-subscribe someone who has since unsubscribed. Opening the link (``GET``)
 changes nothing: mail scanners such as Safe Links open every link in an email,
 and would otherwise confirm sign-ups nobody asked for. The page it opens has a
 "Confirm my subscription" button, whose ``POST`` (with the page's form token)
-activates the member.
+activates the member. No page reached from a confirmation or unsubscribe link
+hands out another link of the member's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import logging
 from dataclasses import dataclass
 
@@ -42,14 +53,15 @@ from mailer.errors import MailerError, StoreError, SubscriberNotFound, TokenErro
 from mailer.headersafety import one_line, profile_text_problem
 from mailer.mail import Batch, Content, Recipient
 from mailer.store import MemberRecord, Subscriber, SubscriberStatus
-from mailer.store.emails import InvalidEmail, normalise_email
-from mailer.store.signups import attempt, limit_key
+from mailer.store.emails import InvalidEmail, mailbox_key, normalise_email
+from mailer.store.signups import CONFIRM_DAYS, attempt, limit_key
 from mailer.tokens import Purpose
 from mailer.transports.message import list_id
 from mailer.web.context import WebContext, context_of
-from mailer.web.security import CONFIRM_DAYS, FORM_BODY, READ_ONLY, parse_form, read_body
+from mailer.web.pages import masked
+from mailer.web.security import CSP, FORM_BODY, READ_ONLY, parse_form, read_body
 
-__all__ = ["confirm", "subscribe"]
+__all__ = ["client_key", "confirm", "send_confirmation", "subscribe"]
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +95,12 @@ async def subscribe(request: Request) -> Response:
         return _form(
             web, email_given, name, "Please enter an email address like name@example.org.", 400
         )
-    client = request.client.host if request.client else "unknown"
+    client = client_key(request.client.host if request.client else "unknown")
+    if web.captcha is not None and not await run_in_threadpool(web.captcha.verify, form, client):
+        log.info("sign-up refused: the CAPTCHA was not passed")
+        return _form(
+            web, email_given, name, "Please complete the check below the form, then send it.", 400
+        )
     over = await run_in_threadpool(_count_attempt, web, address, client)
     if "client" in over:
         log.warning("sign-up refused: too many from one client")
@@ -93,7 +110,7 @@ async def subscribe(request: Request) -> Response:
             status=429,
         )
     if "address" in over:
-        log.info("sign-up: no email sent, too many requests for one address")
+        log.info("sign-up: no email sent, too many requests for one mailbox")
         return _sent(web)
     try:
         await run_in_threadpool(_start_opt_in, web, address, name)
@@ -114,13 +131,16 @@ def _text(value: object) -> str:
 def _form(
     web: WebContext, email: str = "", name: str = "", error: str = "", status: int = 200
 ) -> Response:
+    captcha = web.captcha
     return web.pages.page(
         "subscribe.html",
         status=status,
+        headers={"Content-Security-Policy": captcha.csp(CSP)} if captcha else None,
         title=f"Subscribe to {web.newsletter.name}",
         email=email,
         name=name,
         error=error,
+        captcha=captcha,
         form_token=web.forms.issue("subscribe"),
     )
 
@@ -138,19 +158,46 @@ def _sent(web: WebContext) -> Response:
     )
 
 
+def client_key(host: str) -> str:
+    """Who a request comes from, for the per-client limit: an IPv4 address, or an IPv6 /64.
+
+    One IPv6 host usually has a whole /64 to itself, so counting single IPv6
+    addresses would give it 2**64 quotas.
+    """
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 def _count_attempt(web: WebContext, address: str, client: str) -> set[str]:
     limits = web.limits
     keys = {
-        limit_key("address", address.lower()): ("address", limits.per_address),
+        limit_key("address", mailbox_key(address)): ("address", limits.per_address),
         limit_key("client", client): ("client", limits.per_client),
     }
     over = attempt(
         web.store.engine,
         {key: allowed for key, (_, allowed) in keys.items()},
         window=dt.timedelta(seconds=limits.window),
-        now=dt.datetime.fromtimestamp(web.clock(), dt.UTC),
+        now=_now(web),
     )
     return {keys[key][0] for key in over}
+
+
+def _now(web: WebContext) -> dt.datetime:
+    return dt.datetime.fromtimestamp(web.clock(), dt.UTC)
+
+
+# Statuses whose address the form never mails: a complaint or a bounce says the address
+# does not want, or cannot take, our mail; sending to it on a stranger's request would
+# make the form a way to mail it anyway.
+_NEVER_MAILED = frozenset({SubscriberStatus.complained, SubscriberStatus.bounced})
 
 
 def _start_opt_in(web: WebContext, address: str, name: str) -> None:
@@ -168,10 +215,55 @@ def _start_opt_in(web: WebContext, address: str, name: str) -> None:
             if member is None:
                 raise
         log.info("sign-up: subscriber=%d added as pending", member.id)
-    if member.status is SubscriberStatus.active:
+    if member.status in _NEVER_MAILED:
+        log.info("sign-up: subscriber=%d is %s; nothing sent", member.id, member.status.value)
+    elif member.status is SubscriberStatus.active:
         _send(web, member, _already_email(web, member))
-    else:
-        _send(web, member, _confirm_email(web, member))
+    elif not send_confirmation(web, member, "sign-up form"):
+        raise MailerError("the confirmation email could not be sent")
+
+
+def send_confirmation(web: WebContext, member: Subscriber, via: str) -> bool:
+    """Email the member a confirmation link, within the hourly cap; False if none went out.
+
+    For a sign-up, and for a member off the list who asks to rejoin from the
+    preference centre: nobody goes back on the list without opening a link sent
+    to the address now.
+    """
+    if not _within_hourly_cap(web):
+        return False
+    try:
+        _send(web, member, _confirm_email(web, member), with_name=False)
+    except MailerError as error:
+        log.error("confirmation for subscriber=%d (%s) not sent: %s", member.id, via, error)
+        return False
+    return True
+
+
+_cap_warned: dict[int, dt.datetime] = {}
+
+
+def _within_hourly_cap(web: WebContext) -> bool:
+    """Count one confirmation email against MAILER_SIGNUP_EMAILS_PER_HOUR; False past it."""
+    cap = web.settings.signup_emails_per_hour
+    key = limit_key("confirmation-emails", "all")
+    now = _now(web)
+    over = cap == 0 or key in attempt(
+        web.store.engine, {key: cap}, window=dt.timedelta(hours=1), now=now
+    )
+    if over:
+        warned = _cap_warned.get(id(web))
+        if warned is None or now - warned >= dt.timedelta(hours=1):
+            _cap_warned[id(web)] = now
+            log.warning(
+                "sign-up: %d confirmation emails went out in the last hour, the limit "
+                "(MAILER_SIGNUP_EMAILS_PER_HOUR); no more are sent until the hour has passed. "
+                "If this is an attack, consider MAILER_CAPTCHA_PROVIDER.",
+                cap,
+            )
+        else:
+            log.info("sign-up: hourly limit of confirmation emails reached; none sent")
+    return not over
 
 
 # -- the emails -----------------------------------------------------------------------------
@@ -186,7 +278,7 @@ class _Email:
 
 def _confirm_email(web: WebContext, member: Subscriber) -> _Email:
     url = web.absolute(f"/confirm/{web.confirmations.token(member)}")
-    context = {"name": member.name, "email": member.email, "confirm_url": url, "days": CONFIRM_DAYS}
+    context = {"confirm_url": url, "days": CONFIRM_DAYS}
     return _Email(
         subject=f"Confirm your subscription to {web.newsletter.name}",
         text=web.pages.text("email_confirm.txt", **context),
@@ -195,8 +287,8 @@ def _confirm_email(web: WebContext, member: Subscriber) -> _Email:
 
 
 def _already_email(web: WebContext, member: Subscriber) -> _Email:
-    url = web.absolute(web.link(member.id, Purpose.preferences))
-    context = {"name": member.name, "email": member.email, "preferences_url": url}
+    url = web.absolute(web.link(member, Purpose.preferences))
+    context = {"name": member.name, "preferences_url": url}
     return _Email(
         subject=f"You are already subscribed to {web.newsletter.name}",
         text=web.pages.text("email_already.txt", **context),
@@ -204,7 +296,7 @@ def _already_email(web: WebContext, member: Subscriber) -> _Email:
     )
 
 
-def _send(web: WebContext, member: Subscriber, email: _Email) -> None:
+def _send(web: WebContext, member: Subscriber, email: _Email, *, with_name: bool = True) -> None:
     newsletter: Newsletter = web.newsletter
     batch = Batch(
         issue=OUTBOX_FOLDER,
@@ -214,8 +306,9 @@ def _send(web: WebContext, member: Subscriber, email: _Email) -> None:
         recipients=[
             Recipient(
                 email=member.email,
-                name=member.name,
-                unsubscribe_url=web.absolute(web.link(member.id, Purpose.unsubscribe)),
+                # Not in a confirmation: the name is what the requester typed, unconfirmed.
+                name=member.name if with_name else "",
+                unsubscribe_url=web.absolute(web.link(member, Purpose.unsubscribe)),
                 # Events about this email map back to the member (a bounce marks them).
                 custom_args={"subscriber": str(member.id), "message": "confirmation"},
             )
@@ -242,15 +335,16 @@ async def confirm(request: Request) -> Response:
     tokens = web.confirmations
     token = request.path_params["token"]
     try:
-        subscriber_id, binding = tokens.read(token)
-        member = await run_in_threadpool(web.store.get, subscriber_id)
+        ref, binding = tokens.read(token)
+        member = await run_in_threadpool(web.store.get, ref.subscriber_id)
     except SignatureExpired:
         return _confirm_failed(web, "This link has expired", 400)
     except (TokenError, SubscriberNotFound):
         return _confirm_failed(web, "This link does not work", 404)
-    preferences = web.link(member.id, Purpose.preferences)
+    if not ref.current(member.link_version):
+        return _confirm_failed(web, "This link does not work", 404)
     if member.status is SubscriberStatus.active:
-        return _confirmed(web, preferences, already=True)
+        return _confirmed(web, already=True)
     if not tokens.matches(member, binding):
         return _confirm_failed(web, "This link is out of date", 400)
     if request.method in READ_ONLY:
@@ -276,19 +370,7 @@ async def confirm(request: Request) -> Response:
             source=SOURCE,
         )
     log.info("sign-up confirmed: subscriber=%d", member.id)
-    return _confirmed(web, preferences, already=False)
-
-
-def _masked(address: str) -> str:
-    """The address with most of its local part hidden: ``ne***@example.org``.
-
-    Enough for the member to recognise it, not enough to read it off a forwarded link.
-    """
-    local, at, domain = address.rpartition("@")
-    if not at:
-        local, domain = address, ""
-    keep = 1 if len(local) <= 4 else 2
-    return f"{local[:keep]}***{at}{domain}"
+    return _confirmed(web, already=False)
 
 
 def _confirm_page(
@@ -299,23 +381,23 @@ def _confirm_page(
         status=status,
         private=True,
         title=f"Confirm your subscription to {web.newsletter.name}",
-        email=_masked(member.email),
+        email=masked(member.email),
         notice=notice,
         action=f"/confirm/{token}",
         form_token=web.forms.issue("confirm", token),
     )
 
 
-def _confirmed(web: WebContext, preferences: str, *, already: bool) -> Response:
+def _confirmed(web: WebContext, *, already: bool) -> Response:
     title = "You are already subscribed" if already else "You are subscribed"
     return web.pages.message(
         title,
         [
             f"Thank you: {web.newsletter.name} will come to your inbox every fortnight.",
-            "Every email has links to change what you get, or to unsubscribe.",
+            "Every email has links to choose the topics you get, or to unsubscribe.",
         ],
         private=True,
-        links=[("Choose the topics you get", preferences), ("Read past issues", "/archive/")],
+        links=[("Read past issues", "/archive/")],
     )
 
 

@@ -77,8 +77,9 @@ class TestConfiguration:
     def test_mailer_serve_refuses_to_start_without_the_secret_key(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
+        """Beyond this machine, the outbox's public development key is no stand-in for one."""
         monkeypatch.setenv("MAILER_CONFIG_PATH", str(ROOT / "mailer.toml"))
-        result = CliRunner().invoke(cli, ["serve", "--port", "8999"])
+        result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--port", "8999"])
         assert 2 == result.exit_code
         assert "MAILER_SECRET_KEY" in result.output
 
