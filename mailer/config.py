@@ -139,6 +139,11 @@ class Settings(BaseSettings):
     captcha_verify_url: str | None = Field(
         None, description="The provider's verify endpoint, if not its usual one (for tests)."
     )
+    allowed_hosts: str = Field(
+        "",
+        description="Other host names the web app answers to, comma-separated, besides "
+        "MAILER_BASE_URL's and this machine's own (127.0.0.1, localhost): e.g. an old domain.",
+    )
     base_url: str = Field(
         "http://127.0.0.1:8000",
         description="Public URL of the web app, used in links in every email.",

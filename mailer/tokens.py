@@ -45,6 +45,7 @@ from mailer.errors import ConfigError, TokenError
 
 __all__ = [
     "DEVELOPMENT_KEY",
+    "MAX_SUBSCRIBER_ID",
     "MIN_KEY_LENGTH",
     "LinkRef",
     "Purpose",
@@ -55,6 +56,8 @@ __all__ = [
 ]
 
 DEVELOPMENT_KEY = "mailer-development-key-NOT-SECRET-outbox-only"
+MAX_SUBSCRIBER_ID = 2**31 - 1
+"""The largest id a member can have (PostgreSQL's integer): a token naming more is not ours."""
 MIN_KEY_LENGTH = 16
 
 
@@ -213,7 +216,7 @@ class TokenSigner:
     def dereference(self, reference: str) -> LinkRef:
         """The member a :meth:`reference` names; TokenError if it is not one of ours."""
         ref = self._refs.decrypt(reference.encode("ascii", "replace"))
-        if ref is None or ref.subscriber_id <= 0:
+        if ref is None or not 0 < ref.subscriber_id <= MAX_SUBSCRIBER_ID:
             raise TokenError("this link does not belong to a member")
         return ref
 
@@ -250,7 +253,7 @@ class TokenSigner:
                 "copied. Open the link from the email again, or write to the newsletter's "
                 "address and we will sort it out."
             ) from None
-        if ref.subscriber_id <= 0:
+        if not 0 < ref.subscriber_id <= MAX_SUBSCRIBER_ID:
             raise TokenError(f"this {purpose} link does not belong to a member")
         return ref
 

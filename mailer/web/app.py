@@ -32,12 +32,14 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -136,7 +138,10 @@ def create_app(
 
     app = Starlette(
         routes=_routes(),
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[
+            Middleware(SecurityHeaders, hsts=settings.base_url.startswith("https://")),
+            Middleware(TrustedHostMiddleware, allowed_hosts=served_hosts(settings)),
+        ],
         exception_handlers={
             ClientDisconnect: _gone,
             HTTPException: _http_error,
@@ -148,6 +153,19 @@ def create_app(
     )
     app.state.web = web
     return app
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def served_hosts(settings: Settings) -> list[str]:
+    """The Host headers answered: MAILER_BASE_URL's, MAILER_ALLOWED_HOSTS, and loopback.
+
+    Any other gets 400, so no page or redirect is ever built on a Host an attacker chose.
+    """
+    base = urlsplit(settings.base_url).hostname or ""
+    extra = [host.strip().lower() for host in settings.allowed_hosts.split(",") if host.strip()]
+    return list(dict.fromkeys([base.lower(), *extra, *LOOPBACK_HOSTS]))
 
 
 CHORES_EVERY = 3600  # seconds between runs of the web app's housekeeping

@@ -48,6 +48,7 @@ class WebContext:
     captcha: Captcha | None = None
     limits: SignupLimits = field(default_factory=SignupLimits)
     max_webhook_body: int = 4 * 1024 * 1024
+    signups_in_flight: int = 0  # sign-ups answered whose work is still going (tests wait on it)
     clock: Callable[[], float] = time.time
 
     def link(self, member: Subscriber, purpose: Purpose) -> str:

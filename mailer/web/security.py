@@ -60,11 +60,19 @@ _HEADERS = (
 )
 
 
-class SecurityHeaders:
-    """ASGI middleware adding the headers above to every response that lacks them."""
+HSTS = (b"strict-transport-security", b"max-age=31536000")  # a year: browsers keep to https
 
-    def __init__(self, app: ASGIApp) -> None:
+
+class SecurityHeaders:
+    """ASGI middleware adding the headers above to every response that lacks them.
+
+    With ``hsts`` (MAILER_BASE_URL is https), also Strict-Transport-Security, so a
+    browser that has been to the site never goes to it over plain HTTP again.
+    """
+
+    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
         self.app = app
+        self._headers = (*_HEADERS, HSTS) if hsts else _HEADERS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -74,7 +82,7 @@ class SecurityHeaders:
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 present = {name.lower() for name, _ in message.get("headers", [])}
-                extra = [(name, value) for name, value in _HEADERS if name not in present]
+                extra = [(name, value) for name, value in self._headers if name not in present]
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 

@@ -44,6 +44,7 @@ import logging
 from dataclasses import dataclass
 
 from itsdangerous import SignatureExpired
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -82,20 +83,23 @@ async def subscribe(request: Request) -> Response:
     name = one_line(_text(form.get("name")))[:200]
     if not web.forms.check(_text(form.get("form_token")), "subscribe"):
         return _form(web, email_given, name, "The form had expired. Please send it again.", 400)
-    if profile_text_problem("name", name):
-        # An encoded-word ("=?utf-8?q?...?=") in a name is a header injection attempt.
-        log.info("sign-up refused: an encoded-word in the name")
+    if "\x00" in name or profile_text_problem("name", name):
+        # An encoded-word ("=?utf-8?q?...?=") in a name is a header injection attempt;
+        # a NUL is no part of a name, and PostgreSQL cannot store it.
+        log.info("sign-up refused: an encoded-word or a NUL in the name")
         return _form(web, email_given, "", "Please write your name as plain text.", 400)
+    client = client_key(request.client.host if request.client else "unknown")
     if _text(form.get("website")):
         log.info("sign-up ignored: the honeypot field was filled in")
+        # Counted like any sign-up: the same work, so the same time, as a real one.
+        await run_in_threadpool(_count_attempt, web, email_given.lower(), client)
         return _sent(web)
     try:
-        address = normalise_email(email_given).email
+        address = normalise_email(email_given.replace("\x00", "\ufffd")).email
     except InvalidEmail:
         return _form(
             web, email_given, name, "Please enter an email address like name@example.org.", 400
         )
-    client = client_key(request.client.host if request.client else "unknown")
     if web.captcha is not None and not await run_in_threadpool(web.captcha.verify, form, client):
         log.info("sign-up refused: the CAPTCHA was not passed")
         return _form(
@@ -109,19 +113,30 @@ async def subscribe(request: Request) -> Response:
             ["We have had a lot of sign-ups from your connection. Please try again in an hour."],
             status=429,
         )
+    sent = _sent(web)
     if "address" in over:
         log.info("sign-up: no email sent, too many requests for one mailbox")
-        return _sent(web)
+    else:
+        # After the answer has gone: what happens depends on whether the address is on
+        # the list, and the time it takes would tell anyone who measured (see below).
+        web.signups_in_flight += 1
+        sent.background = BackgroundTask(_opt_in_later, web, address, name)
+    return sent
+
+
+async def _opt_in_later(web: WebContext, address: str, name: str) -> None:
+    """The sign-up's work, done once the page has been answered.
+
+    A new, an active, a forgotten and a complained address each need different work
+    (an insert, an email, nothing): done before the answer, its time would say which
+    one an address is. A failure is the log's, since the page has gone.
+    """
     try:
         await run_in_threadpool(_start_opt_in, web, address, name)
     except MailerError as error:
         log.error("sign-up: could not send the email: %s", error)
-        return web.pages.message(
-            "We could not send the email",
-            ["Something went wrong on our side. Please try again in a few minutes."],
-            status=503,
-        )
-    return _sent(web)
+    finally:
+        web.signups_in_flight -= 1
 
 
 def _text(value: object) -> str:
