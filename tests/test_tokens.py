@@ -8,22 +8,34 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from itsdangerous import Signer, URLSafeSerializer
-from itsdangerous.encoding import base64_encode
 from pydantic import SecretStr
 
 from mailer.config import Settings, TransportName
 from mailer.errors import ConfigError, TokenError
-from mailer.tokens import DEVELOPMENT_KEY, Purpose, TokenSigner, read_token, signer_for
+from mailer.tokens import (
+    DEVELOPMENT_KEY,
+    MAX_SUBSCRIBER_ID,
+    LinkRef,
+    Purpose,
+    TokenSigner,
+    read_token,
+    signer_for,
+)
 
 KEY = "first-key-0123456789abcdef"
 OLD_KEY = "older-key-0123456789abcdef"
 
 
 class TestTokenSigner:
-    def test_reads_back_the_subscriber_id(self) -> None:
-        """A token made for a subscriber and purpose reads back as that subscriber's id."""
+    def test_reads_back_the_subscriber_and_the_link_version(self) -> None:
+        """A token made for a subscriber, purpose and link version reads back as both."""
         signer = TokenSigner([KEY])
-        assert 4217 == signer.read(signer.token(4217, Purpose.unsubscribe), Purpose.unsubscribe)
+        assert LinkRef(4217, 0) == signer.read(
+            signer.token(4217, Purpose.unsubscribe), Purpose.unsubscribe
+        )
+        assert LinkRef(4217, 3) == signer.read(
+            signer.token(4217, Purpose.preferences, 3), Purpose.preferences
+        )
 
     def test_tokens_differ_per_member_and_purpose(self) -> None:
         """Each member and each purpose has its own token."""
@@ -57,26 +69,51 @@ class TestTokenSigner:
         with pytest.raises(TokenError):
             TokenSigner([OLD_KEY]).read(token, Purpose.unsubscribe)
 
-    def test_carries_no_email_address(self) -> None:
-        """The token holds only the id, so a forwarded link reveals no address."""
-        token = TokenSigner([KEY]).token(7, Purpose.unsubscribe)
+    def test_carries_no_email_address_and_no_readable_id(self) -> None:
+        """A forwarded link shows no address, nor the member's id (ids run 1..N: the list's size)."""
+        signer = TokenSigner([KEY])
+        token = signer.token(7, Purpose.unsubscribe)
         payload = token.split(".")[0]
-        assert b"7" == base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
         assert "@" not in token
+        assert payload.startswith("v") and 23 == len(payload)  # "v" + one AES block
+        block = base64.urlsafe_b64decode(payload[1:] + "==")
+        assert 16 == len(block)
+        assert b"\x00\x00\x00\x00\x00\x00\x00\x07" not in block  # the id is not there as it is
+        # The next member's token shares nothing: one block of AES changes all over.
+        neighbour = base64.urlsafe_b64decode(signer.reference(8)[1:] + "==")
+        assert sum(a != b for a, b in zip(block, neighbour, strict=True)) >= 8
 
-    def test_is_itsdangerous_url_safe_format(self) -> None:
-        """The web app (or any itsdangerous user) reads it with URLSafeSerializer."""
+    def test_links_sent_before_versions_still_open(self) -> None:
+        """Tokens made before links had versions (the plain id) read as version 0."""
         import hashlib
 
-        token = TokenSigner([KEY]).token(7, Purpose.unsubscribe)
         serializer = URLSafeSerializer(
             KEY, salt="mailer.unsubscribe", signer_kwargs={"digest_method": hashlib.sha256}
         )
-        assert 7 == serializer.loads(token)
-        assert token == serializer.dumps(7)
+        assert LinkRef(7, 0) == TokenSigner([KEY]).read(serializer.dumps(7), Purpose.unsubscribe)
+
+    @pytest.mark.parametrize("subscriber_id", [2**31, 2**63 - 1, 10**30])
+    def test_an_id_no_member_can_have_is_not_a_link(self, subscriber_id: int) -> None:
+        """A signed token naming an id beyond any member's (PostgreSQL's integer) is refused."""
+        import hashlib
+
+        serializer = URLSafeSerializer(
+            KEY, salt="mailer.unsubscribe", signer_kwargs={"digest_method": hashlib.sha256}
+        )
+        with pytest.raises(TokenError):
+            TokenSigner([KEY]).read(serializer.dumps(subscriber_id), Purpose.unsubscribe)
+
+    def test_is_itsdangerous_url_safe_format(self) -> None:
+        """Any itsdangerous user checks its signature with Signer: the reference, signed."""
+        import hashlib
+
+        signer = TokenSigner([KEY])
+        token = signer.token(7, Purpose.unsubscribe)
+        checker = Signer(KEY, salt="mailer.unsubscribe", digest_method=hashlib.sha256)
+        assert signer.reference(7).encode() == checker.unsign(token)
 
     @given(
-        subscriber_id=st.integers(min_value=1, max_value=2**63 - 1),
+        subscriber_id=st.integers(min_value=1, max_value=MAX_SUBSCRIBER_ID),
         purpose=st.sampled_from(Purpose),
     )
     def test_is_exactly_what_itsdangerous_makes_for_any_id(
@@ -86,10 +123,11 @@ class TestTokenSigner:
         import hashlib
 
         signer = Signer(KEY, salt=f"mailer.{purpose}", digest_method=hashlib.sha256)
-        expected = signer.sign(base64_encode(str(subscriber_id))).decode()
-        assert expected == TokenSigner([KEY]).token(subscriber_id, purpose)
+        tokens = TokenSigner([KEY])
+        expected = signer.sign(tokens.reference(subscriber_id)).decode()
+        assert expected == tokens.token(subscriber_id, purpose)
 
-    @given(st.integers(min_value=1, max_value=2**63 - 1), st.text(min_size=16, max_size=200))
+    @given(st.integers(min_value=1, max_value=MAX_SUBSCRIBER_ID), st.text(min_size=16, max_size=200))
     def test_a_members_two_links_are_made_together(self, subscriber_id: int, key: str) -> None:
         """The send makes both of a member's tokens at once: the same as one at a time, and
         read by itsdangerous's own HMAC, for any key."""
@@ -98,7 +136,8 @@ class TestTokenSigner:
             signer.token(subscriber_id, Purpose.unsubscribe),
             signer.token(subscriber_id, Purpose.preferences),
         ) == signer.links(subscriber_id)
-        assert subscriber_id == signer.read(signer.links(subscriber_id)[1], Purpose.preferences)
+        ref = signer.read(signer.links(subscriber_id)[1], Purpose.preferences)
+        assert LinkRef(subscriber_id, 0) == ref
 
 
 class TestKeyRotation:
@@ -110,14 +149,14 @@ class TestKeyRotation:
     def test_every_key_is_accepted(self) -> None:
         """Links signed before the rotation keep working while the old key is listed."""
         old_token = TokenSigner([OLD_KEY]).token(7, Purpose.unsubscribe)
-        assert 7 == TokenSigner([KEY, OLD_KEY]).read(old_token, Purpose.unsubscribe)
+        assert LinkRef(7, 0) == TokenSigner([KEY, OLD_KEY]).read(old_token, Purpose.unsubscribe)
 
     def test_keys_come_comma_separated_from_the_environment(self) -> None:
         """MAILER_SECRET_KEY='new, old' rotates: the new signs, the old still reads."""
         settings = Settings(secret_key=SecretStr(f"{KEY}, {OLD_KEY}"))
         old_token = TokenSigner([OLD_KEY]).token(9, Purpose.preferences)
         signer = signer_for(settings)
-        assert 9 == signer.read(old_token, Purpose.preferences)
+        assert LinkRef(9, 0) == signer.read(old_token, Purpose.preferences)
         assert TokenSigner([KEY]).token(9, Purpose.preferences) == signer.token(
             9, Purpose.preferences
         )

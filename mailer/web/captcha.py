@@ -48,6 +48,7 @@ class _Provider:
     widget_class: str  # the element the script turns into the widget
     sources: tuple[str, ...]  # where its script, frames and requests come from (for the CSP)
     json_body: bool  # Friendly Captcha takes JSON; the others a form
+    module: bool = False  # the widget's script is an ES module
 
 
 PROVIDERS = {
@@ -74,6 +75,7 @@ PROVIDERS = {
         "frc-captcha",
         ("https://cdn.jsdelivr.net", "https://api.friendlycaptcha.com"),
         json_body=True,
+        module=True,
     ),
 }
 
@@ -98,6 +100,11 @@ class Captcha:
     @property
     def widget_class(self) -> str:
         return self._spec.widget_class
+
+    @property
+    def module(self) -> bool:
+        """Whether the widget's script is an ES module (Friendly Captcha's is)."""
+        return self._spec.module
 
     def csp(self, base: str) -> str:
         """The sign-up page's Content-Security-Policy: *base*, plus the provider's widget."""

@@ -95,7 +95,9 @@ async def subscribe(request: Request) -> Response:
         await run_in_threadpool(_count_attempt, web, email_given.lower(), client)
         return _sent(web)
     try:
-        address = normalise_email(email_given.replace("\x00", "\ufffd")).email
+        if "\x00" in email_given:
+            raise InvalidEmail(email_given, "it holds a NUL character")
+        address = normalise_email(email_given).email
     except InvalidEmail:
         return _form(
             web, email_given, name, "Please enter an email address like name@example.org.", 400

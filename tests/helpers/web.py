@@ -22,6 +22,7 @@ from mailer.store import MemberRecord, Subscriber, SubscriberStore
 from mailer.store.eventlog import WebhookEventRow
 from mailer.store.schema import SubscriberEventRow, SubscriberRow
 from mailer.tokens import Purpose, TokenSigner
+from mailer.web.security import ConfirmTokens
 
 SECRET = "web-test-secret-key-0123456789abcdef"
 OLD_SECRET = "web-test-old-secret-key-9876543210"
@@ -94,13 +95,26 @@ class Web:
     signer: Signer
     server: LiveServer
     outbox: Path
+    app: Any = None  # the Starlette app, whose state the test can wait on
     tokens: TokenSigner = field(default_factory=lambda: TokenSigner([SECRET]))
 
     def add(self, *emails: str, **fields: Any) -> list[Subscriber]:
         return self.store.add([MemberRecord(email=e, **fields) for e in emails], source="test")
 
-    def link(self, subscriber_id: int, purpose: Purpose) -> str:
-        return f"/{purpose.value}/{self.tokens.token(subscriber_id, purpose)}"
+    def link(self, subscriber_id: int, purpose: Purpose, version: int = 0) -> str:
+        return f"/{purpose.value}/{self.tokens.token(subscriber_id, purpose, version)}"
+
+    def confirm_link(self, member: Subscriber) -> str:
+        """The confirmation link the app would email this member now."""
+        return f"/confirm/{ConfirmTokens([SECRET], self.tokens).token(member)}"
+
+    def settle(self, timeout: float = 10.0) -> None:
+        """Wait for the sign-ups the app has answered but is still working on (their emails)."""
+        deadline = time.monotonic() + timeout
+        while self.app.state.web.signups_in_flight:
+            if time.monotonic() > deadline:
+                raise AssertionError("the app's sign-up work did not finish")
+            time.sleep(0.01)
 
     def post_events(self, body: bytes, **headers: str) -> httpx.Response:
         return self.client.post(

@@ -207,6 +207,43 @@ class TestChanging:
         assert "was forgotten at the member's request" in result.stderr
 
 
+class TestLinksAndSignUps:
+    def test_revoke_links_moves_the_member_to_new_links_and_says_so(self) -> None:
+        """Every link sent so far stops working; the member stays as they were."""
+        ok("add", "jane@example.org")
+        result = ok("revoke-links", "jane@example.org", "--reason", "posted on a forum")
+        assert "stopped working" in result.stdout
+        jane = as_json("show", "jane@example.org")
+        assert (1, "active") == (jane["link_version"], jane["status"])
+        assert "links revoked: posted on a forum" == jane["history"][-1]["detail"]
+
+    def test_revoke_links_of_someone_not_on_the_list(self) -> None:
+        result = mailer("revoke-links", "nobody@example.org")
+        assert 1 == result.exit_code
+        assert "nobody@example.org" in result.stderr
+
+    def test_purge_unconfirmed_deletes_only_expired_sign_ups(self) -> None:
+        import datetime as dt
+
+        from mailer.config import get_settings
+        from mailer.store import MemberRecord, SubscriberStatus, open_store
+
+        old = dt.datetime.now(dt.UTC) - dt.timedelta(days=8)
+        with open_store(get_settings().database_url) as store:
+            store.add(
+                [
+                    MemberRecord(
+                        "old@example.org", status=SubscriberStatus.pending, status_changed_at=old
+                    ),
+                    MemberRecord("new@example.org", status=SubscriberStatus.pending),
+                ],
+                source="test",
+            )
+        result = ok("purge-unconfirmed")
+        assert "Deleted 1 unconfirmed sign-up older than 7 days." in " ".join(result.stdout.split())
+        assert ["new@example.org"] == [m["email"] for m in as_json("list")]
+
+
 class TestExportCommand:
     def test_export_to_a_file_round_trips(self) -> None:
         """An exported file imports back with every member unchanged."""

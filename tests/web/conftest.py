@@ -68,6 +68,7 @@ def make_web(
             signer=webhook_signer,
             server=server,
             outbox=outbox,
+            app=app,
         )
         started.append(web)
         return web

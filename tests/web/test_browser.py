@@ -53,10 +53,15 @@ def test_unsubscribe_by_clicking(page: Page, sqlite_web: Web) -> None:
     page.get_by_role("button", name="Unsubscribe").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("You are unsubscribed")
     assert SubscriberStatus.unsubscribed == sqlite_web.store.get(m.id).status
-    page.get_by_role("link", name="preference centre").click()
-    page.get_by_role("button", name="Subscribe me again").click()
-    expect(page.get_by_role("status")).to_contain_text("Welcome back")
-    assert SubscriberStatus.active == sqlite_web.store.get(m.id).status
+    # Changing their mind takes the sign-up form's double opt-in: no other link is handed out.
+    page.get_by_role("link", name="Sign up again").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Subscribe to Connected Communities")
+    page.get_by_label("Email address").fill("reader@example.org")
+    page.get_by_role("button", name="Subscribe").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Check your inbox")
+    sqlite_web.settle()
+    assert SubscriberStatus.unsubscribed == sqlite_web.store.get(m.id).status  # until confirmed
+    assert (sqlite_web.outbox / "confirmations" / "reader@example.org.eml").exists()
 
 
 def test_choose_topics_in_the_preference_centre(page: Page, sqlite_web: Web) -> None:

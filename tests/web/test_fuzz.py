@@ -8,14 +8,13 @@ from urllib.parse import quote, urlencode
 
 import pytest
 from helpers.events import body_of, sg_event
-from helpers.web import SECRET, Web, snapshot
+from helpers.web import Web, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mailer.events.sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from mailer.store import SubscriberStatus
 from mailer.tokens import Purpose
-from mailer.web.security import ConfirmTokens
 
 FUZZ = settings(
     max_examples=40,
@@ -201,7 +200,7 @@ class TestConfirmFuzz:
             sqlite_web.store.find("p@example.org")
             or sqlite_web.add("p@example.org", status=SubscriberStatus.pending)[0]
         )
-        link = f"/confirm/{ConfirmTokens([SECRET]).token(member)}"
+        link = sqlite_web.confirm_link(member)
         before = snapshot(sqlite_web.store)
         response = sqlite_web.client.post(
             link, content=body, headers={"Content-Type": content_type} if content_type else {}

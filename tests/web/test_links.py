@@ -9,13 +9,13 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from helpers.outbox import read_eml
 from helpers.web import OLD_SECRET, SECRET, Web, snapshot
 from pydantic import SecretStr
 
 from mailer.store import SubscriberStatus
 from mailer.store.preferences import opted_out
 from mailer.tokens import Purpose, TokenSigner
-from mailer.web.security import ConfirmTokens
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
 
@@ -34,14 +34,23 @@ class TestUnsubscribePage:
         page = web.client.get(web.link(m.id, Purpose.unsubscribe))
         assert 200 == page.status_code
         assert "Unsubscribe from Connected Communities?" in page.text
-        assert "a@example.org" in page.text
+        assert "a***@example.org" in page.text  # masked: enough to recognise, not to read off
+        assert "a@example.org" not in page.text
         assert before == snapshot(web.store)
 
-    def test_the_page_offers_the_preference_centre_and_a_way_back(self, sqlite_web: Web) -> None:
+    def test_the_page_hands_out_no_other_link_of_the_members(self, sqlite_web: Web) -> None:
+        """Mailbox providers see the unsubscribe URL: it must not lead to the preference centre."""
         [m] = sqlite_web.add("a@example.org")
-        page = sqlite_web.client.get(sqlite_web.link(m.id, Purpose.unsubscribe))
-        assert sqlite_web.link(m.id, Purpose.preferences) in page.text
-        assert 'href="https://connected-communities.example.org"' in page.text
+        url = sqlite_web.link(m.id, Purpose.unsubscribe)
+        pages = [
+            sqlite_web.client.get(url),
+            sqlite_web.client.post(url, content=ONE_CLICK),  # what a provider's one-click sees
+        ]
+        for page in pages:
+            assert 200 == page.status_code
+            assert "/preferences/" not in page.text
+            assert 'href="https://connected-communities.example.org"' in page.text
+        assert "Sign up again" in pages[1].text
 
     def test_posting_the_form_unsubscribes(self, web: Web) -> None:
         [m] = web.add("a@example.org")
@@ -117,7 +126,7 @@ def _read_only_link(web: Web, route: str) -> str:
     """A working link for the route: a member's own, or a pending sign-up's confirmation."""
     if route == "confirm":
         [m] = web.add("p@example.org", status=SubscriberStatus.pending)
-        return f"/confirm/{ConfirmTokens([SECRET]).token(m)}"
+        return web.confirm_link(m)
     [m] = web.add("a@example.org")
     return web.link(m.id, Purpose(route))
 
@@ -188,7 +197,7 @@ class TestTokens:
     def test_member_links_and_confirmation_links_do_not_mix(self, sqlite_web: Web) -> None:
         """A member's own link does not confirm a sign-up; a confirmation link does not unsubscribe."""
         [m] = sqlite_web.add("p@example.org", status=SubscriberStatus.pending)
-        confirm_token = ConfirmTokens([SECRET]).token(m)
+        confirm_token = sqlite_web.confirm_link(m).removeprefix("/confirm/")
         for purpose in Purpose:
             token = sqlite_web.tokens.token(m.id, purpose)
             assert 404 == sqlite_web.client.post(f"/confirm/{token}").status_code
@@ -256,22 +265,43 @@ class TestPreferences:
         assert (200, "unsubscribed") == (response.status_code, web.store.get(member_id).status)
         assert "Subscribe me again" in response.text
 
-    def test_re_subscribing_is_explicit_and_logged(self, web: Web) -> None:
+    def test_re_subscribing_goes_through_a_confirmation_email(self, web: Web) -> None:
+        """A link in an old email is not enough to start mailing an address again."""
         member_id, url = self._member(web)
         web.store.unsubscribe(member_id, reason="test", source="test")
         page = web.client.get(url)
         assert "Subscribe me again" in page.text
-        assert "unsubscribed" == web.store.get(member_id).status  # viewing changes nothing
         response = web.client.post(
             url, data={"form_token": form_token(page), "action": "resubscribe"}
         )
-        assert (200, "active") == (response.status_code, web.store.get(member_id).status)
+        assert 200 == response.status_code
+        assert "We have emailed a link to " in response.text
+        assert "unsubscribed" == web.store.get(member_id).status  # not until it is confirmed
+        sent = read_eml(web.outbox / "confirmations" / "a@example.org.eml")
+        text = sent.get_body(("plain",))
+        assert text is not None
+        link = re.search(r"/confirm/[A-Za-z0-9_.-]+", str(text.get_content()))
+        assert link
+        confirm_page = web.client.get(link[0])
+        web.client.post(link[0], data={"form_token": form_token(confirm_page)})
+        assert "active" == web.store.get(member_id).status
         last = web.store.history(member_id)[-1]
-        assert ("resubscribed", "re-subscribed in the preference centre", "web") == (
-            last.kind,
-            last.detail,
-            last.source,
-        )
+        assert ("resubscribed", "web sign-up") == (last.kind, last.source)
+
+    @pytest.mark.parametrize("status", [SubscriberStatus.complained])
+    def test_after_a_complaint_no_link_brings_the_address_back(
+        self, sqlite_web: Web, status: SubscriberStatus
+    ) -> None:
+        """A spam complaint is final for links: no button, and a forged post sends nothing."""
+        member_id, url = self._member(sqlite_web)
+        kept = form_token(sqlite_web.client.get(url))  # a form token from before the complaint
+        sqlite_web.store.set_status(member_id, status, reason="test", source="test")
+        page = sqlite_web.client.get(url)
+        assert "Subscribe me again" not in page.text
+        response = sqlite_web.client.post(url, data={"form_token": kept, "action": "resubscribe"})
+        assert 400 == response.status_code
+        assert not (sqlite_web.outbox / "confirmations").exists()
+        assert status == sqlite_web.store.get(member_id).status
 
     def test_a_post_without_the_form_token_changes_nothing(self, sqlite_web: Web) -> None:
         _member_id, url = self._member(sqlite_web)
@@ -309,3 +339,55 @@ class TestHeaders:
             page = sqlite_web.client.get(url).text
             assert "<script" not in page
             assert 'name="viewport"' in page and 'lang="en-GB"' in page
+
+
+class TestRevokedLinks:
+    """`mailer subscribers revoke-links`: a forwarded link stops working; new ones do."""
+
+    def test_links_sent_before_stop_working_and_new_ones_open(self, web: Web) -> None:
+        [m] = web.add("a@example.org")
+        old = {purpose: web.link(m.id, purpose) for purpose in Purpose}
+        web.store.revoke_links(m.id, reason="forwarded", source="test")
+        for purpose, link in old.items():
+            assert 404 == web.client.get(link).status_code, purpose
+            assert 404 == web.client.post(link, content=ONE_CLICK).status_code, purpose
+        assert "active" == web.store.get(m.id).status
+        for purpose in Purpose:
+            assert 200 == web.client.get(web.link(m.id, purpose, version=1)).status_code
+
+    def test_a_confirmation_link_from_before_stops_working_too(self, sqlite_web: Web) -> None:
+        [m] = sqlite_web.add("p@example.org", status=SubscriberStatus.pending)
+        link = sqlite_web.confirm_link(m)
+        sqlite_web.store.revoke_links(m.id, reason="forwarded", source="test")
+        assert 404 == sqlite_web.client.get(link).status_code
+        assert (
+            200
+            == sqlite_web.client.get(
+                sqlite_web.confirm_link(sqlite_web.store.get(m.id))
+            ).status_code
+        )
+
+    def test_links_made_before_links_had_versions_still_open(self, sqlite_web: Web) -> None:
+        """Emails already in mailboxes carry the plain-id tokens: they keep working."""
+        import hashlib
+
+        from itsdangerous import URLSafeSerializer
+
+        [m] = sqlite_web.add("a@example.org")
+        legacy = URLSafeSerializer(
+            SECRET, salt="mailer.unsubscribe", signer_kwargs={"digest_method": hashlib.sha256}
+        ).dumps(m.id)
+        assert 200 == sqlite_web.client.get(f"/unsubscribe/{legacy}").status_code
+        sqlite_web.store.revoke_links(m.id, reason="forwarded", source="test")
+        assert 404 == sqlite_web.client.get(f"/unsubscribe/{legacy}").status_code
+
+
+class TestNoPageHandsOutAnotherLink:
+    def test_an_old_confirmation_link_of_an_active_member(self, sqlite_web: Web) -> None:
+        """A 7-day confirmation link must not become a permanent preference-centre link."""
+        [m] = sqlite_web.add("p@example.org", status=SubscriberStatus.pending)
+        link = sqlite_web.confirm_link(m)
+        sqlite_web.store.confirm("p@example.org", source="test")
+        for page in (sqlite_web.client.get(link), sqlite_web.client.post(link)):
+            assert "/preferences/" not in page.text
+            assert "/unsubscribe/" not in page.text

@@ -24,13 +24,16 @@ TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
 
 
 def sign_up(web: Web, address: str, name: str = "", **extra: str) -> httpx.Response:
+    """Fill in and send the form, then wait for the work the app does after answering."""
     form = web.client.get("/subscribe")
     token = TOKEN.search(form.text)
     assert token
-    return web.client.post(
+    response = web.client.post(
         "/subscribe",
         data={"form_token": token[1], "email": address, "name": name, "website": "", **extra},
     )
+    web.settle()
+    return response
 
 
 def mail_to(web: Web, address: str) -> EmailMessage | None:
@@ -365,7 +368,11 @@ def test_the_confirmation_goes_through_the_configured_transport(
     make_web: Callable[..., Web], smtp_server: SmtpServer
 ) -> None:
     """With MAILER_TRANSPORT=smtp the email goes to the (real, local) SMTP server."""
-    web = make_web(transport="smtp", smtp_url=SecretStr(smtp_server.url()))
+    web = make_web(
+        transport="smtp",
+        smtp_url=SecretStr(smtp_server.url()),
+        base_url="https://news.example.org",  # real mail needs https links, as for a send
+    )
     sign_up(web, "smtp@example.org")
     [message] = smtp_server.received_by("smtp@example.org")
     assert b"/confirm/" in message.data

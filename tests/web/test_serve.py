@@ -1,0 +1,229 @@
+"""`mailer serve` as an operator starts it: the checks `mailer send` makes, the development
+key only where it is harmless, and bounds on what one client can hold."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from helpers.project import ROOT
+from helpers.web import LiveServer, Web
+
+from mailer.config import Settings, TransportName, load_newsletter
+from mailer.errors import ConfigError
+from mailer.tokens import DEVELOPMENT_KEY, Purpose, TokenSigner, secret_keys
+from mailer.web import create_app
+from mailer.web.server import KEEP_ALIVE_SECONDS, server_config
+
+MAILER = str(Path(sys.executable).with_name("mailer"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Served:
+    """`mailer serve` in a subprocess, with its stderr."""
+
+    def __init__(self, tmp_path: Path, *args: str, **env: str) -> None:
+        self.port = free_port()
+        self.log = tmp_path / "serve.log"
+        environment = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("MAILER_")},
+            "MAILER_CONFIG_PATH": str(ROOT / "mailer.toml"),
+            "MAILER_DATABASE_URL": f"sqlite:///{tmp_path / 'mailer.db'}",
+            "MAILER_OUTBOX_DIR": str(tmp_path / "outbox"),
+            **env,
+        }
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [MAILER, "serve", "--port", str(self.port), *args],
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    @property
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def wait_until_serving(self) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1)
+                return
+            except httpx.TransportError:
+                if self.process.poll() is not None:
+                    raise AssertionError(f"mailer serve exited: {self.output}") from None
+                time.sleep(0.1)
+        raise AssertionError(f"mailer serve did not start: {self.output}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
+    started: list[Served] = []
+
+    def start(*args: str, **env: str) -> Served:
+        served = Served(tmp_path, *args, **env)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        served.stop()
+
+
+class TestTheDevelopmentKey:
+    def test_after_the_demo_the_outbox_links_open_with_no_setting(
+        self, serve: Callable[..., Served]
+    ) -> None:
+        """scripts/demo signs the outbox's links with the public key; serve on loopback reads them."""
+        served = serve()
+        served.wait_until_serving()
+        token = TokenSigner([DEVELOPMENT_KEY]).token(1, Purpose.unsubscribe)
+        page = httpx.get(f"http://127.0.0.1:{served.port}/unsubscribe/{token}")
+        assert 200 == page.status_code  # the member is not there: the "not on our list" page
+        assert "prove nothing" in served.output
+
+    def test_not_beyond_this_machine(self, serve: Callable[..., Served]) -> None:
+        served = serve("--host", "0.0.0.0")
+        assert 2 == served.process.wait(20)
+        assert "MAILER_SECRET_KEY is not set" in served.output
+
+    @pytest.mark.parametrize("transport", [TransportName.smtp, TransportName.sendgrid])
+    def test_never_with_a_transport_that_sends_real_mail(self, transport: TransportName) -> None:
+        """Wherever it appears in the list, naming its place and never the real key."""
+        real = "a-real-secret-key-0123456789"
+        settings = Settings(
+            transport=transport, secret_key=f"{real},{DEVELOPMENT_KEY}", base_url="https://x.org"
+        )
+        with pytest.raises(ConfigError, match=r"key 2 .* public development key") as caught:
+            secret_keys(settings)
+        assert real not in str(caught.value)
+
+    def test_mailer_serve_refuses_it_at_start(self, serve: Callable[..., Served]) -> None:
+        served = serve(
+            MAILER_TRANSPORT="smtp",
+            MAILER_SMTP_URL="smtp://127.0.0.1:1",
+            MAILER_BASE_URL="https://news.example.org",
+            MAILER_SECRET_KEY=f"a-real-secret-key-0123456789,{DEVELOPMENT_KEY}",
+        )
+        assert 2 == served.process.wait(20)
+        assert "public development key" in served.output
+
+
+class TestTheChecksSendMakes:
+    def test_real_mail_needs_https_links(self) -> None:
+        settings = Settings(
+            database_url="sqlite://",
+            transport=TransportName.smtp,
+            smtp_url="smtp://127.0.0.1:1",
+            secret_key="a-real-secret-key-0123456789",
+            base_url="http://news.example.org",
+        )
+        with pytest.raises(ConfigError, match=r"MAILER_BASE_URL .* https://"):
+            create_app(settings, load_newsletter(ROOT / "mailer.toml"))
+
+    def test_beyond_this_machine_it_warns_about_plain_http(
+        self, serve: Callable[..., Served]
+    ) -> None:
+        served = serve("--host", "0.0.0.0", MAILER_SECRET_KEY="a-real-secret-key-0123456789")
+        served.wait_until_serving()
+        assert "over plain HTTP" in served.output
+        assert "docs/deploying.md" in served.output
+
+    def test_on_loopback_it_does_not(self, serve: Callable[..., Served]) -> None:
+        served = serve(MAILER_SECRET_KEY="a-real-secret-key-0123456789")
+        served.wait_until_serving()
+        assert "plain HTTP" not in served.output
+        assert "prove nothing" not in served.output
+
+
+class TestBoundedConnections:
+    @pytest.fixture
+    def limited(self, tmp_path: Path) -> Iterator[LiveServer]:
+        """The app under the configuration `mailer serve` uses, at most two connections."""
+        settings = Settings(
+            database_url=f"sqlite:///{tmp_path / 'mailer.db'}",
+            secret_key="a-real-secret-key-0123456789",
+        )
+        app = create_app(settings, load_newsletter(ROOT / "mailer.toml"))
+        server = LiveServer.bind()
+        config = server_config(app, "127.0.0.1", server.port, max_connections=2)
+        config.log_config = None
+        uvicorn_server = uvicorn.Server(config)
+        server.server = uvicorn_server
+        server.thread = threading.Thread(
+            target=uvicorn_server.run, kwargs={"sockets": [server.sock]}, daemon=True
+        )
+        server.thread.start()
+        while not uvicorn_server.started:
+            time.sleep(0.01)
+        yield server
+        server.stop()
+
+    def test_an_idle_connection_is_closed(self, limited: LiveServer) -> None:
+        with socket.create_connection(("127.0.0.1", limited.port), timeout=30) as conn:
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert conn.recv(65536).startswith(b"HTTP/1.1 200")
+            started = time.monotonic()
+            assert b"" == conn.recv(1)  # the server hangs up
+            assert KEEP_ALIVE_SECONDS - 1 <= time.monotonic() - started <= KEEP_ALIVE_SECONDS + 5
+
+    def test_past_the_limit_new_connections_are_turned_away(self, limited: LiveServer) -> None:
+        """Slow clients that never finish their headers cannot queue everyone else forever."""
+        held = [socket.create_connection(("127.0.0.1", limited.port)) for _ in range(2)]
+        try:
+            for conn in held:  # headers that never end
+                conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            time.sleep(0.3)
+            response = httpx.get(f"{limited.url}/healthz", timeout=10)
+            assert 503 == response.status_code
+        finally:
+            for conn in held:
+                conn.close()
+        time.sleep(0.3)
+        assert 200 == httpx.get(f"{limited.url}/healthz", timeout=10).status_code
+
+
+class TestAClientThatGoesAway:
+    def test_one_quiet_line_and_no_traceback(
+        self, sqlite_web: Web, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """200 such requests once wrote 16,000 log lines."""
+        [member] = sqlite_web.add("a@example.org")
+        path = sqlite_web.link(member.id, Purpose.unsubscribe)
+        with caplog.at_level(logging.DEBUG):
+            for _ in range(5):
+                with socket.create_connection(("127.0.0.1", sqlite_web.server.port)) as conn:
+                    conn.sendall(
+                        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                        "Content-Type: application/x-www-form-urlencoded\r\n"
+                        "Content-Length: 1000\r\n\r\nList-Unsub".encode()
+                    )
+                    time.sleep(0.05)
+            time.sleep(0.5)
+        assert "active" == sqlite_web.store.get(member.id).status
+        records = [r for r in caplog.records if r.name.startswith(("mailer", "uvicorn"))]
+        assert [] == [r for r in records if r.levelno >= logging.WARNING or r.exc_info]
+        gone = [r for r in records if "disconnected" in r.getMessage()]
+        assert 5 == len(gone)
+        assert all(r.levelno == logging.INFO for r in gone)
