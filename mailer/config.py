@@ -12,6 +12,7 @@ Two models, one for each source:
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import tomllib
 from enum import StrEnum
 from pathlib import Path
@@ -33,6 +34,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mailer.errors import ConfigError, display_path
 from mailer.headersafety import HeaderLine
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a host is this machine's own (localhost, 127.0.0.0/8, ::1): never on the network."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class TransportName(StrEnum):

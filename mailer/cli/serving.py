@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-
 import typer
 
 
@@ -32,11 +30,12 @@ def serve(
     import uvicorn
 
     from mailer.cli.common import err_console, load_context
+    from mailer.config import is_loopback
     from mailer.web import create_app
     from mailer.web.server import server_config
 
     settings, newsletter = load_context()
-    loopback = _is_loopback(host)
+    loopback = is_loopback(host)
     app = create_app(settings, newsletter, development_key_ok=loopback)
     if app.state.web.signer.development:
         err_console.print(
@@ -56,13 +55,3 @@ def serve(
         highlight=False,
     )
     uvicorn.Server(server_config(app, host, port)).run()
-
-
-def _is_loopback(host: str) -> bool:
-    """Whether an address to listen on is this machine's own (127.0.0.1, ::1, localhost)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

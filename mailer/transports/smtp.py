@@ -15,7 +15,6 @@ reported as ``unknown``, since the server may have queued it.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import re
 import smtplib
 import ssl
@@ -25,6 +24,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import SecretStr
 
+from mailer.config import is_loopback
 from mailer.errors import ConfigError
 from mailer.headersafety import HeaderInjectionError
 from mailer.mail import Batch, Delivery, DeliveryState, Recipient, refused
@@ -89,7 +89,7 @@ def parse_smtp_url(url: str) -> SmtpUrl:
         username=unquote(parts.username) if parts.username else None,
         password=SecretStr(unquote(parts.password)) if parts.password else None,
     )
-    if config.username and not config.secure and not _is_loopback(config.host):
+    if config.username and not config.secure and not is_loopback(config.host):
         raise ConfigError(
             f"{where} would send the password to {config.host} unencrypted; "
             "add ?starttls=true or use smtps://"
@@ -103,15 +103,6 @@ def _flag(value: str) -> bool:
     if value.lower() in _FALSE:
         return False
     raise ConfigError(f"MAILER_SMTP_URL: starttls must be true or false, not {value!r}")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class _Unanswered(Exception):

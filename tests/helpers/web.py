@@ -5,6 +5,7 @@ Signed webhook batches are made with :mod:`helpers.events`.
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -120,3 +121,23 @@ class Web:
         return self.client.post(
             "/webhooks/sendgrid", content=body, headers={**self.signer.headers(body), **headers}
         )
+
+
+FORM_TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
+
+
+def sign_up(
+    web: Web, address: str, name: str = "", *, client: str | None = None, **extra: str
+) -> httpx.Response:
+    """The sign-up form, filled in and sent (as from *client*, through X-Forwarded-For when
+    the server takes it), then the work the app does after answering, waited for."""
+    form = web.client.get("/subscribe")
+    token = FORM_TOKEN.search(form.text)
+    assert token
+    response = web.client.post(
+        "/subscribe",
+        data={"form_token": token[1], "email": address, "name": name, "website": "", **extra},
+        headers={"X-Forwarded-For": client} if client else {},
+    )
+    web.settle()
+    return response

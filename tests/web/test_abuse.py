@@ -16,11 +16,10 @@ import time
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 
-import httpx
 import pytest
 from doubles.captcha import CaptchaDouble
 from helpers.outbox import read_eml
-from helpers.web import Web
+from helpers.web import Web, sign_up
 from pydantic import SecretStr
 
 from mailer.store import MemberRecord, SubscriberStatus
@@ -31,23 +30,6 @@ from mailer.web.signup import client_key
 
 TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
 ATTACK_NAME = "Your account is suspended: verify now at https://evil.example/login"
-
-
-def sign_up(
-    web: Web, address: str, name: str = "", *, client: str | None = None, **extra: str
-) -> httpx.Response:
-    """The form, filled in and sent, as from *client* (X-Forwarded-For through our proxy)."""
-    headers = {"X-Forwarded-For": client} if client else {}
-    form = web.client.get("/subscribe")
-    token = TOKEN.search(form.text)
-    assert token
-    response = web.client.post(
-        "/subscribe",
-        data={"form_token": token[1], "email": address, "name": name, "website": "", **extra},
-        headers=headers,
-    )
-    web.settle()
-    return response
 
 
 def _without_tokens(page: str) -> str:

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import time_machine
 from doubles.smtp import SmtpServer
-from helpers.web import Web, snapshot
+from helpers.web import Web, sign_up, snapshot
 from pydantic import SecretStr
 
 from mailer.store import SubscriberStatus
@@ -21,19 +21,6 @@ from mailer.web.context import SignupLimits
 from mailer.web.logs import RedactTokens
 
 TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
-
-
-def sign_up(web: Web, address: str, name: str = "", **extra: str) -> httpx.Response:
-    """Fill in and send the form, then wait for the work the app does after answering."""
-    form = web.client.get("/subscribe")
-    token = TOKEN.search(form.text)
-    assert token
-    response = web.client.post(
-        "/subscribe",
-        data={"form_token": token[1], "email": address, "name": name, "website": "", **extra},
-    )
-    web.settle()
-    return response
 
 
 def mail_to(web: Web, address: str) -> EmailMessage | None:
