@@ -89,6 +89,7 @@ def test_sign_up_and_confirm(page: Page, sqlite_web: Web) -> None:
     page.get_by_label("Your name").fill("New Comer")
     page.get_by_role("button", name="Subscribe").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Check your inbox")
+    sqlite_web.settle()  # the email goes out once the page has been answered
     path = sqlite_web.outbox / "confirmations" / "newcomer@example.org.eml"
     message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
     text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
