@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 from helpers.members import add_members, member_emails
 from helpers.outbox import outbox_folders, read_eml, recipients
-from helpers.owners import dead_owner
+from helpers.owners import dead_slot_owner
 from helpers.scheduling import EDITORS, Project, both_databases, london
 from sqlalchemy import select
 from time_machine import TimeMachineFixture
@@ -483,7 +483,7 @@ class TestExactlyOnce:
         project.write_issue("2026-12-03")
         time_machine.move_to(london(2026, 12, 3), tick=False)
         at = london(2026, 12, 3).astimezone(dt.UTC)
-        SlotStore(store.engine).claim(at, dead_owner(), at)
+        dead_slot_owner(settings.database_url, at)
         time_machine.move_to(london(2026, 12, 3, 9, 1), tick=False)
         assert [("2026-12-03", Action.sent)] == actions(runner().tick())
         assert {DeliveryState.sent: MEMBERS} == delivered(store, "2026-12-03-bulletin")
@@ -496,11 +496,12 @@ class TestExactlyOnce:
         settings: Settings,
         time_machine: TimeMachineFixture,
     ) -> None:
-        """Another live process (here: this one's pid under another nonce) holds the slot."""
+        """Another live scheduler (here: another Runner, holding its claim's lock) has the slot."""
         project.write_issue("2026-12-03")
         time_machine.move_to(london(2026, 12, 3), tick=False)
         at = london(2026, 12, 3).astimezone(dt.UTC)
-        SlotStore(store.engine).claim(at, runner().owner, at)
+        other = runner()
+        other.slots.claim(at, other.owner, at)
         [outcome] = runner().tick()
         assert Action.taken == outcome.action
         assert {} == outbox_folders(settings.outbox_dir)
