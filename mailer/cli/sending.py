@@ -191,13 +191,14 @@ def _send(
             if unresolved:
                 raise typer.Exit(INCOMPLETE)
             return
-        transport = open_transport(settings)
+        stop = threading.Event()
+        transport = open_transport(settings, should_stop=stop.is_set)
         with transport:
             if not as_json:
                 console.print(_intro(issue, audience, transport.name))
             if not yes:
                 _confirm(audience.to_send + audience.interrupted, transport.name)
-            with _stop_on_signals() as should_stop:
+            with _stop_on_signals(stop) as should_stop:
                 try:
                     summary = run_send(
                         issue,
@@ -286,11 +287,9 @@ _UNKNOWN_HELP = (
 
 
 @contextmanager
-def _stop_on_signals() -> Iterator[Callable[[], bool]]:
+def _stop_on_signals(stop: threading.Event) -> Iterator[Callable[[], bool]]:
     """SIGTERM and SIGINT ask the send to stop after the current batch; a second one stops now."""
     from mailer.cli.common import err_console
-
-    stop = threading.Event()
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():

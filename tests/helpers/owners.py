@@ -38,7 +38,10 @@ os._exit(0)  # no release: the rows name this process, whose locks end with it
 
 
 def _die_holding(**args: object) -> str:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     done = subprocess.run(
         [sys.executable, "-c", _DIE, json.dumps(args)],
         capture_output=True,

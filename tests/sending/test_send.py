@@ -120,9 +120,7 @@ class TestOutbox:
     def test_an_interrupted_send_is_settled_from_the_files(self, sending: Sending) -> None:
         """Rows a killed send left in flight are sent if their file exists, else sent now."""
         written, unwritten = add_members(sending.store, 2)
-        dead_sender(
-            sending.settings.database_url, ISSUE, claim=[written.id, unwritten.id]
-        )
+        dead_sender(sending.settings.database_url, ISSUE, claim=[written.id, unwritten.id])
         folder = sending.settings.outbox_dir / ISSUE
         folder.mkdir(parents=True)
         (folder / f"{written.email}.eml").write_bytes(b"Subject: written before the crash\r\n\r\n.")

@@ -28,9 +28,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.add_column(
-        "sends", sa.Column("outbox_dir", sa.Text(), server_default="", nullable=False)
-    )
+    op.add_column("sends", sa.Column("outbox_dir", sa.Text(), server_default="", nullable=False))
     op.add_column(
         "schedule_slots", sa.Column("retry_at", sa.DateTime(timezone=True), nullable=True)
     )
