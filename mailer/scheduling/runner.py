@@ -143,8 +143,7 @@ class Runner:
         A tick while another runs only beats the heartbeat, unless ``wait``: the slot's own
         job waits for the check that happens to be running at that second, then sends.
         """
-        now = utcnow()
-        self.slots.beat(self.owner, now, next_after(self.schedule, now).utc)
+        self.beat()
         if not self._busy.acquire(blocking=wait):
             return []  # a send is running in another thread: the heartbeat is all there is to do
         try:
@@ -165,6 +164,12 @@ class Runner:
             return done
         finally:
             self._busy.release()
+
+    def beat(self) -> bool:
+        """This process is alive and expects the next slot (``/healthz``, ``mailer health``)."""
+        now = utcnow()
+        self.slots.beat(self.owner, now, next_after(self.schedule, now).utc)
+        return True
 
     def stopped(self) -> None:
         """Record that this process stopped (``/healthz`` then says it is not running)."""

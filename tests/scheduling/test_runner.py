@@ -12,12 +12,12 @@ import os
 from collections.abc import Callable
 
 import pytest
-from pydantic import SecretStr
 from helpers.catcher import catcher
 from helpers.members import add_members, member_emails
 from helpers.outbox import outbox_folders, read_eml, recipients
 from helpers.owners import dead_slot_owner
 from helpers.scheduling import EDITORS, Project, both_databases, london
+from pydantic import SecretStr
 from sqlalchemy import select
 from time_machine import TimeMachineFixture
 
