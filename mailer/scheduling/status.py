@@ -168,7 +168,7 @@ def health_problems(engine: Engine, schedule: Schedule, now: dt.datetime) -> lis
         and now - last.heartbeat_at > STUCK_AFTER
     ):
         problems.append(f"the slot of {when} was interrupted and nothing resumed it")
-    if last.state == SlotState.interrupted and last.retry_at is not None:
-        if now - last.retry_at > STUCK_AFTER:
-            problems.append(f"the slot of {when} was to be tried again and was not")
+    retry = last.retry_at
+    if last.state == SlotState.interrupted and retry is not None and now - retry > STUCK_AFTER:
+        problems.append(f"the slot of {when} was to be tried again and was not")
     return problems
