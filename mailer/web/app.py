@@ -177,11 +177,18 @@ async def healthz(request: Request) -> Response:
         await run_in_threadpool(ping)
     except Exception as error:  # any failure means "not healthy", never a 500
         log.error("health check: the database does not answer: %s", error)
-        problems = ["the database does not answer"]
-        body = {"status": "error", "database": "error", "problems": problems}
-        return JSONResponse(body, status_code=503)
+        down = {
+            "status": "error",
+            "database": "error",
+            "problems": ["the database does not answer"],
+        }
+        return JSONResponse(down, status_code=503)
     scheduler, problems = await run_in_threadpool(_scheduler, web)
-    body = {"status": "error" if problems else "ok", "database": "ok", "scheduler": scheduler}
+    body: dict[str, Any] = {
+        "status": "error" if problems else "ok",
+        "database": "ok",
+        "scheduler": scheduler,
+    }
     if problems:
         body["problems"] = problems
         log.warning("health check: %s", "; ".join(problems))
