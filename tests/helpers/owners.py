@@ -76,3 +76,39 @@ def dead_sender(
 def dead_slot_owner(database_url: str, slot_at: dt.datetime) -> str:
     """The owner of a scheduler that claimed the slot and died dealing with it."""
     return _die_holding(kind="slot", url=database_url, slot=slot_at.isoformat())
+
+
+HOLD = """
+import json, sys, time
+from mailer.store.database import make_engine
+from mailer.store.ledger import Ledger, new_owner
+from mailer.errors import SendRefused
+args = json.loads(sys.argv[1])
+ledger = Ledger(make_engine(args["url"]))
+try:
+    ledger.acquire(args["issue"], "outbox", new_owner())
+except SendRefused as refused:
+    print("refused:", refused, flush=True)
+    sys.exit(3)
+print("held", flush=True)
+time.sleep(args["hold"])
+"""
+
+
+def holder_command(database_url: str, issue: str, *, hold: float = 0) -> list[str]:
+    """A Python process that takes the send's lease and holds it ``hold`` seconds
+    (prints "held", or "refused: ..." and exits 3)."""
+    return [
+        sys.executable,
+        "-c",
+        HOLD,
+        json.dumps({"url": database_url, "issue": issue, "hold": hold}),
+    ]
+
+
+def project_env() -> dict[str, str]:
+    """The environment a helper process needs to import mailer from this checkout."""
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
