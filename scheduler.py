@@ -20,12 +20,16 @@ def main() -> int:
     from mailer.config import get_settings, load_newsletter
     from mailer.errors import MailerError
     from mailer.logs import configure_logging
+    from mailer.scheduling.checks import require
     from mailer.scheduling.service import serve
 
     configure_logging()
     try:
         settings = get_settings()
-        return serve(settings, load_newsletter(settings.config_path))
+        configure_logging(settings.log_level.value, settings.log_format.value)
+        newsletter = load_newsletter(settings.config_path)
+        require(settings, newsletter, "scheduler")
+        return serve(settings, newsletter)
     except MailerError as error:
         logging.getLogger("mailer.scheduler").error("%s", error)
         return error.exit_code

@@ -12,7 +12,9 @@ Two models, one for each source:
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import ipaddress
+import os
 import tomllib
 from enum import StrEnum
 from pathlib import Path
@@ -58,6 +60,16 @@ class CaptchaProvider(StrEnum):
     turnstile = "turnstile"
     hcaptcha = "hcaptcha"
     friendly_captcha = "friendly-captcha"
+class LogFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+class LogLevel(StrEnum):
+    debug = "DEBUG"
+    info = "INFO"
+    warning = "WARNING"
+    error = "ERROR"
 
 
 class Settings(BaseSettings):
@@ -154,6 +166,20 @@ class Settings(BaseSettings):
         "",
         description="Other host names the web app answers to, comma-separated, besides "
         "MAILER_BASE_URL's and this machine's own (127.0.0.1, localhost): e.g. an old domain.",
+    )
+    notice_url: SecretStr | None = Field(
+        None,
+        description="A second way to reach the editors when the newsletter's transport fails: "
+        "smtp(s)://user:pass@relay:587 (another relay) or https://... (a JSON POST, as chat and "
+        "monitoring webhooks take); secret, since it may hold a password or a token.",
+    )
+    log_format: LogFormat = Field(
+        LogFormat.text,
+        description="text (one line per event) or json (one JSON object per line) for what "
+        "serve, the scheduler and send log.",
+    )
+    log_level: LogLevel = Field(
+        LogLevel.info, description="The least severe of mailer's log lines written: DEBUG to ERROR."
     )
     base_url: str = Field(
         "http://127.0.0.1:8000",
@@ -407,7 +433,54 @@ def load_newsletter(path: Path) -> Newsletter:
     )
 
 
+# MAILER_* variables that are not settings of mailer itself, but of its tests and benchmarks.
+NOT_SETTINGS = frozenset(
+    {"MAILER_TEST_POSTGRES_URL", "MAILER_BENCH_PROCESSES", "MAILER_CRASH_SEED"}
+)
+
+
+def setting_names() -> set[str]:
+    """Every environment variable a setting is read from."""
+    names: set[str] = set()
+    for name, info in Settings.model_fields.items():
+        names.add(f"MAILER_{name.upper()}")
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update(str(choice) for choice in alias.choices)
+    return names
+
+
+def unknown_variables(variables: dict[str, str | None]) -> list[str]:
+    """One message per MAILER_* variable that is no setting, naming the closest known one."""
+    known = setting_names()
+    problems = []
+    for name in sorted(variables):
+        if not name.startswith("MAILER_") or name in known or name in NOT_SETTINGS:
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+        hint = f" Did you mean {close[0]}?" if close else ""
+        problems.append(f"{name} is not a mailer setting.{hint}")
+    return problems
+
+
+def _dotenv(path: Path) -> dict[str, str | None]:
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return dict(dotenv_values(path))
+
+
 def get_settings() -> Settings:
+    """The settings from the environment and .env; ConfigError naming each problem, a
+    MAILER_* variable that mailer does not know (a typo) included."""
+    typos = unknown_variables({**_dotenv(Path(".env")), **os.environ})
+    if typos:
+        raise ConfigError(
+            "unknown setting in the environment: "
+            + " ".join(typos)
+            + " Every setting is in docs/configuration.md; nothing was done."
+        )
     try:
         return Settings()
     except ValidationError as error:

@@ -44,3 +44,35 @@ class TestHeaderText:
         path.write_text(text[:name_at] + 'name = "A\\r\\nBcc: x@example.org"' + text[end:])
         with pytest.raises(ConfigError, match=r"sender\.name: .*one line"):
             load_newsletter(path)
+
+
+class TestUnknownVariables:
+    def test_a_misspelt_variable_stops_every_command_naming_the_closest(
+        self, monkeypatch: pytest.MonkeyPatch, in_tmp: Path
+    ) -> None:
+        """MAILER_TRANSPROT=sendgrid is not ignored (which sent an issue to the outbox)."""
+        from mailer.config import get_settings
+
+        monkeypatch.setenv("MAILER_TRANSPROT", "sendgrid")
+        with pytest.raises(
+            ConfigError,
+            match=r"MAILER_TRANSPROT is not a mailer setting\. Did you mean MAILER_TRANSPORT",
+        ):
+            get_settings()
+
+    def test_in_a_dotenv_file_too(self, in_tmp: Path) -> None:
+        from mailer.config import get_settings
+
+        (in_tmp / ".env").write_text("MAILER_SECRET_KEYS=x\n")
+        with pytest.raises(ConfigError, match=r"MAILER_SECRET_KEYS .*MAILER_SECRET_KEY"):
+            get_settings()
+
+    def test_the_scheduler_refuses_to_start_without_an_explicit_transport(
+        self, project_root: Path
+    ) -> None:
+        """The outbox default is for the CLI; the scheduler must be told how to send."""
+        from mailer.config import Settings, load_newsletter
+        from mailer.scheduling.checks import require
+
+        with pytest.raises(ConfigError, match="MAILER_TRANSPORT is not set"):
+            require(Settings(), load_newsletter(project_root / "mailer.toml"), "scheduler")

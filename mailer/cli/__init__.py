@@ -13,7 +13,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from mailer import __version__
-from mailer.cli import editor, reporting, scheduling, sending, serving, subscribers
+from mailer.cli import editor, operating, reporting, scheduling, sending, serving, subscribers
 from mailer.cli.common import err_console
 from mailer.errors import MailerError
 
@@ -49,6 +49,8 @@ app.command("send")(sending.send)
 app.command("report")(reporting.report)
 app.command("serve")(serving.serve)
 app.command("schedule")(scheduling.schedule)
+app.command("health")(operating.health)
+app.command("doctor")(operating.doctor)
 app.add_typer(subscribers.app, name="subscribers")
 
 

@@ -82,6 +82,12 @@ def send(
         "Webhook posts): accepted ones become sent, dropped ones failed.",
         show_default=False,
     ),
+    release: bool = typer.Option(
+        False,
+        "--release",
+        help="End a stuck claim on the issue's send by hand: says who holds it and whether "
+        "that process still runs, asks, then frees it (and the scheduler's slot). Sends nothing.",
+    ),
     batch_size: int | None = typer.Option(
         None,
         "--batch-size",
@@ -117,6 +123,9 @@ def send(
         )
     settings, newsletter = load_context()
     issue = load_issue(issue_path, newsletter)
+    if release:
+        _release(issue.slug, settings, yes=yes)
+        return
     emails = [part.strip() for entry in test for part in entry.split(",") if part.strip()]
     if emails and dry_run:
         raise typer.BadParameter("use either --test or --dry-run, not both", param_hint="--test")
@@ -191,13 +200,14 @@ def _send(
             if unresolved:
                 raise typer.Exit(INCOMPLETE)
             return
-        transport = open_transport(settings)
+        stop = threading.Event()
+        transport = open_transport(settings, should_stop=stop.is_set)
         with transport:
             if not as_json:
                 console.print(_intro(issue, audience, transport.name))
             if not yes:
                 _confirm(audience.to_send + audience.interrupted, transport.name)
-            with _stop_on_signals() as should_stop:
+            with _stop_on_signals(stop) as should_stop:
                 try:
                     summary = run_send(
                         issue,
@@ -219,6 +229,51 @@ def _send(
     _print_summary(summary, settings, as_json=as_json)
     if not summary.complete or summary.total("failed"):
         raise typer.Exit(INCOMPLETE)
+
+
+def _release(slug: str, settings: Settings, *, yes: bool) -> None:
+    """`mailer send ISSUE --release`: end the lease on the issue's send, and its slot's claim."""
+    import datetime as dt
+
+    from mailer.cli.common import console
+    from mailer.store import open_store
+    from mailer.store.ledger import Ledger
+    from mailer.store.slots import SlotStore
+
+    with open_store(settings.database_url) as store:
+        ledger = Ledger(store.engine)
+        holder = ledger.holder(slug)
+        if holder is None or (not holder.owner and not holder.running):
+            console.print(f"Nobody holds the send of {slug}: there is nothing to release.")
+            return
+        who = holder.owner or "nobody named"
+        alive = (
+            "its process is still running (it holds the send's lock)"
+            if holder.running
+            else "no running process holds it"
+        )
+        console.print(
+            f"The send of {slug} is held by {who}, last active "
+            f"{holder.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC; {alive}.",
+            highlight=False,
+        )
+        if holder.running:
+            console.print(
+                "Releasing it stops that process from claiming anything more; a batch it has "
+                "in hand may still go out. On PostgreSQL its lock session is ended; on SQLite "
+                "the next send waits until that process ends: stop it.",
+                highlight=False,
+            )
+        if not yes and not typer.confirm(f"Release the send of {slug}?", default=False):
+            raise typer.Exit(1)
+        owner = ledger.force_release(slug)
+        slots = SlotStore(store.engine).release_issue(slug, dt.datetime.now(dt.UTC))
+    console.print(
+        f"Released the send of {slug} (held by {owner or 'nobody'})"
+        + (f" and {len(slots)} scheduler slot claim(s)" if slots else "")
+        + ". `mailer send` carries on with the members who do not have it yet.",
+        highlight=False,
+    )
 
 
 def _warn_development_key() -> None:
@@ -286,11 +341,9 @@ _UNKNOWN_HELP = (
 
 
 @contextmanager
-def _stop_on_signals() -> Iterator[Callable[[], bool]]:
+def _stop_on_signals(stop: threading.Event) -> Iterator[Callable[[], bool]]:
     """SIGTERM and SIGINT ask the send to stop after the current batch; a second one stops now."""
     from mailer.cli.common import err_console
-
-    stop = threading.Event()
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():

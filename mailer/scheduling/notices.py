@@ -14,11 +14,16 @@ auto-generated`` (RFC 3834) keeps auto-responders from answering.
 from __future__ import annotations
 
 import html
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mailer.config import Newsletter, Schedule, Settings
-from mailer.errors import display_path
+from mailer.errors import DeliveryError, display_path
 from mailer.mail import Batch, Content, Delivery, Recipient
 from mailer.scheduling.issues import SlotIssue
 from mailer.scheduling.slots import Slot
@@ -26,14 +31,21 @@ from mailer.store.slots import NoticeKind
 from mailer.transports import Transport
 from mailer.transports.message import list_id
 
+if TYPE_CHECKING:
+    from mailer.sending.run import SendSummary
+
 __all__ = [
     "Notice",
     "failed_notice",
+    "incomplete_notice",
     "missed_notice",
     "no_issue_notice",
     "reminder_notice",
     "send_notice",
+    "send_to_channel",
 ]
+
+CHANNEL_TIMEOUT = 20
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,23 @@ def failed_notice(slot: Slot, issue: Path, error: str) -> Notice:
     )
 
 
+def incomplete_notice(slot: Slot, issue: Path, summary: SendSummary) -> Notice:
+    """The send went through, but not to everyone: some failed, or their fate is unknown.
+
+    Kept as the slot's ``failed`` notice: a slot is failed or incomplete, never both."""
+    return Notice(
+        NoticeKind.failed,
+        slot,
+        f"The send of {issue.stem} did not reach everyone",
+        f"The send of {issue.stem} for the slot of {slot.describe()} went out to "
+        f"{summary.total('sent')} members, but {summary.total('failed')} failed and "
+        f"{summary.total('unknown')} are unknown (handed over, no answer: they may have gone "
+        f"out).\n\nRun `mailer send {display_path(issue)}` to see them: it says how to "
+        "settle unknown ones from SendGrid's events, and sends failed ones again once the "
+        "cause is fixed. Nobody gets the issue twice.",
+    )
+
+
 _FOOTER = (
     "\n\n-- \nSent by the {name} scheduler. You get these notices because your address is "
     "in [schedule] editors in mailer.toml; remove it there to stop them."
@@ -131,3 +160,57 @@ def send_notice(
         headers={"Auto-Submitted": "auto-generated"},
     )
     return transport.send(batch)
+
+
+def send_to_channel(notice: Notice, newsletter: Newsletter, schedule: Schedule, url: str) -> None:
+    """Send the notice through MAILER_NOTICE_URL, the editors' second channel.
+
+    ``smtp://…`` or ``smtps://…``: a second relay, to every editor, as plain text.
+    ``https://…`` (or ``http://…``): a JSON POST of ``{"text", "subject", "kind", "slot",
+    "newsletter"}``, which chat webhooks (Slack, Mattermost, Matrix hookshot) and
+    monitoring tools take as it is. Raises DeliveryError, saying why, when it did not go.
+    """
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme in ("smtp", "smtps"):
+        _to_relay(notice, newsletter, schedule, url)
+    elif scheme in ("http", "https"):
+        _to_webhook(notice, newsletter, url)
+    else:
+        raise DeliveryError(f"MAILER_NOTICE_URL must be smtp(s):// or http(s)://, not {scheme}://")
+
+
+def _to_webhook(notice: Notice, newsletter: Newsletter, url: str) -> None:
+    body = json.dumps(
+        {
+            "text": f"{notice.subject}\n\n{notice.text}",
+            "subject": notice.subject,
+            "kind": notice.kind.value,
+            "slot": notice.slot.utc.isoformat(),
+            "newsletter": newsletter.name,
+        }
+    ).encode()
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
+    host = urllib.parse.urlsplit(url).hostname
+    try:
+        with urllib.request.urlopen(request, timeout=CHANNEL_TIMEOUT) as answer:
+            status = answer.status
+    except urllib.error.HTTPError as error:
+        raise DeliveryError(f"the notice webhook at {host} answered {error.code}") from None
+    except (urllib.error.URLError, OSError) as error:
+        raise DeliveryError(f"the notice webhook at {host} cannot be reached: {error}") from None
+    if not 200 <= status < 300:
+        raise DeliveryError(f"the notice webhook at {host} answered {status}")
+
+
+def _to_relay(notice: Notice, newsletter: Newsletter, schedule: Schedule, url: str) -> None:
+    from mailer.transports.smtp import SmtpTransport, parse_smtp_url
+
+    relay = SmtpTransport(parse_smtp_url(url), timeout=CHANNEL_TIMEOUT)
+    settings = Settings(base_url="https://invalid.example")  # notices carry no member links
+    with relay:
+        deliveries = send_notice(notice, newsletter, settings, schedule, relay)
+    problems = [f"{d.email}: {d.error}" for d in deliveries if not d.ok]
+    if problems:
+        raise DeliveryError("the notice relay did not take it: " + "; ".join(problems))

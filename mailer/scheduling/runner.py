@@ -35,21 +35,24 @@ from enum import StrEnum
 from pathlib import Path
 
 from mailer.config import Newsletter, Schedule, Settings
-from mailer.errors import ConfigError, MailerError, SendRefused
+from mailer.errors import ConfigError, IssueFileError, MailerError, SendRefused
 from mailer.mail import MAX_BATCH
 from mailer.scheduling.issues import IssueFiles, IssueState, SlotIssue
 from mailer.scheduling.notices import (
     Notice,
     failed_notice,
+    incomplete_notice,
     missed_notice,
     no_issue_notice,
     reminder_notice,
     send_notice,
+    send_to_channel,
 )
-from mailer.scheduling.slots import Slot, latest_due, next_after
+from mailer.scheduling.slots import Slot, latest_due, next_after, slots_from
 from mailer.sending.run import SendStopped, SendSummary
 from mailer.sending.send import send_issue
 from mailer.store import SubscriberStore
+from mailer.store.leases import Keeper
 from mailer.store.ledger import new_owner
 from mailer.store.slots import NoticeKind, SlotState, SlotStore, SlotTaken
 from mailer.transports import Transport, open_transport
@@ -57,6 +60,17 @@ from mailer.transports import Transport, open_transport
 __all__ = ["Action", "Outcome", "Runner", "require_schedule", "utcnow"]
 
 log = logging.getLogger("mailer.scheduler")
+
+# A slot whose send failed (the transport down) is tried again after this, doubling, at most
+# RETRY_MAX, for as long as its lateness window lasts.
+RETRY_FIRST = dt.timedelta(minutes=1)
+RETRY_MAX = dt.timedelta(minutes=30)
+
+
+def retry_delay(runs: int) -> dt.timedelta:
+    """How long after its ``runs``-th failed try a slot is tried again."""
+    delay: dt.timedelta = RETRY_FIRST * (2 ** max(runs - 1, 0))
+    return min(delay, RETRY_MAX)
 
 
 def utcnow() -> dt.datetime:
@@ -80,6 +94,7 @@ class Action(StrEnum):
     sent = "sent"  # the issue went to its whole audience
     incomplete = "incomplete"  # sent, with deliveries failed or unknown left
     interrupted = "interrupted"  # stopped (SIGTERM, or another process is sending): resumed later
+    retrying = "retrying"  # the send failed (the transport down): tried again within the lateness
     failed = "failed"  # the send stopped on an error; editors told
     no_issue = "no_issue"  # nothing ready: nothing sent, editors told
     missed = "missed"  # too late: nothing sent, editors told
@@ -128,8 +143,7 @@ class Runner:
         A tick while another runs only beats the heartbeat, unless ``wait``: the slot's own
         job waits for the check that happens to be running at that second, then sends.
         """
-        now = utcnow()
-        self.slots.beat(self.owner, now, next_after(self.schedule, now).utc)
+        self.beat()
         if not self._busy.acquire(blocking=wait):
             return []  # a send is running in another thread: the heartbeat is all there is to do
         try:
@@ -137,6 +151,8 @@ class Runner:
             upcoming = next_after(self.schedule, now)
             done: list[Outcome] = []
             due = latest_due(self.schedule, now)
+            if due is not None and not self.should_stop():
+                done += self.report_skipped(due, now)
             if due is not None and not self.should_stop():
                 outcome = self.deal_with(due, now)
                 if outcome is not None:
@@ -149,6 +165,12 @@ class Runner:
         finally:
             self._busy.release()
 
+    def beat(self) -> bool:
+        """This process is alive and expects the next slot (``/healthz``, ``mailer health``)."""
+        now = utcnow()
+        self.slots.beat(self.owner, now, next_after(self.schedule, now).utc)
+        return True
+
     def stopped(self) -> None:
         """Record that this process stopped (``/healthz`` then says it is not running)."""
         self.slots.stopped(self.owner, utcnow())
@@ -160,6 +182,8 @@ class Runner:
         record = self.slots.get(slot.utc)
         if record is not None and record.final:
             return None
+        if record is not None and record.retry_at is not None and now < record.retry_at:
+            return None  # a failed send waiting for its next try
         late = now - slot.at
         if record is None and late > self.schedule.lateness:
             return self._missed(slot, now)
@@ -185,6 +209,22 @@ class Runner:
             # Whatever went wrong, the claim must not stay with a live process that gave up.
             self.slots.finish(slot.utc, self.owner, SlotState.interrupted, utcnow(), repr(error))
             raise
+
+    def report_skipped(self, due: Slot, now: dt.datetime) -> list[Outcome]:
+        """Slots between the last one dealt with and the due one that nobody dealt with (the
+        scheduler was down for weeks): recorded as missed, and the editors told of each."""
+        last = self.slots.latest()
+        if last is None or last.slot_at >= due.utc:
+            return []
+        skipped: list[Outcome] = []
+        start = last.slot_at.astimezone(self.schedule.zone).date() + dt.timedelta(days=1)
+        for slot in slots_from(self.schedule, start):
+            if slot.at >= due.at:
+                break
+            outcome = self._missed(slot, now)
+            if outcome is not None:
+                skipped.append(outcome)
+        return skipped
 
     def _missed(self, slot: Slot, now: dt.datetime) -> Outcome | None:
         if not self.slots.ran_before(slot.utc):
@@ -246,32 +286,62 @@ class Runner:
         self.slots.choose_issue(slot.utc, self.owner, issue.slug)
         log.info("slot %s: sending %s", slot, issue.slug)
 
-        def progress(_: object) -> None:
-            self.slots.touch(slot.utc, self.owner, utcnow())
+        keeper = Keeper(
+            lambda: self.slots.touch(slot.utc, self.owner, utcnow()), name=f"slot-{slot.date}"
+        )
+
+        def stop() -> bool:
+            return self.should_stop() or keeper.lost.is_set()
 
         try:
-            with self._open_transport() as transport:
+            with keeper, self._open_transport(stop) as transport:
                 summary = send_issue(
                     issue,
                     self.newsletter,
                     self.settings,
                     self.store,
-                    should_stop=self.should_stop,
-                    on_progress=progress,
+                    should_stop=stop,
                     transport=transport,
                     batch_size=self.batch_size,
                 )
         except SendStopped as stopped:
-            return self._failed(slot, issue.slug, str(stopped), stopped.summary)
+            return self._retry_or_fail(slot, issue.slug, str(stopped), stopped.summary)
         except SendRefused as refused:
             # Another process (`mailer send` by hand) holds the issue's lease: it will send it;
             # the slot is looked at again on the next check.
             log.warning("slot %s: %s", slot, refused)
             self.slots.finish(slot.utc, self.owner, SlotState.interrupted, utcnow(), str(refused))
             return Outcome(slot, Action.interrupted, issue.slug, str(refused))
-        except MailerError as error:
+        except (ConfigError, IssueFileError) as error:  # trying again would change nothing
             return self._failed(slot, issue.slug, str(error), None)
+        except MailerError as error:  # the transport or the database, down for now
+            return self._retry_or_fail(slot, issue.slug, str(error), None)
         return self._sent(slot, issue.slug, summary)
+
+    def _retry_or_fail(
+        self, slot: Slot, issue: str, error: str, summary: SendSummary | None
+    ) -> Outcome:
+        """A send that failed for now: tried again with backoff while the slot's lateness
+        window lasts, then failed for good (and the editors told)."""
+        now = utcnow()
+        record = self.slots.get(slot.utc)
+        runs = record.runs if record is not None else 1
+        retry_at = now + retry_delay(runs)
+        if self.should_stop() or retry_at > slot.at + self.schedule.lateness:
+            return self._failed(slot, issue, error, summary, transport_down=True)
+        log.warning(
+            "slot %s: the send of %s failed (try %d): %s; trying again at %s UTC",
+            slot,
+            issue,
+            runs,
+            _one_line(error),
+            f"{retry_at:%H:%M:%S}",
+        )
+        detail = f"try {runs} failed: {_one_line(error)}"
+        self.slots.finish(
+            slot.utc, self.owner, SlotState.interrupted, now, detail, retry_at=retry_at
+        )
+        return Outcome(slot, Action.retrying, issue, detail, summary)
 
     def _sent(self, slot: Slot, issue: str, summary: SendSummary) -> Outcome:
         counts = (
@@ -286,15 +356,25 @@ class Runner:
         if not summary.complete or summary.total("failed"):
             log.warning("slot %s: sent %s, with deliveries left over: %s", slot, issue, counts)
             self.slots.finish(slot.utc, self.owner, SlotState.incomplete, utcnow(), counts)
+            self._notify(incomplete_notice(slot, self._path_of(issue), summary), utcnow())
             return Outcome(slot, Action.incomplete, issue, counts, summary)
         log.info("slot %s: sent %s: %s", slot, issue, counts)
         self.slots.finish(slot.utc, self.owner, SlotState.sent, utcnow(), counts)
         return Outcome(slot, Action.sent, issue, counts, summary)
 
-    def _failed(self, slot: Slot, issue: str, error: str, summary: SendSummary | None) -> Outcome:
-        log.error("slot %s: the send of %s stopped: %s", slot, issue, error)
+    def _failed(
+        self,
+        slot: Slot,
+        issue: str,
+        error: str,
+        summary: SendSummary | None,
+        *,
+        transport_down: bool = False,
+    ) -> Outcome:
+        log.error("slot %s: the send of %s stopped: %s", slot, issue, _one_line(error))
         self.slots.finish(slot.utc, self.owner, SlotState.failed, utcnow(), error)
-        self._notify(failed_notice(slot, self._path_of(issue), error), utcnow())
+        notice = failed_notice(slot, self._path_of(issue), error)
+        self._notify(notice, utcnow(), transport_down=transport_down)
         return Outcome(slot, Action.failed, issue, error, summary)
 
     def _path_of(self, issue: str) -> Path:
@@ -318,22 +398,42 @@ class Runner:
 
     # -- notices -----------------------------------------------------------------------------
 
-    def _notify(self, notice: Notice, now: dt.datetime) -> bool:
-        """Send a notice once (claimed in the store); whether this call sent it."""
+    def _notify(self, notice: Notice, now: dt.datetime, *, transport_down: bool = False) -> bool:
+        """Send a notice once (claimed in the store); whether this call sent it.
+
+        Through the newsletter's transport, unless it is what failed; then, or when it
+        does not take the notice, through MAILER_NOTICE_URL, the separate channel.
+        """
         if not self.slots.claim_notice(notice.slot.utc, notice.kind, self.owner, now):
             return False
         editors = [str(e) for e in self.schedule.editors]
-        try:
-            with self._open_transport() as transport:
-                deliveries = send_notice(
-                    notice, self.newsletter, self.settings, self.schedule, transport
-                )
-        except MailerError as error:  # a transport that cannot even be opened
-            deliveries = []
-            problem = str(error)
-        else:
-            problem = "; ".join(f"{d.email}: {d.error}" for d in deliveries if not d.ok)
-        sent = bool(deliveries) and not problem
+        problems: list[str] = []
+        channel = self.settings.notice_url
+
+        def through_channel() -> bool:
+            if channel is None:
+                return False
+            try:
+                send_to_channel(notice, self.newsletter, self.schedule, channel.get_secret_value())
+            except MailerError as error:
+                problems.append(f"MAILER_NOTICE_URL: {_one_line(str(error))}")
+                return False
+            return True
+
+        def through_transport() -> bool:
+            done, problem = self._through_transport(notice)
+            if problem:
+                problems.append(f"{self.settings.transport}: {problem}")
+            return done
+
+        # The newsletter's transport first, unless it is what failed: then the channel first.
+        ways = (
+            [through_channel, through_transport]
+            if transport_down
+            else [through_transport, through_channel]
+        )
+        sent = any(way() for way in ways)
+        problem = "; ".join(problems)
         self.slots.finish_notice(
             notice.slot.utc,
             notice.kind,
@@ -346,8 +446,31 @@ class Runner:
         if sent:
             log.info("slot %s: %s notice sent to %s", notice.slot, notice.kind, ", ".join(editors))
         else:
-            log.error("slot %s: %s notice not sent: %s", notice.slot, notice.kind, problem)
+            log.error(
+                "slot %s: %s notice not sent: %s%s",
+                notice.slot,
+                notice.kind,
+                problem,
+                "" if channel else " (set MAILER_NOTICE_URL for a second way to reach the editors)",
+            )
         return sent
 
-    def _open_transport(self) -> Transport:
-        return self.transport() if self.transport else open_transport(self.settings)
+    def _through_transport(self, notice: Notice) -> tuple[bool, str]:
+        try:
+            with self._open_transport() as transport:
+                deliveries = send_notice(
+                    notice, self.newsletter, self.settings, self.schedule, transport
+                )
+        except MailerError as error:  # a transport that cannot even be opened
+            return False, _one_line(str(error))
+        problem = "; ".join(f"{d.email}: {d.error}" for d in deliveries if not d.ok)
+        return bool(deliveries) and not problem, problem
+
+    def _open_transport(self, should_stop: Callable[[], bool] | None = None) -> Transport:
+        if self.transport:
+            return self.transport()
+        return open_transport(self.settings, should_stop=should_stop or self.should_stop)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -20,12 +20,14 @@ from mailer.errors import display_path
 from mailer.scheduling.issues import Catalogue, read_catalogue
 from mailer.scheduling.slots import Slot, latest_due, next_after
 from mailer.store.ledger import Ledger, SendStatus
-from mailer.store.slots import SlotRecord, SlotState, SlotStore
+from mailer.store.slots import NoticeKind, SlotRecord, SlotState, SlotStore
 
-__all__ = ["RUNNING_WITHIN", "SlotView", "scheduler_health", "slot_views"]
+__all__ = ["RUNNING_WITHIN", "SlotView", "health_problems", "scheduler_health", "slot_views"]
 
-# A scheduler that checked the clock within this long is running (it checks every minute).
-RUNNING_WITHIN = dt.timedelta(minutes=3)
+# A scheduler that wrote its heartbeat within this long is running (it writes every 15 s).
+RUNNING_WITHIN = dt.timedelta(minutes=2)
+# A slot given up by its owner and not resumed for this long is stuck.
+STUCK_AFTER = dt.timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -55,19 +57,49 @@ def slot_views(newsletter: Newsletter, engine: Engine, slots: list[Slot]) -> lis
     if not slots:
         return []
     catalogue = read_catalogue(newsletter)
-    records = SlotStore(engine).between(slots[0].utc, slots[-1].utc)
+    store = SlotStore(engine)
+    records = store.between(slots[0].utc, slots[-1].utc)
     ledger = Ledger(engine)
-    return [_view(slot, records.get(slot.utc), catalogue, ledger) for slot in slots]
+    return [
+        _view(slot, records.get(slot.utc), catalogue, ledger, store.notices(slot.utc))
+        for slot in slots
+    ]
 
 
-def _view(slot: Slot, record: SlotRecord | None, catalogue: Catalogue, ledger: Ledger) -> SlotView:
+def _told(record: SlotRecord, notices: dict[NoticeKind, str]) -> str:
+    """Whether the editors heard about a slot that needed them."""
+    kind = {
+        SlotState.failed: NoticeKind.failed,
+        SlotState.incomplete: NoticeKind.failed,
+        SlotState.missed: NoticeKind.missed,
+        SlotState.no_issue: NoticeKind.no_issue,
+    }.get(record.state)
+    if kind is None or record.detail == "before the scheduler first ran":
+        return ""
+    state = notices.get(kind)
+    if state == "sent":
+        return "; the editors were told"
+    return "; the editors were NOT told (their notice did not go out: see the scheduler's log)"
+
+
+def _view(
+    slot: Slot,
+    record: SlotRecord | None,
+    catalogue: Catalogue,
+    ledger: Ledger,
+    notices: dict[NoticeKind, str],
+) -> SlotView:
     found = catalogue.for_day(slot.date)
     path = found.path or (found.files[0] if found.files else None)
     file = display_path(path) if path else None
     issue = found.issue.slug if found.issue else None
     if record is not None:
         state = "sending" if record.state == SlotState.claimed else record.state.value
-        return SlotView(slot, state, record.issue or issue, file, record.detail)
+        detail = record.detail
+        if record.state == SlotState.interrupted and record.retry_at is not None:
+            state = "retrying"
+            detail = f"next try at {record.retry_at:%Y-%m-%d %H:%M} UTC; {detail}"
+        return SlotView(slot, state, record.issue or issue, file, detail + _told(record, notices))
     if issue is not None and ledger.send_status(issue) == SendStatus.finished:
         return SlotView(slot, "sent", issue, file, "sent before the slot (by hand)")
     return SlotView(slot, found.state.value, issue, file, found.explain())
@@ -99,3 +131,44 @@ def _last_run(record: SlotRecord | None) -> dict[str, Any] | None:
         "finished_at": record.finished_at.isoformat() if record.finished_at else None,
         "detail": record.detail,
     }
+
+
+def health_problems(engine: Engine, schedule: Schedule, now: dt.datetime) -> list[str]:
+    """Why the newsletter may not go out, as sentences; empty when the scheduler is healthy.
+
+    A scheduler that has not written its heartbeat lately (or never ran), the last slot
+    failed or missed and its issue not sent by hand since, or a slot claimed by a
+    process that is gone (or given up and not resumed).
+    """
+    slots = SlotStore(engine)
+    problems: list[str] = []
+    beat = slots.last_beat()
+    if beat is None:
+        problems.append("no scheduler has run on this database (start `python scheduler.py`)")
+    elif beat.stopped_at is not None:
+        problems.append(f"the scheduler stopped at {beat.stopped_at:%Y-%m-%d %H:%M:%S} UTC")
+    elif now - beat.beat_at >= RUNNING_WITHIN:
+        problems.append(
+            f"the scheduler's heartbeat is stale: last at {beat.beat_at:%Y-%m-%d %H:%M:%S} UTC"
+        )
+    last = slots.latest()
+    if last is None:
+        return problems
+    when = f"{last.slot_at:%Y-%m-%d %H:%M} UTC"
+    ledger = Ledger(engine)
+    sent_by_hand = bool(last.issue) and ledger.send_status(last.issue or "") == SendStatus.finished
+    first_run = last.detail == "before the scheduler first ran"
+    if last.state in (SlotState.failed, SlotState.missed) and not sent_by_hand and not first_run:
+        problems.append(f"the slot of {when} {last.state.value}: {last.detail}")
+    if last.state == SlotState.claimed and not slots.owner_running(last, now):
+        problems.append(f"the slot of {when} is stuck: its owner {last.owner} is gone")
+    if (
+        last.state == SlotState.interrupted
+        and last.retry_at is None
+        and now - last.heartbeat_at > STUCK_AFTER
+    ):
+        problems.append(f"the slot of {when} was interrupted and nothing resumed it")
+    retry = last.retry_at
+    if last.state == SlotState.interrupted and retry is not None and now - retry > STUCK_AFTER:
+        problems.append(f"the slot of {when} was to be tried again and was not")
+    return problems

@@ -177,11 +177,15 @@ def _child(
     # MAILER_SEND_RATE is for the whole send: each process takes its share of it.
     settings = run.settings.model_copy(update={"send_rate": run.settings.send_rate / run.processes})
     try:
-        with open_transport(settings) as transport:
+
+        def stopping() -> bool:
+            return stop.is_set() or os.getppid() != parent
+
+        with open_transport(settings, should_stop=stopping) as transport:
             run.transport = transport
             failure = run.send_batches(
                 lambda progress: reports.put(_Report(index, progress=progress)),
-                lambda: stop.is_set() or os.getppid() != parent,
+                stopping,
                 partition=(index, run.processes),
             )
         reports.put(_Report(index, summary=run.summary, failure=failure))

@@ -44,11 +44,13 @@ from mailer.render import variant_name
 from mailer.render.variants import ordered_segments
 from mailer.sending.personalise import Variant, Variants, archive_url, links, member_values
 from mailer.store import SubscriberStore
+from mailer.store.leases import Keeper
 from mailer.store.ledger import Ledger, SendStatus, new_owner
 from mailer.tokens import TokenSigner
 from mailer.transports import Transport
 from mailer.transports.message import list_id
 from mailer.transports.outbox import file_name
+from mailer.transports.ratelimit import NOT_HANDED_OVER
 
 __all__ = [
     "Resolution",
@@ -196,11 +198,22 @@ class SendStopped(DeliveryError):
 def settle_interrupted(
     ledger: Ledger, issue: str, previous_transport: str | None, outbox_dir: Path
 ) -> Settled:
-    """Resolve the rows a dead process left in_flight (call holding the lease)."""
+    """Resolve the rows a dead process left in_flight (call holding the lease).
+
+    An outbox send is settled from the folder it wrote to, which ``outbox_dir`` is
+    (the ledger records it): never from another process's own folder.
+    """
     rows = ledger.in_flight(issue)
     if not rows:
         return Settled()
     if previous_transport == "outbox":
+        if not outbox_dir.is_dir():
+            raise SendRefused(
+                f"the interrupted send of {issue} wrote its messages to {outbox_dir}, which "
+                f"this process cannot see, so it cannot tell which of its {len(rows)} messages "
+                "in hand were written. Run `mailer send` where that folder is (same "
+                "MAILER_OUTBOX_DIR, same machine)"
+            )
         folder = outbox_dir / issue
         _remove_partial_files(folder)
         written = [row.delivery_id for row in rows if (folder / file_name(row.email)).is_file()]
@@ -319,12 +332,13 @@ class SendRun:
         """
         self._started = time.monotonic()
         slug = self.issue.slug
-        previous = self.ledger.acquire(slug, self.transport.name, self.owner)
+        outbox = self.settings.outbox_dir
+        here = str(outbox.resolve()) if self.transport.name == "outbox" else ""
+        previous = self.ledger.acquire(slug, self.transport.name, self.owner, outbox_dir=here)
         try:
             resolved = self.ledger.resolve_unknown(slug, resolve_unknown) if resolve_unknown else 0
-            settled = settle_interrupted(
-                self.ledger, slug, previous.transport, self.settings.outbox_dir
-            )
+            written_to = Path(previous.outbox_dir) if previous.outbox_dir else outbox
+            settled = settle_interrupted(self.ledger, slug, previous.transport, written_to)
         except BaseException:
             self.ledger.release(slug, self.owner, SendStatus.stopped)
             raise
@@ -348,14 +362,21 @@ class SendRun:
         # frozen, the garbage collector stops walking it again and again as each batch
         # allocates, which took a fifth of a send's time.
         gc.freeze()
-        try:
-            self._variants.prepare(keys)  # before any fork: compiled once for every process
-            if self.processes == 1:
-                failure = self.send_batches(on_progress, should_stop)
-            else:
-                from mailer.sending.parallel import send_in_processes
+        slug = self.issue.slug
+        keeper = Keeper(lambda: self.ledger.heartbeat(slug, self.owner), name=slug)
 
-                failure = send_in_processes(self, on_progress, should_stop)
+        def stop() -> bool:  # asked to, or the lease is no longer this process's
+            return should_stop() or keeper.lost.is_set()
+
+        try:
+            with keeper:
+                self._variants.prepare(keys)  # before any fork: compiled once for every process
+                if self.processes == 1:
+                    failure = self.send_batches(on_progress, stop)
+                else:
+                    from mailer.sending.parallel import send_in_processes
+
+                    failure = send_in_processes(self, on_progress, stop)
             if failure is not None:
                 self.summary.stopped = failure
                 raise SendStopped(_stopped_message(failure, self.summary), self.summary)
@@ -399,6 +420,9 @@ class SendRun:
                 answered = current.answer() if current is not None else []
                 if batch_failure(answered):
                     break  # recorded below, on its own
+                if should_stop():  # asked while the batch before was with the transport
+                    self.summary.stopped = "asked to stop"
+                    break  # nothing more is claimed: the batch in hand is recorded below
                 ready = self._claim(prepared, recording=current)
                 if current is not None:
                     self._count(current, on_progress)
@@ -484,6 +508,8 @@ class SendRun:
         deliveries = handed.answer()
         variant = self.summary.variant(handed.name)
         counts = Counter(d.state for d in deliveries)
+        if any(d.error == NOT_HANDED_OVER for d in deliveries):
+            self.summary.stopped = "asked to stop"
         variant.sent += counts[DeliveryState.sent]
         variant.failed += counts[DeliveryState.failed]
         variant.unknown += counts[DeliveryState.unknown]
@@ -527,11 +553,13 @@ class SendRun:
 
 def batch_failure(deliveries: Sequence[Delivery]) -> str | None:
     """The reason, when every delivery of a batch failed for one and the same reason that is
-    not about an address (a wrong key, an unreachable server): sending on would fail too."""
+    not about an address (a wrong key, an unreachable server): sending on would fail too.
+    A batch left unsent because the send was asked to stop is no failure."""
     if not deliveries or any(d.state != "failed" or d.permanent for d in deliveries):
         return None
     reasons = {d.error or "" for d in deliveries}
-    return reasons.pop() if len(reasons) == 1 else None
+    reason = reasons.pop() if len(reasons) == 1 else None
+    return None if reason == NOT_HANDED_OVER else reason
 
 
 def _stopped_message(reason: str, summary: SendSummary) -> str:

@@ -36,6 +36,7 @@ another writer (the webhook marks rows sent while a send records its own):
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -65,11 +66,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from mailer.errors import SendRefused, StoreError
 from mailer.mail import Delivery, DeliveryState
+from mailer.store.leases import Held, LeaseLocks, heartbeat_alive
 from mailer.store.schema import Base, BigId, SubscriberRow, UTCDateTime
 from mailer.store.transact import driver_rows, run_write
 
 __all__ = [
-    "LEASE_SECONDS",
     "Claim",
     "DeliveryRow",
     "InFlight",
@@ -78,12 +79,11 @@ __all__ = [
     "SendStatus",
     "StateCount",
     "new_owner",
+    "send_lock",
 ]
 
 T = TypeVar("T")
-
-# Another host's send is presumed dead when it has not written for this long.
-LEASE_SECONDS = 15 * 60
+log = logging.getLogger(__name__)
 # Bind parameters per IN (...): batches are at most 1000, well under every limit.
 _CHUNK = 1000
 
@@ -114,6 +114,8 @@ class SendRow(Base):
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The outbox folder the send writes to (absolute), for settling it; "" for other transports.
+    outbox_dir: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class DeliveryRow(Base):
@@ -156,27 +158,9 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
 
 
-def owner_alive(owner: str, heartbeat: dt.datetime, at: dt.datetime) -> bool:
-    """Whether the process named by ``owner`` may still be sending.
-
-    On this host, whether its pid is running (a ``kill -9``'d send is dead at
-    once); elsewhere, whether it wrote within :data:`LEASE_SECONDS`.
-    """
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host == socket.gethostname() and pid_text.isdigit():
-        return _pid_running(int(pid_text))
-    return (at - heartbeat).total_seconds() < LEASE_SECONDS
-
-
-def _pid_running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: it exists
-    return True
+def send_lock(issue: str) -> str:
+    """The name of the lock the owner of an issue's send holds."""
+    return f"send-{issue}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +195,18 @@ class Previous:
 
     transport: str | None  # None: never sent before
     status: SendStatus | None
+    outbox_dir: str = ""  # where that send's outbox files are, when it went through the outbox
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """Who holds an issue's send, as ``mailer send --release`` shows it."""
+
+    issue: str
+    owner: str  # "" when nobody does
+    status: SendStatus
+    heartbeat_at: dt.datetime
+    running: bool  # a running process holds the lease's lock
 
 
 class Ledger:
@@ -221,6 +217,8 @@ class Ledger:
     ) -> None:
         self.engine = engine
         self._writes = writes or nullcontext()
+        self.locks = LeaseLocks(engine)
+        self._held: dict[str, Held] = {}
 
     def taking_turns(self, lock: AbstractContextManager[Any]) -> Ledger:
         """This ledger, writing only while holding ``lock`` (shared by a send's processes).
@@ -237,12 +235,16 @@ class Ledger:
 
     # -- the lease -------------------------------------------------------------------
 
-    def acquire(self, issue: str, transport: str, owner: str) -> Previous:
+    def acquire(self, issue: str, transport: str, owner: str, *, outbox_dir: str = "") -> Previous:
         """Take the lease on an issue's send, creating its row on the first run.
 
-        Raises SendRefused when a live process holds it.
+        Raises SendRefused when a running process holds it. Holds the lease's lock
+        until :meth:`release` (or until this process ends, however it ends).
         """
         when = now()
+        held = self.locks.try_hold(send_lock(issue)) if self.locks.available else None
+        if self.locks.available and held is None:
+            self._refuse(issue)
 
         def work(connection: Connection) -> Previous:
             row = connection.execute(select(_SEND).where(_SEND.issue == issue)).first()
@@ -258,15 +260,16 @@ class Ledger:
                         "started_at": when,
                         "heartbeat_at": when,
                         "finished_at": None,
+                        "outbox_dir": outbox_dir,
                     },
                 )
                 return Previous(None, None)
-            if row.owner and row.owner != owner and owner_alive(row.owner, row.heartbeat_at, when):
-                raise SendRefused(
-                    f"issue {issue} is being sent by another process ({row.owner.rsplit(':', 1)[0]}, "
-                    f"last active {row.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC); wait for it to "
-                    "finish, or stop it (it finishes its current batch and exits)"
-                )
+            if (
+                held is None
+                and row.owner not in ("", owner)
+                and heartbeat_alive(row.heartbeat_at, when)
+            ):
+                self._refuse(issue, row)
             connection.execute(
                 update(_SEND)
                 .where(_SEND.id == row.id)
@@ -276,9 +279,46 @@ class Ledger:
                     owner=owner,
                     runs=_SEND.runs + 1,
                     heartbeat_at=when,
+                    outbox_dir=outbox_dir,
                 )
             )
-            return Previous(row.transport, SendStatus(row.status))
+            return Previous(row.transport, SendStatus(row.status), row.outbox_dir)
+
+        try:
+            previous = self._write(work)
+        except BaseException:
+            if held is not None:
+                held.release()
+            raise
+        if held is not None:
+            self._held[issue] = held
+        return previous
+
+    def _refuse(self, issue: str, row: Any = None) -> None:
+        if row is None:
+            with self._read() as connection:
+                row = connection.execute(select(_SEND).where(_SEND.issue == issue)).first()
+        who = (
+            f"{row.owner.rsplit(':', 1)[0]}, last active {row.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC"
+            if row is not None and row.owner
+            else "a process that is starting it"
+        )
+        raise SendRefused(
+            f"issue {issue} is being sent by another process ({who}); wait for it to "
+            "finish, or stop it (it finishes its current batch and exits). A process that "
+            "ends, however it ends, gives the send up at once; `mailer send ISSUE --release` "
+            "shows who holds it"
+        )
+
+    def heartbeat(self, issue: str, owner: str) -> bool:
+        """Note that the owner is alive (the :class:`~mailer.store.leases.Keeper` calls this
+        during every wait); whether it still holds the lease, lock and row."""
+        held = self._held.get(issue)
+        if held is not None and not held.alive():
+            return False
+
+        def work(connection: Connection) -> bool:
+            return self._heartbeat(connection, issue, owner, now())
 
         return self._write(work)
 
@@ -294,7 +334,47 @@ class Ledger:
                 update(_SEND).where(_SEND.issue == issue, _SEND.owner == owner).values(values)
             )
 
-        self._write(work)
+        try:
+            self._write(work)
+        finally:
+            held = self._held.pop(issue, None)
+            if held is not None:
+                held.release()
+
+    def holder(self, issue: str) -> Holder | None:
+        """Who holds the issue's send now, and whether a running process does; None: never sent."""
+        with self._read() as connection:
+            row = connection.execute(select(_SEND).where(_SEND.issue == issue)).first()
+        if row is None:
+            return None
+        if self.locks.available:
+            running = issue not in self._held and self.locks.taken(send_lock(issue))
+        else:
+            running = bool(row.owner) and heartbeat_alive(row.heartbeat_at, now())
+        return Holder(issue, row.owner, SendStatus(row.status), row.heartbeat_at, running)
+
+    def force_release(self, issue: str) -> str:
+        """End the issue's lease by hand (``mailer send --release``): the owner it named.
+
+        The row names nobody from now on, so the old owner claims nothing more. A
+        running holder of the lock on PostgreSQL has its lock session ended; on SQLite
+        the lock ends only with its process.
+        """
+
+        def work(connection: Connection) -> str:
+            row = connection.execute(select(_SEND).where(_SEND.issue == issue)).first()
+            if row is None:
+                return ""
+            connection.execute(
+                update(_SEND)
+                .where(_SEND.id == row.id)
+                .values(owner="", status=SendStatus.stopped, heartbeat_at=now())
+            )
+            return str(row.owner)
+
+        owner = self._write(work)
+        self.locks.end_holder(send_lock(issue))
+        return owner
 
     def send_status(self, issue: str) -> SendStatus | None:
         with self._read() as connection:

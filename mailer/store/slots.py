@@ -17,7 +17,8 @@ Three tables, on the store's metadata (created by migration 0004):
 
   A ``claimed`` row whose owner has died (``kill -9``, a power cut) may be
   claimed again: the new owner resumes the send from the send ledger, which
-  never sends anyone an issue twice.
+  never sends anyone an issue twice. Whether the owner has died is asked of a
+  lock it holds while it deals with the slot (:mod:`mailer.store.leases`).
 * ``schedule_notices``: one row per (slot, kind) of email to the editors
   (``reminder``, ``no_issue``, ``missed``, ``failed``), claimed the same way
   before sending, so that a restart does not send it again.
@@ -52,7 +53,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mailer.errors import StoreError
-from mailer.store.ledger import owner_alive
+from mailer.store.leases import Held, LeaseLocks, heartbeat_alive
 from mailer.store.schema import Base, UTCDateTime
 from mailer.store.transact import read, run_write
 
@@ -67,6 +68,8 @@ __all__ = [
     "SlotState",
     "SlotStore",
     "SlotTaken",
+    "notice_lock",
+    "slot_lock",
 ]
 
 T = TypeVar("T")
@@ -132,6 +135,8 @@ class SlotRow(Base):
     heartbeat_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     detail: Mapped[str] = mapped_column(Text, default="")
+    # When a slot whose send failed is tried again (within its lateness); None: not to be.
+    retry_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class NoticeRow(Base):
@@ -186,6 +191,7 @@ class SlotRecord:
     heartbeat_at: dt.datetime
     finished_at: dt.datetime | None
     detail: str
+    retry_at: dt.datetime | None = None
 
     @property
     def final(self) -> bool:
@@ -214,6 +220,7 @@ def _slot_record(row: Any) -> SlotRecord:
         heartbeat_at=row.heartbeat_at,
         finished_at=row.finished_at,
         detail=row.detail,
+        retry_at=row.retry_at,
     )
 
 
@@ -222,6 +229,38 @@ class SlotStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.locks = LeaseLocks(engine)
+        self._held: dict[str, Held] = {}
+
+    # -- locks --------------------------------------------------------------------------
+
+    def _hold(self, name: str) -> tuple[bool, Held | None]:
+        """(whether to go on, the lock if there are locks): False when a running process has it."""
+        if not self.locks.available:
+            return True, None
+        held = self.locks.try_hold(name)
+        return held is not None, held
+
+    def _let_go(self, name: str) -> None:
+        held = self._held.pop(name, None)
+        if held is not None:
+            held.release()
+
+    def holding(self, slot_at: dt.datetime) -> bool:
+        """Whether this process holds the slot's lock, and it is still its own."""
+        held = self._held.get(slot_lock(slot_at))
+        return held is None or held.alive()
+
+    def owner_running(self, record: SlotRecord, now: dt.datetime) -> bool:
+        """Whether the process named by a claimed slot still runs (for health and status)."""
+        if not record.owner:
+            return False
+        name = slot_lock(record.slot_at)
+        if name in self._held:
+            return True
+        if self.locks.available:
+            return self.locks.taken(name)
+        return heartbeat_alive(record.heartbeat_at, now)
 
     # -- slots ------------------------------------------------------------------------
 
@@ -247,9 +286,14 @@ class SlotStore:
         """Claim the slot for ``owner``: the row as it was before (None if new), or raise
         :class:`SlotTaken` when it is final or a live process holds it."""
 
+        name = slot_lock(slot_at)
+        free, held = self._hold(name)
+
         def work(connection: Connection) -> SlotRecord | None:
             row = connection.execute(select(_SLOT).where(_SLOT.slot_at == slot_at)).first()
             if row is None:
+                if not free:  # a process holding the lock is about to claim it
+                    raise SlotTaken(_pending(slot_at))
                 connection.execute(
                     insert(_SLOT),
                     {
@@ -268,11 +312,14 @@ class SlotStore:
             before = _slot_record(row)
             if before.final:
                 raise SlotTaken(before)
-            if (
-                before.state == SlotState.claimed
-                and before.owner not in ("", owner)
-                and owner_alive(before.owner, before.heartbeat_at, now)
-            ):
+            if before.state == SlotState.claimed and before.owner not in ("", owner):
+                if self.locks.available:
+                    alive = not free
+                else:  # no locks here: the heartbeat decides
+                    alive = heartbeat_alive(before.heartbeat_at, now)
+                if alive:
+                    raise SlotTaken(before)
+            elif not free:
                 raise SlotTaken(before)
             connection.execute(
                 update(_SLOT)
@@ -287,7 +334,15 @@ class SlotStore:
             )
             return before
 
-        return _insert_race(self.engine, work)
+        try:
+            before = _insert_race(self.engine, work)
+        except BaseException:
+            if held is not None:
+                held.release()
+            raise
+        if held is not None:
+            self._held[name] = held
+        return before
 
     def record_missed(self, slot_at: dt.datetime, now: dt.datetime, detail: str) -> bool:
         """Mark a slot nobody claimed in time as missed; False when another process did first."""
@@ -325,16 +380,26 @@ class SlotStore:
         """Record which issue the claimed slot sends (so a resumed send keeps to it)."""
         self._update_owned(slot_at, owner, {"issue": issue})
 
-    def touch(self, slot_at: dt.datetime, owner: str, now: dt.datetime) -> None:
-        """The owner is still at it (called after each batch of a long send)."""
-        self._update_owned(slot_at, owner, {"heartbeat_at": now})
+    def touch(self, slot_at: dt.datetime, owner: str, now: dt.datetime) -> bool:
+        """The owner is still at it (its heartbeat, during a send); whether it still holds it."""
+        if not self.holding(slot_at):
+            return False
+        return self._update_owned(slot_at, owner, {"heartbeat_at": now})
 
     def finish(
-        self, slot_at: dt.datetime, owner: str, state: SlotState, now: dt.datetime, detail: str
+        self,
+        slot_at: dt.datetime,
+        owner: str,
+        state: SlotState,
+        now: dt.datetime,
+        detail: str,
+        *,
+        retry_at: dt.datetime | None = None,
     ) -> None:
         """Record what became of the slot and give the claim back.
 
-        ``interrupted`` leaves it to be taken up again; every other state is final.
+        ``interrupted`` leaves it to be taken up again (not before ``retry_at``, if
+        given); every other state is final.
         """
         values: dict[str, Any] = {
             "state": state,
@@ -342,16 +407,50 @@ class SlotStore:
             "heartbeat_at": now,
             "detail": detail,
             "finished_at": None if state == SlotState.interrupted else now,
+            "retry_at": retry_at,
         }
-        self._update_owned(slot_at, owner, values)
+        try:
+            self._update_owned(slot_at, owner, values)
+        finally:
+            self._let_go(slot_lock(slot_at))
 
-    def _update_owned(self, slot_at: dt.datetime, owner: str, values: dict[str, Any]) -> None:
-        def work(connection: Connection) -> None:
-            connection.execute(
+    def release_issue(self, issue: str, now: dt.datetime) -> list[SlotRecord]:
+        """``mailer send ISSUE --release``: slots claimed to send the issue become
+        ``interrupted`` and name no owner; the claims as they were."""
+
+        def work(connection: Connection) -> list[SlotRecord]:
+            rows = [
+                _slot_record(row)
+                for row in connection.execute(
+                    select(_SLOT).where(_SLOT.issue == issue, _SLOT.state == SlotState.claimed)
+                )
+            ]
+            for record in rows:
+                connection.execute(
+                    update(_SLOT)
+                    .where(_SLOT.slot_at == record.slot_at)
+                    .values(
+                        state=SlotState.interrupted,
+                        owner="",
+                        heartbeat_at=now,
+                        detail=f"released by hand (mailer send --release) from {record.owner}",
+                    )
+                )
+            return rows
+
+        released = run_write(self.engine, work)
+        for record in released:
+            self.locks.end_holder(slot_lock(record.slot_at))
+        return released
+
+    def _update_owned(self, slot_at: dt.datetime, owner: str, values: dict[str, Any]) -> bool:
+        def work(connection: Connection) -> bool:
+            result = connection.execute(
                 update(_SLOT).where(_SLOT.slot_at == slot_at, _SLOT.owner == owner).values(values)
             )
+            return bool(result.rowcount == 1)
 
-        run_write(self.engine, work)
+        return run_write(self.engine, work)
 
     # -- notices ------------------------------------------------------------------------
 
@@ -366,6 +465,11 @@ class SlotStore:
     ) -> bool:
         """Claim the right to send this notice; False when it was sent or is being sent,
         or failed too often."""
+
+        name = notice_lock(slot_at, kind)
+        free, held = self._hold(name)
+        if not free:
+            return False
 
         def work(connection: Connection) -> bool:
             row = connection.execute(
@@ -389,8 +493,12 @@ class SlotStore:
                 return True
             if row.state == NoticeState.sent or row.attempts >= NOTICE_ATTEMPTS:
                 return False
-            # A process that died while sending it: its heartbeat is its creation time.
-            if row.state == NoticeState.sending and owner_alive(row.owner, row.created_at, now):
+            # Without locks, a process that died while sending it: its heartbeat is its creation time.
+            if (
+                held is None
+                and row.state == NoticeState.sending
+                and heartbeat_alive(row.created_at, now)
+            ):
                 return False
             connection.execute(
                 update(_NOTICE)
@@ -404,7 +512,18 @@ class SlotStore:
             )
             return True
 
-        return _insert_race(self.engine, work)
+        try:
+            claimed = _insert_race(self.engine, work)
+        except BaseException:
+            if held is not None:
+                held.release()
+            raise
+        if held is not None:
+            if claimed:
+                self._held[name] = held
+            else:
+                held.release()
+        return claimed
 
     def finish_notice(
         self,
@@ -432,7 +551,10 @@ class SlotStore:
                 .values(values)
             )
 
-        run_write(self.engine, work)
+        try:
+            run_write(self.engine, work)
+        finally:
+            self._let_go(notice_lock(slot_at, kind))
 
     def notices(self, slot_at: dt.datetime) -> dict[NoticeKind, str]:
         """The notices of a slot and their state."""
@@ -487,6 +609,22 @@ class SlotStore:
         if row is None:
             return None
         return Heartbeat(row.owner, row.started_at, row.beat_at, row.next_slot_at, row.stopped_at)
+
+
+def slot_lock(slot_at: dt.datetime) -> str:
+    """The name of the lock a scheduler dealing with a slot holds."""
+    return f"slot-{slot_at.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}"
+
+
+def notice_lock(slot_at: dt.datetime, kind: NoticeKind) -> str:
+    return f"notice-{slot_at.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}-{kind.value}"
+
+
+def _pending(slot_at: dt.datetime) -> SlotRecord:
+    """A slot a process has locked and not yet written: as taken as a claimed one."""
+    return SlotRecord(
+        slot_at, None, SlotState.claimed, "a process claiming it", 0, slot_at, slot_at, None, ""
+    )
 
 
 class SlotTaken(Exception):

@@ -31,6 +31,7 @@ only when that transport is opened. For example, into a folder of ``.eml`` files
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
@@ -47,15 +48,21 @@ if TYPE_CHECKING:
 __all__ = ["Transport", "TransportBase", "open_transport"]
 
 
-def open_transport(settings: Settings, *, limiter: Limiter | None = None) -> Transport:
+def open_transport(
+    settings: Settings,
+    *,
+    limiter: Limiter | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Transport:
     """The transport MAILER_TRANSPORT names, configured from the settings.
 
     Raises ConfigError, saying which variable to set, when one it needs is missing.
     Nothing connects yet: SMTP opens its connection on the first message.
+    ``should_stop`` ends a rate limit's wait early (SIGTERM): nothing more is handed over.
     """
     from mailer.transports.ratelimit import limiter_for
 
-    limiter = limiter or limiter_for(settings.send_rate)
+    limiter = limiter or limiter_for(settings.send_rate, should_stop=should_stop or _never)
     if settings.transport == TransportName.outbox:
         from mailer.transports.outbox import OutboxTransport
 
@@ -69,6 +76,10 @@ def open_transport(settings: Settings, *, limiter: Limiter | None = None) -> Tra
     if settings.transport == TransportName.smtp:
         return _smtp(settings, limiter)
     return _sendgrid(settings, limiter)
+
+
+def _never() -> bool:
+    return False
 
 
 def _present(secret: SecretStr | None) -> bool:

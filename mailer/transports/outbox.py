@@ -19,7 +19,7 @@ from mailer.headersafety import HeaderInjectionError
 from mailer.mail import Batch, Delivery, DeliveryState, Recipient, refused
 from mailer.transports.base import TransportBase
 from mailer.transports.message import MessageTemplate
-from mailer.transports.ratelimit import Limiter, Unlimited
+from mailer.transports.ratelimit import NOT_HANDED_OVER, Limiter, StopWaiting, Unlimited
 
 _UNSAFE = re.compile(r"[^a-z0-9@._+-]")
 _MAX_STEM = 200  # well under the 255-byte file name limit, leaving room for the hash
@@ -84,10 +84,17 @@ class OutboxTransport(TransportBase):
         except OSError as error:
             return [_failed(r, error) for r in batch.recipients]
         template = MessageTemplate(batch)
-        return [self._write(batch, template, recipient) for recipient in batch.recipients]
+        results: list[Delivery] = []
+        for recipient in batch.recipients:
+            try:
+                self._limiter.acquire()
+            except StopWaiting:
+                results += [_unsent(r) for r in batch.recipients[len(results) :]]
+                break
+            results.append(self._write(batch, template, recipient))
+        return results
 
     def _write(self, batch: Batch, template: MessageTemplate, recipient: Recipient) -> Delivery:
-        self._limiter.acquire()
         try:
             message = template.message(recipient)
         except HeaderInjectionError as error:
@@ -99,6 +106,10 @@ class OutboxTransport(TransportBase):
         return Delivery(
             email=recipient.email, state=DeliveryState.sent, message_id=message.message_id
         )
+
+
+def _unsent(recipient: Recipient) -> Delivery:
+    return Delivery(email=recipient.email, state=DeliveryState.failed, error=NOT_HANDED_OVER)
 
 
 def _failed(recipient: Recipient, error: OSError) -> Delivery:

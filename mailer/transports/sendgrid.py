@@ -51,7 +51,7 @@ from mailer.mail import (
 )
 from mailer.transports.base import TransportBase
 from mailer.transports.message import ONE_CLICK
-from mailer.transports.ratelimit import Limiter, Unlimited
+from mailer.transports.ratelimit import NOT_HANDED_OVER, Limiter, StopWaiting, Unlimited
 
 JSON_UTF8 = "application/json; charset=utf-8"
 
@@ -283,7 +283,13 @@ class SendGridTransport(TransportBase):
 
     def _send(self, batch: Batch, items: list[tuple[str, Personalization]]) -> list[Delivery]:
         """One request for these personalizations; a 413 sends each half on its own."""
-        self._limiter.acquire(len(items))
+        try:
+            self._limiter.acquire(len(items))
+        except StopWaiting:
+            return [
+                Delivery(email=email, state=DeliveryState.failed, error=NOT_HANDED_OVER)
+                for email, _ in items
+            ]
         outcome = self._post(_body(batch, [item for _, item in items], self.sandbox))
         if outcome.status == 413 and len(items) > 1:
             half = len(items) // 2

@@ -30,7 +30,7 @@ from mailer.headersafety import HeaderInjectionError
 from mailer.mail import Batch, Delivery, DeliveryState, Recipient, refused
 from mailer.transports.base import TransportBase
 from mailer.transports.message import MessageTemplate
-from mailer.transports.ratelimit import Limiter, Unlimited
+from mailer.transports.ratelimit import NOT_HANDED_OVER, Limiter, StopWaiting, Unlimited
 
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
@@ -155,6 +155,12 @@ class SmtpTransport(TransportBase):
                 results.append(_failed(recipient, unreachable))
                 continue
             try:
+                self._limiter.acquire()
+            except StopWaiting:
+                unreachable = NOT_HANDED_OVER
+                results.append(_failed(recipient, unreachable))
+                continue
+            try:
                 results.append(self._send_one(batch.sender.email, template, recipient))
             except _ConnectFailed as error:
                 unreachable = str(error)
@@ -169,7 +175,6 @@ class SmtpTransport(TransportBase):
             conn.close()
 
     def _send_one(self, sender: str, template: MessageTemplate, recipient: Recipient) -> Delivery:
-        self._limiter.acquire()
         try:
             message = template.message(recipient)
         except HeaderInjectionError as error:

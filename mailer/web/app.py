@@ -16,7 +16,9 @@ Routes::
     GET|POST  /subscribe              sign-up, with double opt-in
     GET       /confirm/{token}        a sign-up's confirmation page (changes nothing)
     POST      /confirm/{token}        confirms the sign-up (the page's form)
-    GET       /healthz                {"status": "ok", "database": "ok", "scheduler": {...}}
+    GET       /healthz                {"status": "ok", "database": "ok", "scheduler": {...}};
+                                      503 with "problems" when the newsletter may not go out
+    GET       /metrics                Prometheus text format (``mailer_*``)
     GET       /static/site.css        the stylesheet (and /static/icon.svg)
 
 No input makes it answer 500: bad requests get 4xx, a database that cannot be
@@ -48,7 +50,7 @@ from mailer.config import Newsletter, Settings, TransportName
 from mailer.errors import ConfigError, MailerError, RequestRefused
 from mailer.events.apply import apply_events
 from mailer.events.sendgrid import MAX_BODY, load_public_key, parse, verify
-from mailer.scheduling.status import scheduler_health
+from mailer.scheduling.status import health_problems, scheduler_health
 from mailer.sending.personalise import link_signer
 from mailer.store import open_store
 from mailer.store.signups import purge_unconfirmed
@@ -232,22 +234,36 @@ async def healthz(request: Request) -> Response:
         await run_in_threadpool(ping)
     except Exception as error:  # any failure means "not healthy", never a 500
         log.error("health check: the database does not answer: %s", error)
-        return JSONResponse({"status": "error", "database": "error"}, status_code=503)
-    return JSONResponse(
-        {"status": "ok", "database": "ok", "scheduler": await run_in_threadpool(_scheduler, web)}
-    )
+        down = {
+            "status": "error",
+            "database": "error",
+            "problems": ["the database does not answer"],
+        }
+        return JSONResponse(down, status_code=503)
+    scheduler, problems = await run_in_threadpool(_scheduler, web)
+    body: dict[str, Any] = {
+        "status": "error" if problems else "ok",
+        "database": "ok",
+        "scheduler": scheduler,
+    }
+    if problems:
+        body["problems"] = problems
+        log.warning("health check: %s", "; ".join(problems))
+    return JSONResponse(body, status_code=503 if problems else 200)
 
 
-def _scheduler(web: WebContext) -> dict[str, Any] | None:
-    """The scheduler's last and next run; informative only: the web app's health is its own."""
+def _scheduler(web: WebContext) -> tuple[dict[str, Any] | None, list[str]]:
+    """The scheduler's last and next run, and why the newsletter may not go out (if it may not)."""
     schedule = web.newsletter.schedule
     if schedule is None:
-        return None
+        return None, []
+    now = dt.datetime.now(dt.UTC)
     try:
-        return scheduler_health(web.store.engine, schedule, dt.datetime.now(dt.UTC))
+        engine = web.store.engine
+        return scheduler_health(engine, schedule, now), health_problems(engine, schedule, now)
     except MailerError as error:  # e.g. the scheduler's tables are not there yet
         log.error("health check: cannot read the scheduler's state: %s", error)
-        return {"error": "cannot read the scheduler's state"}
+        return {"error": "cannot read the scheduler's state"}, ["cannot read the scheduler's state"]
 
 
 async def stylesheet(request: Request) -> Response:

@@ -1,22 +1,21 @@
-"""Logging for ``mailer serve``: uvicorn's set-up, with members' link tokens kept out of it.
+"""Logging for ``mailer serve``: uvicorn's lines in mailer's format, with members' link tokens kept out.
 
 A link token is a member's credential for unsubscribing and for the preference
 centre; an access log line with one in it would hand that to whoever reads the
 logs. :class:`RedactTokens` replaces the token part of ``/unsubscribe/…``,
 ``/preferences/…`` and ``/confirm/…`` paths in every record it sees, and
-:func:`log_config` puts it on uvicorn's handlers, and sends mailer's own
-loggers (one line per action: "unsubscribed: subscriber=12 via=one-click") to
-the same place.
+:func:`log_config` puts it on the one handler that uvicorn's loggers
+(``uvicorn.error``, ``uvicorn.access``) and mailer's own share: one line per
+event, with a UTC time, as text or JSON (``MAILER_LOG_FORMAT``).
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import re
 from typing import Any
 
-from uvicorn.config import LOGGING_CONFIG
+from mailer.logs import logging_config
 
 __all__ = ["RedactTokens", "log_config", "redact"]
 
@@ -39,11 +38,17 @@ class RedactTokens(logging.Filter):
         return True
 
 
-def log_config(level: str = "INFO") -> dict[str, Any]:
-    """uvicorn's logging configuration with :class:`RedactTokens` on every handler, plus mailer's loggers."""
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config.setdefault("filters", {})["redact_tokens"] = {"()": f"{__name__}.RedactTokens"}
-    for handler in config["handlers"].values():
-        handler.setdefault("filters", []).append("redact_tokens")
-    config["loggers"]["mailer"] = {"handlers": ["default"], "level": level, "propagate": False}
+def log_config(level: str = "INFO", fmt: str = "text") -> dict[str, Any]:
+    """mailer's logging set-up for uvicorn: its access and error lines through mailer's
+    formatter, with :class:`RedactTokens` on the handler."""
+    config = logging_config(level, fmt)
+    config["filters"] = {"redact_tokens": {"()": f"{__name__}.RedactTokens"}}
+    config["handlers"]["stderr"]["filters"] = ["redact_tokens"]
+    config["loggers"].update(
+        {
+            "uvicorn": {"level": "INFO"},
+            "uvicorn.error": {"level": "INFO"},
+            "uvicorn.access": {"level": "INFO"},
+        }
+    )
     return config

@@ -35,9 +35,13 @@ def healthz(settings: Settings, project: Project) -> Iterator[Callable[[], dict[
         if not servers:
             servers.append(_serve(create_app(settings, load_newsletter(project.config))))
         response = servers[0][2].get("/healthz")
-        assert 200 == response.status_code
         body: dict[str, Any] = response.json()
-        assert ("ok", "ok") == (body["status"], body["database"])
+        assert "ok" == body["database"]
+        healthy = 200 if not body.get("problems") else 503
+        assert (healthy, "ok" if healthy == 200 else "error") == (
+            response.status_code,
+            body["status"],
+        )
         return body
 
     yield get
@@ -102,9 +106,14 @@ def test_after_the_scheduler_sent_a_slot(
         health["next_run"],
     )
 
-    # Silent for ten minutes (the service checks every minute): not running any more.
+    assert "problems" not in healthz()  # 200: the newsletter is going out
+    # Silent for ten minutes (the service beats every 15 s): not running any more, and 503.
     time_machine.move_to(london(2026, 12, 3, 9, 10), tick=False)
-    assert healthz()["scheduler"]["running"] is False
+    body = healthz()
+    assert body["scheduler"]["running"] is False
+    assert ["the scheduler's heartbeat is stale: last at 2026-12-03 09:00:00 UTC"] == body[
+        "problems"
+    ]
     # Checked again, then stopped cleanly: not running either.
     scheduler.tick()
     assert healthz()["scheduler"]["running"] is True

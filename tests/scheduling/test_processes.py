@@ -180,7 +180,9 @@ def test_sigterm_mid_send_finishes_the_batch_and_a_restart_resumes(
     delivered = per_member(smtp_server)
     states = ledger_states(database, issue)
     assert 0 < len(delivered) == states["sent"] < MEMBERS
-    assert 0 == len(delivered) % 20, "whole batches (20 members of one variant) only"
+    # The rate limit's wait ends on the signal: the rest of the batch in hand is left for
+    # the next run (failed, to be retried), never handed over after the stop.
+    assert states["sent"] + states["failed"] <= 20 * -(-states["sent"] // 20)
     assert {1} == set(delivered.values())
     assert 0 == states["in_flight"]
     record = slot_record(database, slot)

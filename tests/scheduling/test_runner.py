@@ -12,10 +12,12 @@ import os
 from collections.abc import Callable
 
 import pytest
+from helpers.catcher import catcher
 from helpers.members import add_members, member_emails
 from helpers.outbox import outbox_folders, read_eml, recipients
-from helpers.owners import dead_owner
+from helpers.owners import dead_slot_owner
 from helpers.scheduling import EDITORS, Project, both_databases, london
+from pydantic import SecretStr
 from sqlalchemy import select
 from time_machine import TimeMachineFixture
 
@@ -483,7 +485,7 @@ class TestExactlyOnce:
         project.write_issue("2026-12-03")
         time_machine.move_to(london(2026, 12, 3), tick=False)
         at = london(2026, 12, 3).astimezone(dt.UTC)
-        SlotStore(store.engine).claim(at, dead_owner(), at)
+        dead_slot_owner(settings.database_url, at)
         time_machine.move_to(london(2026, 12, 3, 9, 1), tick=False)
         assert [("2026-12-03", Action.sent)] == actions(runner().tick())
         assert {DeliveryState.sent: MEMBERS} == delivered(store, "2026-12-03-bulletin")
@@ -496,11 +498,12 @@ class TestExactlyOnce:
         settings: Settings,
         time_machine: TimeMachineFixture,
     ) -> None:
-        """Another live process (here: this one's pid under another nonce) holds the slot."""
+        """Another live scheduler (here: another Runner, holding its claim's lock) has the slot."""
         project.write_issue("2026-12-03")
         time_machine.move_to(london(2026, 12, 3), tick=False)
         at = london(2026, 12, 3).astimezone(dt.UTC)
-        SlotStore(store.engine).claim(at, runner().owner, at)
+        other = runner()
+        other.slots.claim(at, other.owner, at)
         [outcome] = runner().tick()
         assert Action.taken == outcome.action
         assert {} == outbox_folders(settings.outbox_dir)
@@ -520,7 +523,7 @@ class Refusing(TransportBase):
 
 
 class TestFailures:
-    def test_a_send_that_stops_on_an_error_is_reported_to_the_editors(
+    def test_a_transport_down_at_the_slot_is_tried_again_until_it_comes_back(
         self,
         project: Project,
         store: SubscriberStore,
@@ -528,22 +531,58 @@ class TestFailures:
         settings: Settings,
         time_machine: TimeMachineFixture,
     ) -> None:
-        """A relay that is down: the slot is failed, not retried on its own, and the editors learn
-        how to carry on by hand."""
+        """A relay down at 09:00 and back a minute later: the slot is tried again, with
+        backoff, and goes out to everyone once; nobody needs to do anything."""
         add_members(store, MEMBERS)
         project.write_issue("2026-12-03")
-        time_machine.move_to(london(2026, 12, 3), tick=False)
         outbox = OutboxTransport(settings.outbox_dir)
-        scheduler = runner(transport=lambda: Refusing(outbox))
+        down = [True]
+        scheduler = runner(transport=lambda: Refusing(outbox) if down[0] else outbox)
+        time_machine.move_to(london(2026, 12, 3), tick=False)
         [outcome] = scheduler.tick()
-        assert Action.failed == outcome.action
+        assert Action.retrying == outcome.action
         assert "Connection refused" in outcome.detail
+        time_machine.move_to(london(2026, 12, 3, 9, 0, 30), tick=False)
+        assert [] == scheduler.tick()  # the next try is a minute after the first
+        down[0] = False
+        time_machine.move_to(london(2026, 12, 3, 9, 1), tick=False)
+        assert [("2026-12-03", Action.sent)] == actions(scheduler.tick())
+        assert {DeliveryState.sent: MEMBERS} == delivered(store, "2026-12-03-bulletin")
+        assert ["2026-12-03-bulletin"] == list(outbox_folders(settings.outbox_dir))
+
+    def test_down_for_the_whole_lateness_it_fails_and_the_editors_hear_another_way(
+        self,
+        project: Project,
+        store: SubscriberStore,
+        runner: Make,
+        settings: Settings,
+        time_machine: TimeMachineFixture,
+    ) -> None:
+        """Down all morning: tries back off, stop at the end of the six hours' lateness, and
+        the failure reaches the editors through MAILER_NOTICE_URL, since the transport is
+        what failed."""
+        add_members(store, MEMBERS)
+        project.write_issue("2026-12-03")
+        outbox = OutboxTransport(settings.outbox_dir)
+        with catcher() as webhook:
+            settings.notice_url = SecretStr(webhook.url)
+            scheduler = runner(transport=lambda: Refusing(outbox))
+            at = london(2026, 12, 3)
+            seen: list[Action] = []
+            while not seen or seen[-1] == Action.retrying:
+                time_machine.move_to(at, tick=False)
+                seen += [o.action for o in scheduler.tick()]
+                at += dt.timedelta(minutes=1)
+            time_machine.move_to(london(2026, 12, 3, 16), tick=False)
+            assert [] == scheduler.tick()
+        assert Action.failed == seen[-1]
+        assert 5 < len(seen) < 20  # backing off: not a try a minute for six hours
+        assert at < london(2026, 12, 3, 15, 1)
         assert SlotState.failed == slot_state(store, london(2026, 12, 3))
-        notice = read_eml(settings.outbox_dir / "scheduler-2026-12-03-failed" / f"{EDITORS[0]}.eml")
-        body = notice.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-        assert "2026-12-03-bulletin.yaml --yes`: it carries on" in body
-        time_machine.move_to(london(2026, 12, 3, 9, 5), tick=False)
-        assert [] == scheduler.tick()
+        [posted] = webhook.posted
+        assert "The send of 2026-12-03-bulletin stopped" == posted["subject"]
+        assert "Connection refused" in posted["text"]
+        assert {} == outbox_folders(settings.outbox_dir)  # nothing through the broken relay
 
     def test_a_send_whose_issue_went_back_to_draft_is_not_resumed(
         self,

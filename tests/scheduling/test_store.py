@@ -8,7 +8,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from helpers.owners import dead_owner
+from helpers.owners import dead_slot_owner
 from helpers.scheduling import both_databases
 from sqlalchemy import inspect
 
@@ -73,12 +73,10 @@ class TestSlotClaims:
         slots.claim(AT, owner, NOW)
         slots.choose_issue(AT, owner, "2026-12-03-winter-connections")
         slots.finish(AT, owner, SlotState.interrupted, NOW, "asked to stop")
-        before = slots.claim(AT, dead_owner(), NOW)
-        assert before is not None
-        assert (SlotState.interrupted, "2026-12-03-winter-connections") == (
-            before.state,
-            before.issue,
-        )
+        dead = dead_slot_owner(slots.engine.url.render_as_string(hide_password=False), AT)
+        record = slots.get(AT)
+        assert record is not None
+        assert (SlotState.claimed, dead) == (record.state, record.owner)
         again = slots.claim(AT, new_owner(), NOW)  # its owner is dead
         assert again is not None
         record = slots.get(AT)

@@ -15,7 +15,7 @@ from doubles.sendgrid import SendGridDouble
 from doubles.smtp import SmtpServer
 from helpers.members import add_members
 from helpers.outbox import outbox_files
-from helpers.owners import dead_owner
+from helpers.owners import dead_sender
 from helpers.project import BASE_URL
 from helpers.sending import SG_KEY, AfterEachBatch, Sending
 from pydantic import SecretStr
@@ -120,10 +120,7 @@ class TestOutbox:
     def test_an_interrupted_send_is_settled_from_the_files(self, sending: Sending) -> None:
         """Rows a killed send left in flight are sent if their file exists, else sent now."""
         written, unwritten = add_members(sending.store, 2)
-        ledger = sending.ledger
-        dead = dead_owner()
-        ledger.acquire(ISSUE, "outbox", dead)
-        ledger.claim(ISSUE, "general", [written.id, unwritten.id], dead)
+        dead_sender(sending.settings.database_url, ISSUE, claim=[written.id, unwritten.id])
         folder = sending.settings.outbox_dir / ISSUE
         folder.mkdir(parents=True)
         (folder / f"{written.email}.eml").write_bytes(b"Subject: written before the crash\r\n\r\n.")

@@ -9,7 +9,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from helpers.members import add_members
-from helpers.owners import dead_owner
+from helpers.owners import dead_sender
 from sqlalchemy import inspect
 
 from mailer.errors import SendRefused
@@ -284,9 +284,9 @@ class TestLease:
         with pytest.raises(SendRefused, match="being sent by another process"):
             ledger.acquire(ISSUE, "outbox", new_owner())
 
-    def test_a_dead_process_lease_is_taken_over(self, ledger: Ledger) -> None:
-        """A send killed with -9 holds nothing: the next run on this host takes over at once."""
-        ledger.acquire(ISSUE, "sendgrid", dead_owner())
+    def test_a_dead_process_lease_is_taken_over(self, ledger: Ledger, database_url: str) -> None:
+        """A send killed with -9 holds nothing: the next run takes over at once."""
+        dead_sender(database_url, ISSUE, transport="sendgrid")
         previous = ledger.acquire(ISSUE, "outbox", new_owner())
         assert ("sendgrid", SendStatus.sending) == (previous.transport, previous.status)
 

@@ -20,10 +20,16 @@ from mailer.web.logs import RedactTokens, log_config, redact
 
 
 def test_healthz(web: Web) -> None:
+    """mailer.toml has a [schedule]: with no scheduler ever run, the newsletter would not go out.
+
+    The database is fine, and the answer says so; the rest: tests/scheduling/test_healthz.py.
+    """
     response = web.client.get("/healthz")
     body = response.json()
-    assert (200, "ok", "ok") == (response.status_code, body["status"], body["database"])
-    assert "scheduler" in body  # its contents: tests/scheduling/test_healthz.py
+    assert (503, "error", "ok") == (response.status_code, body["status"], body["database"])
+    assert ["no scheduler has run on this database (start `python scheduler.py`)"] == body[
+        "problems"
+    ]
 
 
 def test_an_unknown_page_is_a_404_page(sqlite_web: Web) -> None:

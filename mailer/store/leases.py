@@ -1,0 +1,277 @@
+"""Locks that end with their holder: what says whether a send's or a slot's owner still runs.
+
+A lease (an issue's send, a scheduler's slot, a notice being sent) is a row naming its
+owner, *and* a lock that only a running owner can hold:
+
+* **PostgreSQL**: a session-level advisory lock (``pg_try_advisory_lock``) on a
+  connection of its own, kept open while the lease is held. PostgreSQL releases it
+  when that session ends: the process exits or is killed (the socket closes at
+  once), or its machine goes away (the server's TCP keepalive on that session,
+  set to :data:`KEEPALIVE_SECONDS`, ends the session within about 25 seconds).
+* **SQLite**: ``flock`` on a file in a folder beside the database
+  (``mailer.db.leases/``). The kernel releases it when the process exits, however
+  it ends, before it is a zombie, whatever its PID is in whatever PID namespace.
+
+So liveness never depends on a host name or a PID (two machines may share a name,
+a container restarts as PID 1) nor on a clock (a rate-limited batch may wait for
+twenty minutes without losing its lease). Trying the lock *is* the question
+"is the owner alive?": whoever gets it knows the previous owner is gone.
+
+A database without a file (SQLite ``:memory:``) has no such lock: there, and only
+there, an owner is presumed alive while its heartbeat, which :class:`Keeper`
+writes every :data:`HEARTBEAT_SECONDS` during every wait, is younger than
+:data:`LEASE_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import hashlib
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine, text
+
+__all__ = [
+    "HEARTBEAT_SECONDS",
+    "KEEPALIVE_SECONDS",
+    "LEASE_SECONDS",
+    "Held",
+    "Keeper",
+    "LeaseLocks",
+    "heartbeat_alive",
+]
+
+log = logging.getLogger(__name__)
+
+# How often a lease's holder writes its heartbeat, waits included.
+HEARTBEAT_SECONDS = 15.0
+# Without a lock (SQLite in memory only), an owner silent this long is presumed dead.
+LEASE_SECONDS = 60
+# TCP keepalive of a PostgreSQL lock session: idle, then probes every interval, count times.
+KEEPALIVE = (10, 5, 3)
+KEEPALIVE_SECONDS = KEEPALIVE[0] + KEEPALIVE[1] * KEEPALIVE[2]
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def heartbeat_alive(heartbeat: dt.datetime, at: dt.datetime) -> bool:
+    """Whether an owner that cannot be asked through a lock is presumed alive."""
+    return (at - heartbeat).total_seconds() < LEASE_SECONDS
+
+
+class Held(Protocol):
+    """A lock this process holds; released by :meth:`release` or by the process's end."""
+
+    def alive(self) -> bool:
+        """Whether the lock is still this process's (a PostgreSQL session may be cut)."""
+        ...
+
+    def release(self) -> None: ...
+
+
+class _FileLock:
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+        self._pid = os.getpid()
+
+    def alive(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        # A forked child shares the descriptor: only the process that took the lock lets go.
+        if fd is not None and os.getpid() == self._pid:
+            os.close(fd)
+
+    def __del__(self) -> None:  # a holder dropped without release: as if its process ended
+        self.release()
+
+
+class _SessionLock:
+    def __init__(self, connection: Connection, key: int) -> None:
+        self._connection: Connection | None = connection
+        self._key = key
+        self._pid = os.getpid()
+        self._guard = threading.Lock()
+
+    def alive(self) -> bool:
+        with self._guard:
+            if self._connection is None:
+                return False
+            try:  # the lock lives as long as its session: a session that answers holds it
+                self._connection.exec_driver_sql("SELECT 1")
+                self._connection.rollback()
+            except Exception:
+                log.exception("the lease's database session was lost")
+                return False
+            return True
+
+    def release(self) -> None:
+        with self._guard:
+            connection, self._connection = self._connection, None
+        if connection is None or os.getpid() != self._pid:
+            return  # released already, or a forked child's copy: the parent's to release
+        with contextlib.suppress(Exception):  # a dead session has released it already
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
+            connection.commit()
+        with contextlib.suppress(Exception):
+            connection.close()
+
+    def __del__(self) -> None:  # a holder dropped without release: as if its process ended
+        with contextlib.suppress(Exception):
+            self.release()
+
+
+class LeaseLocks:
+    """The locks of one database: :meth:`try_hold` one by name."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._folder = _lock_folder(engine)
+
+    @property
+    def available(self) -> bool:
+        """Whether this database has locks that end with their holder."""
+        return self.engine.dialect.name == "postgresql" or self._folder is not None
+
+    def try_hold(self, name: str) -> Held | None:
+        """The lock ``name``, now held by this process; None when another holder has it.
+
+        Raises nothing for a database without locks: check :attr:`available` first.
+        """
+        if self.engine.dialect.name == "postgresql":
+            return self._session_lock(name)
+        if self._folder is None:
+            raise RuntimeError("this database has no lease locks")
+        return self._file_lock(name)
+
+    def taken(self, name: str) -> bool:
+        """Whether some running process holds ``name`` (asked by trying it, and letting go)."""
+        held = self.try_hold(name)
+        if held is None:
+            return True
+        held.release()
+        return False
+
+    def end_holder(self, name: str) -> bool:
+        """End the PostgreSQL session holding ``name`` (``--release``): whether one was ended.
+
+        A file lock cannot be taken from its process: on SQLite this does nothing.
+        """
+        if self.engine.dialect.name != "postgresql":
+            return False
+        with self.engine.connect() as connection:
+            schema = connection.scalar(text("SELECT current_database() || '.' || current_schema()"))
+            key = _key(f"{schema}:{name}") & 0xFFFFFFFFFFFFFFFF
+            ended = connection.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_locks "
+                    "WHERE locktype = 'advisory' AND database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database()) AND classid::bigint = :high "
+                    "AND objid::bigint = :low AND objsubid = 1 AND granted"
+                ),
+                {"high": key >> 32, "low": key & 0xFFFFFFFF},
+            )
+            connection.commit()
+        return bool(ended)
+
+    def _file_lock(self, name: str) -> Held | None:
+        assert self._folder is not None
+        self._folder.mkdir(parents=True, exist_ok=True)
+        path = self._folder / _file_name(name)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        return _FileLock(fd)
+
+    def _session_lock(self, name: str) -> Held | None:
+        pooled = self.engine.connect()
+        pooled.detach()  # its own session, closed for real when the lease ends
+        try:
+            idle, interval, count = KEEPALIVE
+            pooled.exec_driver_sql(f"SET tcp_keepalives_idle = {idle}")
+            pooled.exec_driver_sql(f"SET tcp_keepalives_interval = {interval}")
+            pooled.exec_driver_sql(f"SET tcp_keepalives_count = {count}")
+            schema = pooled.scalar(text("SELECT current_database() || '.' || current_schema()"))
+            key = _key(f"{schema}:{name}")
+            got = pooled.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})
+            pooled.commit()
+        except BaseException:
+            pooled.close()
+            raise
+        if not got:
+            pooled.close()
+            return None
+        return _SessionLock(pooled, key)
+
+
+def _lock_folder(engine: Engine) -> Path | None:
+    if engine.dialect.name != "sqlite":
+        return None
+    database = engine.url.database or ""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(database).expanduser()
+    return path.with_name(path.name + ".leases")
+
+
+def _file_name(name: str) -> str:
+    digest = hashlib.blake2b(name.encode(), digest_size=6).hexdigest()
+    return f"{_SAFE.sub('_', name)[:80]}-{digest}.lock"
+
+
+def _key(name: str) -> int:
+    """A signed 64-bit advisory lock key for a name."""
+    return int.from_bytes(
+        hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
+    )
+
+
+class Keeper:
+    """Calls ``beat`` every ``interval`` seconds in a thread of its own until stopped.
+
+    What a lease's holder runs while it holds it: the heartbeat is written however
+    long a batch, a rate limit or a retry makes the holder wait. ``lost`` is set
+    when ``beat`` reports (returns False) that the lease is no longer this process's.
+    """
+
+    def __init__(
+        self, beat: Callable[[], bool], *, interval: float = HEARTBEAT_SECONDS, name: str = ""
+    ) -> None:
+        self._beat = beat
+        self._interval = interval
+        self._stop = threading.Event()
+        self.lost = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"mailer-heartbeat-{name}", daemon=True
+        )
+
+    def __enter__(self) -> Keeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                if not self._beat():
+                    self.lost.set()
+            except Exception:  # a database that is away for a moment: try again next time
+                log.warning("could not write the heartbeat", exc_info=True)
