@@ -13,7 +13,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from mailer import __version__
-from mailer.cli import editor, reporting, scheduling, sending, serving, subscribers
+from mailer.cli import bounces, editor, reporting, scheduling, sending, serving, subscribers
 from mailer.cli.common import err_console
 from mailer.errors import MailerError
 
@@ -50,6 +50,7 @@ app.command("report")(reporting.report)
 app.command("serve")(serving.serve)
 app.command("schedule")(scheduling.schedule)
 app.add_typer(subscribers.app, name="subscribers")
+app.add_typer(bounces.app, name="bounces")
 
 
 def _version(value: bool) -> None:
