@@ -30,7 +30,7 @@ from mailer.store import SubscriberStore, open_store
 # Real databases (SQLite, and a PostgreSQL schema per test): database_url, ...; headless
 # Chromium: browser; real servers standing in for SendGrid and an SMTP relay:
 # sendgrid_double, smtp_server, ...
-pytest_plugins = ["helpers.databases", "helpers.browser", "doubles.fixtures"]
+pytest_plugins = ["helpers.databases", "helpers.browser", "doubles.fixtures", "servers.fixtures"]
 
 # Property tests judge correctness, not speed (benchmarks do that): no per-example
 # deadline, which a loaded 2-core machine would turn into flaky failures. CI runs

@@ -229,9 +229,19 @@ def decide(member: MemberState, events: Sequence[Classified], *, limit: int) -> 
     return Decision(status if status != member.status else None, reason, effects)
 
 
+def _joined(member: MemberState) -> dt.datetime:
+    """When the member last joined, as event times can say it: to the second before.
+
+    Event times are whole seconds (SendGrid's timestamps, mail's Date headers), and an
+    event in the very second a member joined is about mail sent to them since: nothing
+    is sent to anyone before they join.
+    """
+    return member.joined_at.replace(microsecond=0) - dt.timedelta(microseconds=1)
+
+
 def _counts(member: MemberState, item: Classified, effects: dict[str, str], why: str) -> bool:
     """Whether an event happened after the member last joined; notes it when not."""
-    if item.event.at > member.joined_at:
+    if item.event.at > _joined(member):
         return True
     effects[item.event.sg_event_id] = f"no change: {why}"
     return False
@@ -254,7 +264,7 @@ def _soft_bounce_streak(
     delivered = [item.event.at for item in events if item.kind is Kind.delivered]
     if member.last_delivered_at is not None:
         delivered.append(member.last_delivered_at)
-    since = max([member.joined_at, *delivered])
+    since = max([_joined(member), *delivered])
     streak = sorted(t for t in (*member.soft_bounces, *(s.event.at for s in softs)) if t > since)
     completing: Classified | None = None
     for item in softs:
