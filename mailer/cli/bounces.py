@@ -23,6 +23,9 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+# mailer.events.bounces.fetch.BATCH, written out so that `mailer --help` need not import it.
+BATCH = 200
+
 _WHAT = {
     "bounce": "hard bounce",
     "soft_bounce": "soft bounce",
@@ -44,6 +47,15 @@ def fetch(
     ),
     as_json: bool = typer.Option(
         False, "--json", help="Print what was read and done as JSON instead of a table."
+    ),
+    batch_size: int = typer.Option(
+        BATCH,
+        "--batch-size",
+        min=1,
+        max=1000,
+        metavar="N",
+        help="Messages read, applied and committed together; an interrupted run loses "
+        "none of them, at most it reads the batch in hand again.",
     ),
 ) -> None:
     """Read the bounce mailbox (MAILER_BOUNCE_MAILBOX) once and apply what is new.
@@ -67,7 +79,7 @@ def fetch(
 
     settings, _ = load_context()
     with open_store(settings.database_url) as store:
-        report = fetch_bounces(settings, store, dry_run=dry_run)
+        report = fetch_bounces(settings, store, dry_run=dry_run, batch=batch_size)
     if as_json:
         print_json(report.to_json())
     else:

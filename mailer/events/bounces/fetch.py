@@ -37,7 +37,7 @@ from sqlalchemy import Connection, Engine
 
 from mailer.config import Settings
 from mailer.errors import ConfigError
-from mailer.events.apply import Applied, apply_in
+from mailer.events.apply import apply_in
 from mailer.events.bounces.attribution import Attributed, Lookups, attribute, tokens_in
 from mailer.events.bounces.dsn import Outcome
 from mailer.events.bounces.mailboxes import Mailbox, open_mailbox, parse_mailbox_url
@@ -238,7 +238,13 @@ class _Run:
             when=when,
             source=SOURCE_NAME,
         )
-        messages = [_message(id_, reading, found, applied) for id_, reading, found in attributed]
+        messages = []
+        claimed: set[str] = set()  # event keys of earlier messages of this batch
+        for id_, reading, found in attributed:
+            own = [] if found is None else [e.sg_event_id for e in found.events]
+            logged = [None if key in claimed else applied.logged.get(key) for key in own]
+            claimed.update(own)
+            messages.append(_message(id_, reading, found, logged))
         bouncelog.record(
             connection,
             [
@@ -270,7 +276,14 @@ class _Run:
         mailbox.keep(others, self.settings.bounce_other_folder)
 
 
-def _message(id_: str, reading: Reading, found: Attributed | None, applied: Applied) -> Message:
+def _message(
+    id_: str,
+    reading: Reading,
+    found: Attributed | None,
+    logged: Sequence[tuple[int | None, str] | None],
+) -> Message:
+    """What one message was taken for. ``logged``: each of its events' (member, effect) as
+    logged now, None for an event logged before (the same news again)."""
     base = {
         "id": id_,
         "key": reading.key,
@@ -293,8 +306,6 @@ def _message(id_: str, reading: Reading, found: Attributed | None, applied: Appl
         return Message(
             **base, outcome="other", member=None, effect=f"left alone: {why}", handled=False
         )
-    # Each event's (member, effect) as logged now; None: logged before (the same news again).
-    logged = [applied.logged.get(event.sg_event_id) for event in found.events]
     ours = [entry for entry in logged if entry is not None and entry[0] is not None]
     member = found.attribution.email if found.attribution else None
     if found.events and all(entry is None for entry in logged):
