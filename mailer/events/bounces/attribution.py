@@ -13,7 +13,7 @@ about nobody we know.
 Each finding becomes a :class:`MailboxEvent` that :func:`mailer.events.apply_in`
 applies with SendGrid's rules: ``bounce`` of type ``bounce`` (hard), ``blocked``
 (soft) or ``delayed`` (soft), ``spamreport``, ``unsubscribe``. Its key in the event
-log is ``mailbox:<what>:<member>:<issue>`` for a verified token, so the same
+log is ``mailbox:<what>:<member>:<issue ref>`` for a verified token, so the same
 news twice (a delay warning and then the final failure, or a report sent twice)
 counts once per member and issue; otherwise a hash of the message and the address.
 """
@@ -108,6 +108,7 @@ class Attribution:
 
     member_id: int
     email: str
+    issue_ref: str  # the token's: stands for the issue even when the ledger has no send of it
     issue: str | None
     test: bool
 
@@ -180,7 +181,9 @@ def _attribution(
             bad = True
             continue
         issue = lookups.issues.get(token.issue_ref)
-        return Attribution(token.member_id, email, issue, token.purpose.is_test), bad
+        return Attribution(
+            token.member_id, email, token.issue_ref, issue, token.purpose.is_test
+        ), bad
     return None, bad
 
 
@@ -191,7 +194,7 @@ def _event(
     if who is not None and (
         len(reading.findings) == 1 or address is None or address.lower() == who.email.lower()
     ):
-        key = f"mailbox:{_KEY_KIND[finding.outcome]}:{who.member_id}:{who.issue or '-'}"
+        key = f"mailbox:{_KEY_KIND[finding.outcome]}:{who.member_id}:{who.issue_ref}"
         email, member, issue = who.email, who.member_id, who.issue
         test = "true" if who.test else None
         key += ":test" if who.test else ""

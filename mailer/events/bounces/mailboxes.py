@@ -48,6 +48,7 @@ _PORTS = {"imaps": 993, "imap": 143, "pop3s": 995, "pop3": 110}
 _SETTING = "MAILER_BOUNCE_MAILBOX"
 _EXAMPLE = "imaps://bounces%40news.example.org:PASSWORD@mail.example.org/INBOX"
 _FETCH_CHUNK = 50  # messages per IMAP FETCH
+_ALL_LINES = 10_000_000  # POP3 TOP's line count that means the whole body
 
 
 @dataclass(frozen=True)
@@ -385,6 +386,7 @@ class Pop3Mailbox(_Base):
         self.url = url
         self._pop: poplib.POP3 | None = None
         self._numbers: dict[str, int] = {}
+        self._top = True
         try:
             if url.scheme == "pop3s":
                 self._pop = poplib.POP3_SSL(url.host, url.port, timeout=timeout, context=context)
@@ -419,10 +421,21 @@ class Pop3Mailbox(_Base):
             if number is None:
                 continue
             try:
-                _, lines, _ = self._session().retr(number)
+                lines = self._whole(number)
             except (OSError, poplib.error_proto) as error:
                 raise self._failed("read", _pop_error(error)) from None
             yield uidl, b"\r\n".join(lines) + b"\r\n"
+
+    def _whole(self, number: int) -> list[bytes]:
+        """A message whole, through TOP with every line (which leaves it unread, where a server
+        keeps such flags, as Dovecot does); through RETR on a server without TOP."""
+        session = self._session()
+        if self._top:
+            try:
+                return list(session.top(number, _ALL_LINES)[1])
+            except poplib.error_proto:
+                self._top = False
+        return list(session.retr(number)[1])
 
     def move(self, ids: Sequence[str], folder: str) -> None:
         """POP3 has no folders: the messages stay on the server."""
