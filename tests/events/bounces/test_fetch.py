@@ -19,7 +19,7 @@ from sqlalchemy import select
 from mailer.config import Settings
 from mailer.events.bounces.fetch import FetchReport, fetch_bounces
 from mailer.mail import Delivery, DeliveryState
-from mailer.store import MemberRecord, Subscriber, SubscriberStatus, SubscriberStore
+from mailer.store import Subscriber, SubscriberStatus, SubscriberStore
 from mailer.store.eventlog import WebhookEventRow
 from mailer.store.ledger import Ledger, new_owner
 from mailer.verp import Purpose, VerpSigner
