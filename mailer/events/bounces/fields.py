@@ -36,6 +36,7 @@ _HEADERS = HeaderParser(policy=compat32)
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _BASIC = re.compile(r"(?<![\d.])([245])\d\d(?![\d.])")
 _BLANK_LINE = re.compile(r"\r?\n[ \t]*\r?\n")
+_SIMPLE_ADDRESS = re.compile(r"<?([^\s<>()\[\]\\,;:\"@]+@[^\s<>()\[\]\\,;:\"@]+)>?")
 _MAX_FIELD = 2000  # characters of one field kept: reports are small, this is no report
 
 
@@ -45,6 +46,8 @@ def header_text(value: object) -> str:
         return ""
     if not isinstance(value, str):  # compat32 gives a Header for undecodable bytes
         value = str(value)
+    if "=?" not in value:  # no encoded words: nothing to decode (most fields of most reports)
+        return " ".join(value.split())[:_MAX_FIELD]
     try:
         text = str(make_header(decode_header(value)))
     except (ValueError, LookupError, UnicodeError):
@@ -72,14 +75,23 @@ def body_text(part: Message) -> str:
 
 
 def _as_text(message: Message) -> str:
-    try:
-        return message.as_string()
-    except (UnicodeError, LookupError, TypeError, ValueError):
-        return ""
+    """A parsed block back as text, its fields as received (no refolding, no re-encoding)."""
+    fields = "\n".join(f"{name}: {value}" for name, value in message.items())
+    payload = message.get_payload()
+    body = payload if isinstance(payload, str) else ""
+    return f"{fields}\n\n{body}" if body.strip() else fields
 
 
 def field_blocks(part: Message) -> list[Message]:
     """The blocks of ``Name: value`` fields in a report part, each as a header-only message."""
+    payload = part.get_payload()
+    encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
+    if (
+        isinstance(payload, list)
+        and encoding not in ("base64", "quoted-printable")
+        and all(isinstance(block, Message) and not block.get_payload() for block in payload)
+    ):
+        return list(payload)  # the email package's own blocks (message/delivery-status)
     blocks = []
     for chunk in _BLANK_LINE.split(body_text(part)):
         if chunk.strip():
@@ -102,8 +114,10 @@ def typed_address(value: object) -> str | None:
 def addresses_in(value: object) -> list[str]:
     """The addresses in an address header's value (To, Delivered-To, Return-Path...)."""
     text = header_text(value)
-    found = [address for _, address in getaddresses([text]) if "@" in address]
-    return found
+    simple = _SIMPLE_ADDRESS.fullmatch(text)
+    if simple:  # one plain address, bracketed or not: most such headers; skips a slow parse
+        return [simple[1]] if "@" in simple[1] else []
+    return [address for _, address in getaddresses([text]) if "@" in address]
 
 
 def parse_date(value: object) -> dt.datetime | None:
