@@ -38,6 +38,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from mailer.config import Newsletter, Settings
+from mailer.events.bounces.fetch import mailbox_url
 from mailer.scheduling.bounces import BouncePoller
 from mailer.scheduling.runner import Runner, require_schedule, utcnow
 from mailer.scheduling.slots import latest_due, next_after, slot_trigger
@@ -105,7 +106,7 @@ def serve(
         runner = Runner(settings, newsletter, store, should_stop=stop.is_set)
         _announce(runner)
         bounces = None
-        if settings.bounce_mailbox is not None:
+        if mailbox_url(settings) is not None:
             bounces = BouncePoller(settings, store, should_stop=stop.is_set)
             log.info("bounce mailbox read every %d s", settings.bounce_poll_interval)
         scheduler = build_scheduler(runner, check_seconds=check_seconds, bounces=bounces)

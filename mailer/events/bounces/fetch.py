@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,7 +47,7 @@ from mailer.store import SubscriberStore, bouncelog
 from mailer.store.transact import read, rehearse, run_write
 from mailer.verp import VerpSigner, verp_signer
 
-__all__ = ["BATCH", "FetchReport", "Message", "fetch_bounces"]
+__all__ = ["BATCH", "FetchReport", "Message", "fetch_bounces", "mailbox_url"]
 
 log = logging.getLogger("mailer.bounces")
 
@@ -100,6 +101,7 @@ class FetchReport:
     in_mailbox: int = 0  # messages listed
     already_processed: int = 0  # by an earlier run: only tidied away
     messages: list[Message] = field(default_factory=list)  # new this run
+    changes: Counter[str] = field(default_factory=Counter)  # members, by their new status
     stopped: str | None = None  # why the run ended before the last message
     seconds: float = 0.0
 
@@ -108,12 +110,7 @@ class FetchReport:
 
     @property
     def status_changes(self) -> dict[str, int]:
-        changes: dict[str, int] = {}
-        for message in self.messages:
-            if "->" in message.effect:
-                status = message.effect.rsplit("->", 1)[1].strip().split()[0]
-                changes[status] = changes.get(status, 0) + 1
-        return changes
+        return dict(sorted(self.changes.items()))
 
     def to_json(self) -> dict[str, Any]:
         outcomes = ("bounce", "soft_bounce", "complaint", "unsubscribe", "unknown_address")
@@ -145,13 +142,14 @@ def fetch_bounces(
     Raises ConfigError when it is not set, BounceMailboxError when it cannot be read:
     what was committed before stays committed.
     """
-    if settings.bounce_mailbox is None:
+    configured = mailbox_url(settings)
+    if configured is None:
         raise ConfigError(
             "MAILER_BOUNCE_MAILBOX is not set: set it to the mailbox bounces arrive in, e.g. "
             "imaps://bounces%40news.example.org:PASSWORD@mail.example.org/INBOX "
             "(see docs/bounces.md)"
         )
-    url = parse_mailbox_url(settings.bounce_mailbox.get_secret_value())
+    url = parse_mailbox_url(configured)
     ca_file = settings.bounce_ca_file
     if ca_file is not None and not ca_file.is_file():
         raise ConfigError(f"MAILER_BOUNCE_CA_FILE: {ca_file} is not a file")
@@ -172,6 +170,13 @@ def fetch_bounces(
         dry_run,
     )
     return report
+
+
+def mailbox_url(settings: Settings) -> str | None:
+    """MAILER_BOUNCE_MAILBOX, or None when it is unset or blank."""
+    if settings.bounce_mailbox is None:
+        return None
+    return settings.bounce_mailbox.get_secret_value().strip() or None
 
 
 @dataclass
@@ -198,13 +203,16 @@ class _Run:
                 return
             fetched = list(mailbox.fetch(new[start : start + batch]))
             readings = [(id_, read_message(raw)) for id_, raw in fetched]
-            messages = self._apply(mailbox.identity, readings)
+            messages, changes = self._apply(mailbox.identity, readings)
             self.report.messages.extend(messages)
+            self.report.changes.update(changes)
             if not self.dry_run:
                 self._tidy(mailbox, [(m.id, m.handled) for m in messages])
 
-    def _apply(self, mailbox: str, readings: Sequence[tuple[str, Reading]]) -> list[Message]:
-        def work(connection: Connection) -> list[Message]:
+    def _apply(
+        self, mailbox: str, readings: Sequence[tuple[str, Reading]]
+    ) -> tuple[list[Message], Counter[str]]:
+        def work(connection: Connection) -> tuple[list[Message], Counter[str]]:
             return self._in_transaction(connection, mailbox, readings)
 
         if self.dry_run:
@@ -213,7 +221,7 @@ class _Run:
 
     def _in_transaction(
         self, connection: Connection, mailbox: str, readings: Sequence[tuple[str, Reading]]
-    ) -> list[Message]:
+    ) -> tuple[list[Message], Counter[str]]:
         when = self.now()
         # Processed meanwhile by another run (two schedulers): theirs; and the same
         # message seen before under another id: a duplicate.
@@ -260,7 +268,7 @@ class _Run:
                 for message in messages
             ],
         )
-        return messages
+        return messages, applied.status_changes
 
     def _tidy(self, mailbox: Mailbox, messages: Sequence[tuple[str, bool]]) -> None:
         """Put processed messages where they belong: handled ones to the processed folder (or

@@ -26,7 +26,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from helpers.bounces import dsn, envelope, signer
 from helpers.project import ROOT
 from helpers.sending import SECRET
@@ -42,13 +41,6 @@ HARD = 40
 SOFT = 20  # two messages each
 KILLS = 5
 MAILER = [str(Path(sys.executable).with_name("mailer"))]
-
-
-@pytest.fixture
-def seed() -> int:
-    value = int(os.environ.get("MAILER_CRASH_SEED", random.randrange(1_000_000)))
-    print(f"crash test seed: {value} (replay with MAILER_CRASH_SEED={value})")
-    return value
 
 
 def fill_mailbox(
