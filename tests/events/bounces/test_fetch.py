@@ -16,10 +16,13 @@ from helpers.bounces import ISSUE, SECRET, dsn, envelope, signer
 from helpers.members import add_members
 from sqlalchemy import select
 
-from mailer.config import Settings
+from mailer.config import Newsletter, Settings
+from mailer.events.apply import apply_events
 from mailer.events.bounces.fetch import FetchReport, fetch_bounces
+from mailer.events.sendgrid import SendGridEvent
 from mailer.mail import Delivery, DeliveryState
-from mailer.store import Subscriber, SubscriberStatus, SubscriberStore
+from mailer.report.build import issue_report
+from mailer.store import Subscriber, SubscriberStatus, SubscriberStore, open_store
 from mailer.store.eventlog import WebhookEventRow
 from mailer.store.ledger import Ledger, new_owner
 from mailer.verp import Purpose, VerpSigner
@@ -368,3 +371,81 @@ class TestTheCommand:
 
         with pytest.raises(ConfigError, match="MAILER_BOUNCE_MAILBOX is not set"):
             fetch_bounces(Settings(), sqlite_store)
+
+
+class TestReportsCountThemAsSendGrids:
+    def test_the_same_news_by_mail_and_by_webhook_make_the_same_report(
+        self, tmp_path: Path, verp: VerpSigner, newsletter: Newsletter
+    ) -> None:
+        """A hard bounce, a complaint and an unsubscribe by mail give the report's rows exactly
+        what SendGrid's bounce, spamreport and unsubscribe events for the same members give."""
+        rows = []
+        for source in ("mailbox", "sendgrid"):
+            box = tmp_path / source / "Maildir"
+            for sub in ("new", "cur", "tmp"):
+                (box / sub).mkdir(parents=True)
+            with open_store(f"sqlite:///{tmp_path / source / 'mailer.db'}") as store:
+                members = add_members(store, 5)
+                sent(store, members)
+                bounced, complained, left = members[:3]
+                if source == "mailbox":
+                    put(
+                        box,
+                        "1",
+                        dsn(
+                            envelope(verp, bounced.id, bounced.email),
+                            bounced.email,
+                            message_id="1@mx",
+                        ),
+                    )
+                    arf = (CORPUS / "arf-outlook-abuse.eml").read_bytes()
+                    arf = arf.replace(
+                        b"Thu, 3 Dec 2026 09:02:13 +0000",
+                        format_datetime(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)).encode(),
+                    )
+                    arf = arf.replace(
+                        b"bounces+bbm-c5rghcma-ab5pordonp76cczu@news.example.org",
+                        envelope(verp, complained.id, complained.email).encode(),
+                    )
+                    put(box, "2", arf)
+                    to = verp.address(Purpose.unsubscribe, left.id, ISSUE, left.email)
+                    put(
+                        box,
+                        "3",
+                        f"From: {left.email}\r\nTo: {to}\r\nSubject: unsubscribe\r\nMessage-ID: <u@x>\r\n\r\n".encode(),
+                    )
+                    fetch(store, box)
+                else:
+                    at = int(dt.datetime.now(dt.UTC).timestamp()) + 1
+                    apply_events(
+                        store,
+                        [
+                            SendGridEvent.model_validate(
+                                {
+                                    "email": m.email,
+                                    "timestamp": at,
+                                    "event": e,
+                                    "sg_event_id": f"{e}{m.id}",
+                                    "issue": ISSUE,
+                                    "subscriber": str(m.id),
+                                    **extra,
+                                }
+                            )
+                            for m, e, extra in [
+                                (bounced, "bounce", {"type": "bounce"}),
+                                (complained, "spamreport", {}),
+                                (left, "unsubscribe", {}),
+                            ]
+                        ],
+                    )
+                report = issue_report(
+                    store.engine, ISSUE, newsletter, base_url="https://news.example.org"
+                )
+                rows.append([row.model_dump(exclude={"label"}) for row in report.segments])
+        by_mail, by_webhook = rows
+        assert by_webhook == by_mail
+        assert (1, 1, 1) == (
+            by_mail[0]["bounced"],
+            by_mail[0]["complained"],
+            by_mail[0]["unsubscribed"],
+        )
