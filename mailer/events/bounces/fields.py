@@ -41,18 +41,26 @@ _MAX_FIELD = 2000  # characters of one field kept: reports are small, this is no
 
 
 def header_text(value: object) -> str:
-    """A header's value as one line of text (encoded words decoded, folding undone)."""
+    """A header's value as one line of text (encoded words decoded, folding undone), fit to
+    store: bytes that are not UTF-8 become U+FFFD, and NULs go (PostgreSQL refuses them)."""
     if value is None:
         return ""
     if not isinstance(value, str):  # compat32 gives a Header for undecodable bytes
         value = str(value)
-    if "=?" not in value:  # no encoded words: nothing to decode (most fields of most reports)
-        return " ".join(value.split())[:_MAX_FIELD]
-    try:
-        text = str(make_header(decode_header(value)))
-    except (ValueError, LookupError, UnicodeError):
-        text = value
-    return " ".join(text.split())[:_MAX_FIELD]
+    text = value
+    if "=?" in value:  # encoded words to decode; most fields of most reports have none
+        try:
+            text = str(make_header(decode_header(value)))
+        except (ValueError, LookupError, UnicodeError):
+            text = value
+    return _storable(" ".join(text.split())[:_MAX_FIELD])
+
+
+def _storable(text: str) -> str:
+    if text.isascii() and "\x00" not in text:
+        return text
+    raw = text.encode("utf-8", "surrogateescape")  # the bytes the parser could not decode
+    return raw.decode("utf-8", "replace").replace("\x00", "")
 
 
 def body_text(part: Message) -> str:

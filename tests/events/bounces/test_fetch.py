@@ -449,3 +449,22 @@ class TestReportsCountThemAsSendGrids:
             by_mail[0]["complained"],
             by_mail[0]["unsubscribed"],
         )
+
+
+class TestBadInput:
+    def test_undecodable_bytes_and_nuls_are_recorded_not_fatal(
+        self, store: SubscriberStore, box: Path
+    ) -> None:
+        """A message with bytes that are not UTF-8 and NULs in its headers is read, recorded and
+        left alone, on both databases; so is a message that is not mail at all."""
+        put(
+            box,
+            "1",
+            b"From: \xff\xfe caf\xe9 <x@example.net>\r\nSubject: \x00nul\xc3\r\nMessage-ID: <\xff@x>\r\n\r\nbody\r\n",
+        )
+        put(box, "2", (CORPUS / "not-a-message.eml").read_bytes())
+
+        report = fetch(store, box)
+
+        assert ["other", "other"] == [m.outcome for m in report.messages]
+        assert "\ufffd" in report.messages[0].sender and "\x00" not in report.messages[0].subject
