@@ -285,6 +285,7 @@ class ImapMailbox(_Base):
         from imap_tools import MailBox, MailBoxStartTls
 
         self.url = url
+        self._expunge = False
         try:
             if url.scheme == "imaps":
                 self._box: Any = MailBox(url.host, url.port, timeout=timeout, ssl_context=context)
@@ -340,16 +341,30 @@ class ImapMailbox(_Base):
             raise self._failed(f"move messages to {folder} in", _imap_error(error)) from None
 
     def delete(self, ids: Sequence[str]) -> None:
+        """Flag these messages deleted; they go when the session ends (one EXPUNGE for the run:
+        the server's slowest command). Flagged and left by a crash, the next run deletes
+        them again, having recorded them."""
         uids = self._uids(ids)
-        if not uids:
-            return
-        try:
-            self._box.delete(uids, chunks=500)
-        except Exception as error:
-            raise self._failed("delete messages from", _imap_error(error)) from None
+        for start in range(0, len(uids), 500):
+            chunk = ",".join(uids[start : start + 500])
+            try:
+                typ, data = self._box.client.uid("STORE", chunk, "+FLAGS.SILENT", r"(\Deleted)")
+            except Exception as error:
+                raise self._failed("delete messages from", _imap_error(error)) from None
+            if typ != "OK":
+                raise self._failed("delete messages from", data)
+            self._expunge = True
 
     def close(self) -> None:
         box = getattr(self, "_box", None)
+        if box is not None and getattr(self, "_expunge", False):
+            self._expunge = False
+            try:
+                box.expunge()
+            except Exception as error:
+                with contextlib.suppress(Exception):
+                    box.client.shutdown()
+                raise self._failed("delete messages from", _imap_error(error)) from None
         if box is not None:
             with contextlib.suppress(Exception):
                 box.logout()

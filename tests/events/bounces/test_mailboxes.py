@@ -111,12 +111,14 @@ class TestServers:
     def test_imap_moves_to_a_folder_it_creates_and_deletes(
         self, mail_servers: MailServers, bounce_mailbox: BounceMailbox
     ) -> None:
-        """Moved messages land in the folder (made if missing); deleted ones are gone."""
+        """Moved messages land in the folder (made if missing); deleted ones are gone once the
+        session ends."""
         append(mail_servers, bounce_mailbox, 3)
         with opened(mail_servers, bounce_mailbox, "imaps") as box:  # type: ignore[attr-defined]
             first, second, third = box.ids()
             box.move([first, second], "Processed")
             box.delete([third])
+        with opened(mail_servers, bounce_mailbox, "imaps") as box:  # type: ignore[attr-defined]
             left = box.ids()
         processed = bounce_mailbox.maildir / ".Processed"
         assert ([], 2) == (
