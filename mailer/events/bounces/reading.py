@@ -13,7 +13,9 @@ In this order, the first that fits:
    message from a mail system (an empty Return-Path, or From MAILER-DAEMON,
    postmaster...), so that a person quoting a bounce is not taken for one.
 4. A message to a ``List-Unsubscribe`` address (a ``u``/``v`` VERP token in the
-   address it was delivered to) that is not automatic: the member unsubscribes.
+   address it was delivered to) that is not an automatic reply: the member
+   unsubscribes (one marked ``Auto-Submitted: auto-generated`` counts: mail
+   programs write these requests for the member).
 5. Anything else, auto-replies (RFC 3834's ``Auto-Submitted``, and the headers and
    subjects of the common out-of-office replies) and people writing included, is
    left alone.
@@ -158,15 +160,18 @@ def _read(message: Message, key: str) -> Reading:
                 returned=returned,
             )
     automatic = automatic_reason(message)
-    if automatic is not None:
-        return replace(other, kind=ReadingKind.auto_reply, note=automatic)
-    if any(_unsubscribe_token(address) for address in other.recipients):
+    # A mail program may mark the message it writes for the member "auto-generated"; only a
+    # reply (an out-of-office answering whatever reached it) is not the member's request.
+    replying = automatic is not None and "auto-generated" not in automatic
+    if not replying and any(_unsubscribe_token(address) for address in other.recipients):
         return replace(
             other,
             kind=ReadingKind.unsubscribe,
             note="a message to the List-Unsubscribe address",
             findings=(Finding(Outcome.unsubscribe, at=date),),
         )
+    if automatic is not None:
+        return replace(other, kind=ReadingKind.auto_reply, note=automatic)
     return other
 
 

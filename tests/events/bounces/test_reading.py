@@ -137,3 +137,30 @@ class TestNoMessageCrashesTheReader:
     def test_bad_input_is_read_as_something(self, raw: bytes) -> None:
         """Whatever arrives, the reader answers (never raises): at worst 'other', with why."""
         assert isinstance(read_message(raw), Reading)
+
+
+class TestUnsubscribeMails:
+    TO = "bounces+u1k-c5rghcma-q2a7f6s1c8d0yt4m@news.example.org"
+
+    def mail(self, *headers: str) -> bytes:
+        head = "".join(f"{h}\r\n" for h in headers)
+        return f"From: m@example.net\r\nTo: {self.TO}\r\nSubject: unsubscribe\r\n{head}\r\nbye\r\n".encode()
+
+    def test_a_request_a_mail_program_marks_as_generated_still_counts(self) -> None:
+        """Auto-Submitted: auto-generated is how some mail programs send the member's request."""
+        assert (
+            ReadingKind.unsubscribe
+            == read_message(self.mail("Auto-Submitted: auto-generated")).kind
+        )
+
+    def test_an_auto_reply_to_the_address_is_not_a_request(self) -> None:
+        """An out-of-office answering the unsubscribe address is left alone."""
+        assert (
+            ReadingKind.auto_reply == read_message(self.mail("Auto-Submitted: auto-replied")).kind
+        )
+
+    def test_a_report_quoting_the_address_is_not_a_request(self) -> None:
+        """A DSN returning our headers (with the mailto: inside) is a bounce, not an unsubscribe."""
+        assert (
+            ReadingKind.dsn == read_message((CORPUS / "postfix-user-unknown.eml").read_bytes()).kind
+        )
