@@ -37,6 +37,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from mailer.errors import ConfigError, display_path
 from mailer.headersafety import HeaderLine
 
+# The longest local part a bounce address may have: SMTP's 64, less a '+' and the longest
+# VERP token (mailer.verp.MAX_LOCAL_PART, which a test keeps equal).
+MAX_BOUNCE_LOCAL_PART = 29
+
 
 def is_loopback(host: str) -> bool:
     """Whether a host is this machine's own (localhost, 127.0.0.0/8, ::1): never on the network."""
@@ -102,6 +106,41 @@ class Settings(BaseSettings):
         None,
         description="A PEM file of CA certificates to trust for the SMTP server instead of the "
         "system's, e.g. for a relay with a private CA. The certificate is always verified.",
+    )
+    bounce_address: EmailStr | None = Field(
+        None,
+        description="Where bounces go, e.g. bounces@news.example.org: each message's envelope "
+        "sender becomes bounces+<token>@news.example.org (VERP), naming the member and the "
+        "issue, and List-Unsubscribe gets a mailto: beside the link.",
+    )
+    bounce_mailbox: SecretStr | None = Field(
+        None,
+        description="The mailbox bounces arrive in, read by `mailer bounces fetch` and the "
+        "scheduler: imaps://user:pass@host/INBOX, imap://... (STARTTLS), pop3s://..., "
+        "pop3://... (STLS) or maildir:///abs/path; secret, since it holds the password.",
+    )
+    bounce_ca_file: Path | None = Field(
+        None,
+        description="A PEM file of CA certificates to trust for the bounce mailbox's server "
+        "instead of the system's. The certificate is always verified.",
+    )
+    bounce_poll_interval: int = Field(
+        300,
+        ge=10,
+        description="Seconds between the scheduler's reads of the bounce mailbox.",
+    )
+    bounce_processed_folder: str | None = Field(
+        None,
+        min_length=1,
+        description="IMAP or Maildir folder that bounces, complaints and unsubscribe mails "
+        "are moved to once applied; unset, they are deleted (POP3 has no folders: deleted "
+        "when unset, left on the server when set).",
+    )
+    bounce_other_folder: str | None = Field(
+        None,
+        min_length=1,
+        description="IMAP or Maildir folder for the mail mailer leaves alone (auto-replies, "
+        "people writing); unset, it stays where it is, unread. Never deleted.",
     )
     send_rate: float = Field(
         0, ge=0, description="Messages per second a transport sends at most; 0 means no limit."
@@ -194,6 +233,23 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @field_validator("bounce_address")
+    @classmethod
+    def _verp_fits(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        local = value.rpartition("@")[0]
+        if not value.isascii() or "+" in local:
+            raise ValueError(
+                "must be a plain ASCII address without '+': mailer adds +<token> to it"
+            )
+        if len(local) > MAX_BOUNCE_LOCAL_PART:
+            raise ValueError(
+                f"the part before @ has {len(local)} characters; with the +<token> mailer adds "
+                f"it must have at most {MAX_BOUNCE_LOCAL_PART} (SMTP allows 64), e.g. bounces@..."
+            )
+        return value
 
 
 class Sender(BaseModel):

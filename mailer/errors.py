@@ -17,6 +17,7 @@
     │       └── WebhookPayloadError     400: the body is not a batch of SendGrid events
     ├── SendRefused             a send that must not start (issue not ready, another send running)
     ├── ReportError             a report that cannot be made (no such issue, or never sent)
+    ├── BounceMailboxError      the bounce mailbox cannot be read (unreachable, login refused)
     └── DeliveryError           a transport could not hand a message on; the send stopped
 
 Each message is written for the person at the keyboard: what went wrong, where,
@@ -163,6 +164,10 @@ class SendRefused(MailerError):
 
 class ReportError(MailerError):
     """A report that cannot be made: no issue by that name, or one that was never sent."""
+
+
+class BounceMailboxError(MailerError):
+    """The bounce mailbox cannot be reached or read; nothing more was taken from it this time."""
 
 
 class DeliveryError(MailerError):

@@ -10,8 +10,10 @@ The contract, in one place:
   (``values_of``), fallbacks such as ``{{ first_name | friend }}`` resolved.
 * Each :class:`Recipient` gives a value for every placeholder the content uses
   (checked when the batch is built), its own unsubscribe URL (sent as
-  ``List-Unsubscribe`` with ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``),
-  optional extra headers and ``custom_args`` (SendGrid returns them on every event).
+  ``List-Unsubscribe`` with ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``,
+  and a ``mailto:`` after it when there is one), optional extra headers, ``custom_args``
+  (SendGrid returns them on every event) and an envelope sender of its own
+  (``return_path``: SMTP's MAIL FROM and the outbox's Return-Path; see :mod:`mailer.verp`).
 * A transport fills the placeholders the same way whatever it is: raw in the subject
   and the text, HTML-escaped in the HTML (:func:`personalise`). SendGrid does it with
   ``substitutions``; SMTP and the outbox do it themselves, so the outbox shows
@@ -175,6 +177,11 @@ class Recipient(_Frozen):
     )
     unsubscribe_url: HttpUrl = Field(description="This member's one-click unsubscribe URL.")
     unsubscribe_mailto: Mailto | None = None
+    return_path: Address | None = Field(
+        None,
+        description="The envelope sender (SMTP MAIL FROM, the outbox's Return-Path): a VERP "
+        "address naming the member and the issue; the From address when None.",
+    )
     headers: Headers = Field(
         default_factory=dict, description="Extra headers for this member only."
     )
@@ -201,6 +208,8 @@ class Recipient(_Frozen):
         values: dict[str, str],
         unsubscribe_url: str,
         custom_args: dict[str, str],
+        unsubscribe_mailto: str | None = None,
+        return_path: str | None = None,
     ) -> Recipient:
         """A Recipient from values the caller has already checked, skipping validation.
 
@@ -215,7 +224,8 @@ class Recipient(_Frozen):
             "name": name,
             "values": values,
             "unsubscribe_url": unsubscribe_url,
-            "unsubscribe_mailto": None,
+            "unsubscribe_mailto": unsubscribe_mailto,
+            "return_path": return_path,
             "headers": {},
             "custom_args": custom_args,
         }

@@ -6,15 +6,18 @@
 * ``store``: a migrated, empty store on SQLite and on PostgreSQL (over ``database_url``).
 * ``sqlite_store``: the same on SQLite only, for tests about anything but the database.
 * ``in_tmp``: the test's tmp_path as the working folder (``pytest.mark.usefixtures``).
+* ``seed``: a random seed for the kill -9 tests, printed (``MAILER_CRASH_SEED`` replays one).
 
 Registered as plugins: ``database_url`` and the PostgreSQL pieces (helpers/databases.py),
-``browser`` (helpers/browser.py), the doubles' fixtures (doubles/fixtures.py). Plain
+``browser`` (helpers/browser.py), the doubles' fixtures (doubles/fixtures.py), the real
+mail servers' ``mail_servers`` and ``bounce_mailbox`` (servers/fixtures.py). Plain
 helpers to import are in tests/helpers/ (its __init__ lists them).
 """
 
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +33,7 @@ from mailer.store import SubscriberStore, open_store
 # Real databases (SQLite, and a PostgreSQL schema per test): database_url, ...; headless
 # Chromium: browser; real servers standing in for SendGrid and an SMTP relay:
 # sendgrid_double, smtp_server, ...
-pytest_plugins = ["helpers.databases", "helpers.browser", "doubles.fixtures"]
+pytest_plugins = ["helpers.databases", "helpers.browser", "doubles.fixtures", "servers.fixtures"]
 
 # Property tests judge correctness, not speed (benchmarks do that): no per-example
 # deadline, which a loaded 2-core machine would turn into flaky failures. CI runs
@@ -86,6 +89,14 @@ def sqlite_store(tmp_path: Path) -> Iterator[SubscriberStore]:
     """An empty store on SQLite only, for tests about transports or queries rather than databases."""
     with open_store(f"sqlite:///{tmp_path / 'mailer.db'}") as opened:
         yield opened
+
+
+@pytest.fixture
+def seed() -> int:
+    """A random seed for the kill -9 tests, printed so that a failure can be replayed."""
+    value = int(os.environ.get("MAILER_CRASH_SEED", random.randrange(1_000_000)))
+    print(f"crash test seed: {value} (replay with MAILER_CRASH_SEED={value})")
+    return value
 
 
 @pytest.fixture

@@ -648,6 +648,8 @@ CANNOT_RUN: dict[tuple[str, str], str] = {
         "docs/subscribers.md",
         "mailer subscribers import everyone.csv",
     ): "the page runs it against a PostgreSQL server on db.internal",
+    ("docs/bounces.md", "mailer bounces fetch --dry-run"): "reads a mail server's mailbox",
+    ("docs/bounces.md", "mailer bounces fetch"): "reads a mail server's mailbox",
 }
 
 

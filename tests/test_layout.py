@@ -22,7 +22,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mailer"
 
-FOUNDATIONS = ("errors", "headersafety", "config", "mail", "logs", "tokens")
+FOUNDATIONS = ("errors", "headersafety", "config", "mail", "logs", "tokens", "verp")
 STAGES = ("store", "issues", "render", "audience", "transports", "sending", "events", "report")
 SHELLS = ("scheduling", "cli", "web")
 

@@ -13,7 +13,16 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from mailer import __version__
-from mailer.cli import editor, operating, reporting, scheduling, sending, serving, subscribers
+from mailer.cli import (
+    bounces,
+    editor,
+    operating,
+    reporting,
+    scheduling,
+    sending,
+    serving,
+    subscribers,
+)
 from mailer.cli.common import err_console
 from mailer.errors import MailerError
 
@@ -52,6 +61,7 @@ app.command("schedule")(scheduling.schedule)
 app.command("health")(operating.health)
 app.command("doctor")(operating.doctor)
 app.add_typer(subscribers.app, name="subscribers")
+app.add_typer(bounces.app, name="bounces")
 
 
 def _version(value: bool) -> None:

@@ -67,8 +67,9 @@ def report(
     addresses (as members were when it was sent; a member in two is in both),
     and 'general' for those in none.
 
-    The events come from SendGrid's Event Webhook (`mailer serve`); with the
-    outbox or SMTP, only the sent and unsubscribed counts fill in.
+    The events come from SendGrid's Event Webhook (`mailer serve`) and, through
+    SMTP, from the bounce mailbox (`mailer bounces fetch`: bounced, complained,
+    unsubscribed); with the outbox, only the sent and unsubscribed counts fill in.
     """
     from mailer.cli.common import load_context
     from mailer.report.build import issue_report, issue_slug, list_report

@@ -1,7 +1,8 @@
-"""Applying a batch of SendGrid events: stored once, written back to the list, in one transaction.
+"""Applying a batch of events: stored once, written back to the list, in one transaction.
 
-:func:`apply_events` takes one batch (see :mod:`mailer.events.sendgrid` for how it
-is verified and read):
+:func:`apply_events` takes one batch (see :mod:`mailer.events.sendgrid` for how the
+webhook's are verified and read, :mod:`mailer.events.bounces` for the bounce
+mailbox's); :func:`apply_in` does the same in the caller's transaction:
 
 1. **Store once.** Events already in the log (same ``sg_event_id``) are
    skipped; the rest are inserted (``ON CONFLICT DO NOTHING`` as well, for a
@@ -27,21 +28,21 @@ from mailer.events.reconcile import outcomes
 from mailer.events.rules import (
     TARGET,
     Classified,
+    Event,
     Kind,
     MemberState,
     classify,
     decide,
     detail,
 )
-from mailer.events.sendgrid import SendGridEvent
 from mailer.store import SubscriberStatus, SubscriberStore, eventlog
 from mailer.store.emails import InvalidEmail, normalise_email
 from mailer.store.transact import run_write
 
-__all__ = ["DEFAULT_SOFT_BOUNCE_LIMIT", "Applied", "apply_events"]
+__all__ = ["DEFAULT_SOFT_BOUNCE_LIMIT", "Applied", "apply_events", "apply_in"]
 
 DEFAULT_SOFT_BOUNCE_LIMIT = 3
-SOURCE = "webhook"
+SOURCE = "webhook"  # the history entries' source, unless the caller names another
 
 
 # -- applying a batch ----------------------------------------------------------------------------
@@ -58,6 +59,8 @@ class Applied:
     status_changes: Counter[str] = field(default_factory=Counter)  # members, by new status
     ledger_sent: int = 0  # deliveries now marked sent
     ledger_dropped: int = 0  # deliveries now marked failed for good
+    # Each new event's member (None: an address not on the list) and what it did, by its key.
+    logged: dict[str, tuple[int | None, str]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -72,34 +75,53 @@ class Applied:
 
 def apply_events(
     store: SubscriberStore,
-    events: Sequence[SendGridEvent],
+    events: Sequence[Event],
     *,
     soft_bounce_limit: int = DEFAULT_SOFT_BOUNCE_LIMIT,
     now: dt.datetime | None = None,
+    source: str = SOURCE,
 ) -> Applied:
     """Store a batch of events once and write them back to the list, in one transaction."""
+    when = now or dt.datetime.now(dt.UTC)
+    return run_write(
+        store.engine,
+        lambda connection: apply_in(
+            connection, events, soft_bounce_limit=soft_bounce_limit, when=when, source=source
+        ),
+    )
+
+
+def apply_in(
+    connection: Connection,
+    events: Sequence[Event],
+    *,
+    soft_bounce_limit: int = DEFAULT_SOFT_BOUNCE_LIMIT,
+    when: dt.datetime,
+    source: str = SOURCE,
+) -> Applied:
+    """:func:`apply_events` in the caller's write transaction, which it leaves uncommitted.
+
+    For work that must commit with the events or not at all: the bounce mailbox
+    marks each message processed in the transaction that applies what it says.
+    """
     if soft_bounce_limit < 1:
         raise ValueError("soft_bounce_limit must be at least 1")
-    unique: dict[str, SendGridEvent] = {}
+    unique: dict[str, Event] = {}
     for event in events:
         unique.setdefault(event.sg_event_id, event)  # the first of an event sent twice
-    when = now or dt.datetime.now(dt.UTC)
-
-    def work(connection: Connection) -> Applied:
-        applied = Applied(received=len(events))
-        _apply(connection, list(unique.values()), soft_bounce_limit, when, applied)
-        applied.duplicates = len(events) - applied.stored
-        return applied
-
-    return run_write(store.engine, work)
+    applied = Applied(received=len(events))
+    _apply(connection, list(unique.values()), soft_bounce_limit, when, applied, source)
+    applied.duplicates = len(events) - applied.stored
+    return applied
 
 
 def _apply(
     connection: Connection,
-    events: Sequence[SendGridEvent],
+    events: Sequence[Event],
     limit: int,
     when: dt.datetime,
     applied: Applied,
+    source: str,
 ) -> None:
     seen = eventlog.stored_ids(connection, [event.sg_event_id for event in events])
     new = [Classified(event, classify(event)) for event in events if event.sg_event_id not in seen]
@@ -123,13 +145,14 @@ def _apply(
     effects = {key: text for d in decisions.values() for key, text in d.effects.items()}
     rows = [_log_row(item, owners.get(item.event.sg_event_id), effects, when) for item in new]
     applied.stored = eventlog.insert_events(connection, rows)
+    applied.logged = {row["sg_event_id"]: (row["subscriber_id"], row["effect"]) for row in rows}
     applied.unknown_addresses = sum(1 for row in rows if row["subscriber_id"] is None)
     changes = [
         eventlog.StatusChange(member_id, states[member_id].status, d.status, d.reason[:1000])
         for member_id, d in decisions.items()
         if d.status is not None
     ]
-    eventlog.change_statuses(connection, changes, when, SOURCE)
+    eventlog.change_statuses(connection, changes, when, source)
     applied.status_changes.update(change.status_to for change in changes)
     accepted, dropped = outcomes(item.event.as_mapping() for item in new)
     applied.ledger_sent, applied.ledger_dropped = eventlog.settle_deliveries(
@@ -218,6 +241,6 @@ def _clicked_url(item: Classified) -> str | None:
     return url[: eventlog.URL_LENGTH] if item.kind is Kind.click and url else None
 
 
-def _is_test(event: SendGridEvent) -> bool:
+def _is_test(event: Event) -> bool:
     """Whether the event is of a test send: our custom_args say ``test: "true"``."""
     return (event.test or "").strip().lower() == "true"

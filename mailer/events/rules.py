@@ -1,8 +1,12 @@
-"""What each SendGrid event does to a member: the write-back rules, as pure functions.
+"""What each event does to a member: the write-back rules, as pure functions.
 
-:func:`classify` names an event's :class:`Kind`; :func:`decide` works out a member's
-new status from their new events. :mod:`mailer.events.apply` stores the events and
-writes the decisions back.
+Events come from SendGrid's Event Webhook (:mod:`mailer.events.sendgrid`) and from
+the bounce mailbox (:mod:`mailer.events.bounces`), which speaks SendGrid's words
+for the same things (``bounce`` of type ``bounce`` or ``blocked``, ``spamreport``,
+``unsubscribe``): one set of rules for both, and reports that count both alike.
+Both are an :class:`Event`. :func:`classify` names an event's :class:`Kind`;
+:func:`decide` works out a member's new status from their new events.
+:mod:`mailer.events.apply` stores the events and writes the decisions back.
 
 By :class:`Kind`:
 
@@ -42,8 +46,8 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any, Protocol
 
-from mailer.events.sendgrid import SendGridEvent
 from mailer.store import SubscriberStatus
 
 __all__ = [
@@ -51,6 +55,7 @@ __all__ = [
     "TARGET",
     "Classified",
     "Decision",
+    "Event",
     "Kind",
     "MemberState",
     "classify",
@@ -106,7 +111,46 @@ _SIMPLE = {
 }
 
 
-def classify(event: SendGridEvent) -> Kind:
+class Event(Protocol):
+    """One event about one message to one address, whatever brought it, as the rules read it.
+
+    Field names are SendGrid's; ``sg_event_id`` is the event log's key (SendGrid's id,
+    or one the bounce mailbox makes), and ``source`` says where it came from in
+    history entries ("SendGrid", "Bounce mailbox").
+    """
+
+    @property
+    def sg_event_id(self) -> str: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def event(self) -> str: ...
+    @property
+    def type(self) -> str | None: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def response(self) -> str | None: ...
+    @property
+    def status(self) -> str | None: ...
+    @property
+    def url(self) -> str | None: ...
+    @property
+    def test(self) -> str | None: ...
+    @property
+    def at(self) -> dt.datetime: ...
+    @property
+    def subscriber_id(self) -> int | None: ...
+    @property
+    def issue_slug(self) -> str | None: ...
+    @property
+    def source(self) -> str: ...
+    def as_mapping(self) -> dict[str, Any]: ...
+
+
+def classify(event: Event) -> Kind:
     """The kind of an event, by its type, bounce type and drop reason."""
     name = event.event.strip().lower()
     if name == "bounce":
@@ -118,7 +162,7 @@ def classify(event: SendGridEvent) -> Kind:
     return _SIMPLE.get(name, Kind.other)
 
 
-def detail(event: SendGridEvent) -> str:
+def detail(event: Event) -> str:
     """What the event says beyond its type, on one line, for the history and the log."""
     parts = [event.type, event.reason, event.status, event.response, event.url]
     text = " | ".join(part.strip() for part in parts if part and part.strip())
@@ -141,7 +185,7 @@ class MemberState:
 
 @dataclass(frozen=True, slots=True)
 class Classified:
-    event: SendGridEvent
+    event: Event
     kind: Kind
 
     @property
@@ -185,9 +229,19 @@ def decide(member: MemberState, events: Sequence[Classified], *, limit: int) -> 
     return Decision(status if status != member.status else None, reason, effects)
 
 
+def _joined(member: MemberState) -> dt.datetime:
+    """When the member last joined, as event times can say it: to the second before.
+
+    Event times are whole seconds (SendGrid's timestamps, mail's Date headers), and an
+    event in the very second a member joined is about mail sent to them since: nothing
+    is sent to anyone before they join.
+    """
+    return member.joined_at.replace(microsecond=0) - dt.timedelta(microseconds=1)
+
+
 def _counts(member: MemberState, item: Classified, effects: dict[str, str], why: str) -> bool:
     """Whether an event happened after the member last joined; notes it when not."""
-    if item.event.at > member.joined_at:
+    if item.event.at > _joined(member):
         return True
     effects[item.event.sg_event_id] = f"no change: {why}"
     return False
@@ -210,7 +264,7 @@ def _soft_bounce_streak(
     delivered = [item.event.at for item in events if item.kind is Kind.delivered]
     if member.last_delivered_at is not None:
         delivered.append(member.last_delivered_at)
-    since = max([member.joined_at, *delivered])
+    since = max([_joined(member), *delivered])
     streak = sorted(t for t in (*member.soft_bounces, *(s.event.at for s in softs)) if t > since)
     completing: Classified | None = None
     for item in softs:
@@ -239,11 +293,11 @@ def _reason(item: Classified) -> str:
         Kind.hard_bounce: "hard bounce",
         Kind.soft_bounce: "soft bounce",
         Kind.complaint: "marked as spam",
-        Kind.unsubscribe: "unsubscribed through SendGrid",
+        Kind.unsubscribe: "unsubscribed",
     }.get(item.kind, event.event)
     if event.event == "dropped":
         what = f"dropped by SendGrid ({event.reason})"
     when = f"{event.at:%Y-%m-%d %H:%M} UTC"
     said = detail(event) if event.event != "dropped" else ""
     issue = f" on issue {event.issue_slug}" if event.issue_slug else ""
-    return f"SendGrid: {what}{issue} at {when}" + (f" ({said})" if said else "")
+    return f"{event.source}: {what}{issue} at {when}" + (f" ({said})" if said else "")

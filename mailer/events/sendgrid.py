@@ -134,6 +134,11 @@ class SendGridEvent(BaseModel):
         value = (self.issue or "").strip()
         return value if 0 < len(value) <= 100 else None
 
+    @property
+    def source(self) -> str:
+        """Where the event came from, in members' history (:class:`mailer.events.rules.Event`)."""
+        return "SendGrid"
+
     def as_mapping(self) -> dict[str, Any]:
         """The fields :mod:`mailer.events.reconcile` reads."""
         return {

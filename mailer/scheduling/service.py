@@ -9,6 +9,10 @@ the same tick (which never overlaps itself):
 * ``check``: every minute, and once at start-up: catches up a slot missed while
   the scheduler was down (within the lateness), sends reminders, keeps the
   heartbeat that ``GET /healthz`` shows.
+* ``bounces``, with ``MAILER_BOUNCE_MAILBOX`` set: reads the bounce mailbox at
+  start-up and every ``MAILER_BOUNCE_POLL_INTERVAL`` seconds
+  (:mod:`mailer.scheduling.bounces`); a mailbox that is down is logged and tried
+  again next time, never fatal. It runs beside a send, never two at once.
 
 No APScheduler job store is shared or persisted: what was sent lives in the
 database (the slot claims and the send ledger), so any number of schedulers on one
@@ -34,6 +38,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from mailer.config import Newsletter, Settings
+from mailer.events.bounces.fetch import mailbox_url
+from mailer.scheduling.bounces import BouncePoller
 from mailer.scheduling.runner import Runner, require_schedule, utcnow
 from mailer.scheduling.slots import latest_due, next_after, slot_trigger
 from mailer.store import open_store
@@ -49,14 +55,19 @@ CHECK_SECONDS = 30
 INTERRUPTED = 130
 
 
-def build_scheduler(runner: Runner, *, check_seconds: float = CHECK_SECONDS) -> BackgroundScheduler:
-    """The APScheduler set-up: the slot job and the check job, not started."""
+def build_scheduler(
+    runner: Runner,
+    *,
+    check_seconds: float = CHECK_SECONDS,
+    bounces: BouncePoller | None = None,
+) -> BackgroundScheduler:
+    """The APScheduler set-up: the slot job, the check job and the bounce job, not started."""
     schedule = runner.schedule
     scheduler = BackgroundScheduler(
         timezone=schedule.zone,
-        # Workers enough for a send, the slot job waiting for it, and a check that only
-        # beats the heartbeat meanwhile (ticks never overlap: see Runner.tick).
-        executors={"default": ThreadPoolExecutor(max_workers=3)},
+        # Workers enough for a send, the slot job waiting for it, a check that only beats
+        # the heartbeat meanwhile (ticks never overlap: see Runner.tick), and the bounce job.
+        executors={"default": ThreadPoolExecutor(max_workers=4)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
     )
     now = utcnow()
@@ -78,6 +89,14 @@ def build_scheduler(runner: Runner, *, check_seconds: float = CHECK_SECONDS) -> 
         # tick never overlaps itself) instead of being skipped with a warning every time.
         max_instances=2,
     )
+    if bounces is not None:
+        scheduler.add_job(
+            bounces.poll,
+            IntervalTrigger(seconds=bounces.settings.bounce_poll_interval, timezone=schedule.zone),
+            id="bounces",
+            name="bounce mailbox",
+            next_run_time=now,
+        )
     return scheduler
 
 
@@ -90,7 +109,11 @@ def serve(
     with open_store(settings.database_url) as store:
         runner = Runner(settings, newsletter, store, should_stop=stop.is_set)
         _announce(runner)
-        scheduler = build_scheduler(runner, check_seconds=check_seconds)
+        bounces = None
+        if mailbox_url(settings) is not None:
+            bounces = BouncePoller(settings, store, should_stop=stop.is_set)
+            log.info("bounce mailbox read every %d s", settings.bounce_poll_interval)
+        scheduler = build_scheduler(runner, check_seconds=check_seconds, bounces=bounces)
         # The heartbeat /healthz and `mailer health` read, written whatever the jobs are doing.
         keeper = Keeper(runner.beat, interval=check_seconds / 2, name="scheduler")
         with _stop_on_signals(stop), keeper:

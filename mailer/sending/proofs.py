@@ -26,6 +26,7 @@ from mailer.store.preferences import opted_out
 from mailer.tokens import TokenSigner
 from mailer.transports import Transport
 from mailer.transports.message import list_id
+from mailer.verp import VerpPurpose, VerpSigner, verp_signer
 
 __all__ = ["TEST_PREFIX", "send_test"]
 
@@ -53,6 +54,7 @@ def send_test(
     ]
     variants = Variants(issue, newsletter, archive_url(settings, issue))
     variants.prepare(target.key for target in targets)
+    verp = verp_signer(settings)
     results: list[tuple[str, Delivery]] = []
     for key in dict.fromkeys(target.key for target in targets):
         variant = variants.get(key)
@@ -63,6 +65,7 @@ def send_test(
                 values=variant.values(target.fields),
                 unsubscribe_url=target.fields["unsubscribe_url"],
                 custom_args=target.custom_args,
+                **_returns(verp, target, issue.slug),
             )
             for target in targets
             if target.key == key
@@ -89,6 +92,21 @@ class _TestTarget:
     key: frozenset[str]
     fields: dict[str, str]
     custom_args: dict[str, str]
+    member: tuple[int, str] | None = None  # the member's id and stored address, if on the list
+
+
+def _returns(verp: VerpSigner | None, target: _TestTarget, issue: str) -> dict[str, str | None]:
+    """A member's test-send envelope sender and mailto (their bounces and unsubscribes are
+    theirs, marked as of a test); for anyone else, the bare bounce address and no mailto."""
+    if verp is None:
+        return {}
+    if target.member is None:
+        return {"return_path": verp.bounce_address}
+    member_id, email = target.member
+    return {
+        "return_path": verp.address(VerpPurpose.test_bounce, member_id, issue, email),
+        "unsubscribe_mailto": verp.unsubscribe_mailto(member_id, issue, email, test=True),
+    }
 
 
 def _test_target(
@@ -113,4 +131,5 @@ def _test_target(
         - opted_out(store.engine, [member.id]).get(member.id, frozenset()),
         member_values(member, links(member.id, signer, settings.base_url, member.link_version)),
         custom_args,
+        (member.id, member.email),
     )

@@ -19,7 +19,8 @@ One send, in order (:class:`SendRun` and :func:`run_send`):
 
 Per-recipient values (name, links with signed tokens) go into the variant's
 placeholders; the transport fills them (SendGrid substitutions, or locally for SMTP
-and the outbox).
+and the outbox). With MAILER_BOUNCE_ADDRESS, each recipient also gets its own
+envelope sender and a ``mailto:`` unsubscribe address (:mod:`mailer.verp`).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from mailer.transports import Transport
 from mailer.transports.message import list_id
 from mailer.transports.outbox import file_name
 from mailer.transports.ratelimit import NOT_HANDED_OVER
+from mailer.verp import VerpPurpose, verp_signer
 
 __all__ = [
     "Resolution",
@@ -322,6 +324,7 @@ class SendRun:
             self.issue, self.newsletter, archive_url(self.settings, self.issue)
         )
         self._list_id = list_id(self.newsletter.name, self.newsletter.list_id)
+        self._verp = verp_signer(self.settings)
 
     def start(self, *, resolve_unknown: Resolution | None = None) -> Settled:
         """Take the lease, apply the operator's resolution of unknown rows, settle an interrupted send.
@@ -493,12 +496,19 @@ class SendRun:
         member_links = links(
             subscriber.id, self.signer, self.settings.base_url, subscriber.link_version
         )
+        slug, verp = self.issue.slug, self._verp
+        mailto = return_path = None
+        if verp is not None:
+            mailto = verp.unsubscribe_mailto(subscriber.id, slug, subscriber.email, test=False)
+            return_path = verp.address(VerpPurpose.bounce, subscriber.id, slug, subscriber.email)
         return Recipient.trusted(
             email=subscriber.email,
             name=header_safe(subscriber.name),
             values=variant.values(member_values(subscriber, member_links)),
             unsubscribe_url=member_links["unsubscribe_url"],
-            custom_args={"issue": self.issue.slug, "subscriber": str(subscriber.id)},
+            custom_args={"issue": slug, "subscriber": str(subscriber.id)},
+            unsubscribe_mailto=mailto,
+            return_path=return_path,
         )
 
     def _count(

@@ -19,9 +19,9 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from mailer.errors import StoreError
-from mailer.store.database import write_connection
+from mailer.store.database import WRITE, write_connection
 
-__all__ = ["driver_rows", "read", "run_write"]
+__all__ = ["driver_rows", "read", "rehearse", "run_write"]
 
 T = TypeVar("T")
 ATTEMPTS = 5
@@ -50,6 +50,22 @@ def run_write(engine: Engine, work: Callable[[Connection], T]) -> T:
                 continue
             raise _store_error(engine, error) from error
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def rehearse(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """``work(connection)`` in a write transaction that is always rolled back: a dry run that
+    works everything out exactly as the real one would, and changes nothing."""
+    try:
+        with engine.connect() as connection:
+            if engine.dialect.name == "sqlite":
+                connection = connection.execution_options(**{WRITE: True})
+            with connection.begin() as transaction:
+                try:
+                    return work(connection)
+                finally:
+                    transaction.rollback()
+    except DBAPIError as error:
+        raise _store_error(engine, error) from error
 
 
 @contextmanager

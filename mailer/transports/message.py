@@ -220,6 +220,11 @@ class _Fixed:
         )
 
 
+def return_path_header(address: str) -> bytes:
+    """The Return-Path line a receiving server puts first: the envelope sender (RFC 5321 4.4)."""
+    return f"Return-Path: <{address}>\r\n".encode("utf-8" if not address.isascii() else "ascii")
+
+
 def _boundary() -> str:
     # Quoted-printable writes "=" only before two hex digits or a line end, so no
     # body can hold "=_", nor any line starting with this boundary.

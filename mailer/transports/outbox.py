@@ -1,7 +1,9 @@
 """The outbox transport: one .eml file per recipient, for trying a send without sending.
 
 Files go under ``<outbox_dir>/<issue>/`` and are named after the recipient, so a
-re-run overwrites rather than duplicates. Each is written to a temporary file in
+re-run overwrites rather than duplicates. A recipient with an envelope sender of its
+own (a VERP ``return_path``) gets it as the first line, ``Return-Path: <...>``, as
+the receiving server would write it. Each is written to a temporary file in
 the same folder, flushed to disk and renamed over the final name: a reader (or a
 crash) sees a whole message or none.
 """
@@ -18,7 +20,7 @@ from pathlib import Path
 from mailer.headersafety import HeaderInjectionError
 from mailer.mail import Batch, Delivery, DeliveryState, Recipient, refused
 from mailer.transports.base import TransportBase
-from mailer.transports.message import MessageTemplate
+from mailer.transports.message import MessageTemplate, return_path_header
 from mailer.transports.ratelimit import NOT_HANDED_OVER, Limiter, StopWaiting, Unlimited
 
 _UNSAFE = re.compile(r"[^a-z0-9@._+-]")
@@ -99,8 +101,11 @@ class OutboxTransport(TransportBase):
             message = template.message(recipient)
         except HeaderInjectionError as error:
             return refused(recipient, error)
+        data = message.data
+        if recipient.return_path:  # as the receiving server would store it
+            data = return_path_header(recipient.return_path) + data
         try:
-            write_atomically(self.path_for(batch, recipient), message.data)
+            write_atomically(self.path_for(batch, recipient), data)
         except OSError as error:
             return _failed(recipient, error)
         return Delivery(

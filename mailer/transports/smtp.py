@@ -6,7 +6,8 @@
 system's CAs or ``MAILER_SMTP_CA_FILE``.
 
 Each message is its own transaction (MAIL, RCPT, DATA) so that a refused address
-fails only that recipient. A connection that drops before the message went out
+fails only that recipient, and so that each can have its own envelope sender (the
+recipient's ``return_path``, a VERP address, else the From address). A connection that drops before the message went out
 (idle timeout, a 421 from the server) is reopened and the message tried once
 more; a drop after the whole message went out but before the server's answer is
 reported as ``unknown``, since the server may have queued it.
@@ -182,7 +183,8 @@ class SmtpTransport(TransportBase):
         for attempt in (1, 2):
             conn = self._connection()
             try:
-                self._transaction(conn, sender, recipient.email, message.data, utf8=message.utf8)
+                envelope = recipient.return_path or sender
+                self._transaction(conn, envelope, recipient.email, message.data, utf8=message.utf8)
             except _Unanswered:
                 self._discard()
                 return Delivery(

@@ -49,13 +49,6 @@ MAILER = [str(Path(sys.executable).with_name("mailer"))]
 
 
 @pytest.fixture
-def seed() -> int:
-    value = int(os.environ.get("MAILER_CRASH_SEED", random.randrange(1_000_000)))
-    print(f"crash test seed: {value} (replay with MAILER_CRASH_SEED={value})")
-    return value
-
-
-@pytest.fixture
 def project(tmp_path: Path) -> dict[str, str]:
     """A store with MEMBERS active members and two who left; the environment to send with."""
     database = f"sqlite:///{tmp_path / 'mailer.db'}"

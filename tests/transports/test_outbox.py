@@ -84,6 +84,21 @@ class TestOutboxTransport:
             message["Subject"],
         )
 
+    def test_the_envelope_sender_is_the_return_path(
+        self, tmp_path: Path, make_batch: MakeBatch, make_recipient: MakeRecipient
+    ) -> None:
+        """A recipient's VERP envelope sender is the file's first line, as a server would store it;
+        a recipient without one gets no Return-Path."""
+        verp = "bounces+b1-aaaaaaaa-bbbbbbbbbbbbbbbb@news.example.org"
+        transport = OutboxTransport(tmp_path)
+        batch = make_batch(recipients=[make_recipient(1, return_path=verp), make_recipient(2)])
+        transport.send(batch)
+        first, second = (transport.path_for(batch, r).read_bytes() for r in batch.recipients)
+        assert (f"Return-Path: <{verp}>\r\n".encode(), False) == (
+            first.split(b"\r\n", 1)[0] + b"\r\n",
+            b"Return-Path" in second,
+        )
+
     def test_rerun_overwrites(self, tmp_path: Path, make_batch: MakeBatch) -> None:
         """Sending the same batch again replaces each file rather than adding one."""
         transport = OutboxTransport(tmp_path)

@@ -297,3 +297,15 @@ class TestSmtpSecurity:
             "CERTIFICATE_VERIFY_FAILED" in (delivery.error or ""),
             server.messages,
         )
+
+
+class TestEnvelopeSender:
+    def test_each_recipient_s_return_path_is_its_mail_from(
+        self, smtp_server: SmtpServer, make_batch: MakeBatch, make_recipient: MakeRecipient
+    ) -> None:
+        """A VERP return path is the envelope sender of that recipient's message; without one, From."""
+        verp = "bounces+b1-aaaaaaaa-bbbbbbbbbbbbbbbb@news.example.org"
+        batch = make_batch(recipients=[make_recipient(1, return_path=verp), make_recipient(2)])
+        with SmtpTransport(parse_smtp_url(smtp_server.url())) as transport:
+            transport.send(batch)
+        assert [verp, batch.sender.email] == [m.mail_from for m in smtp_server.messages]

@@ -1,0 +1,1 @@
+"""Real mail servers for the tests: Debian's Postfix and Dovecot (see :mod:`servers.mail`)."""
