@@ -207,7 +207,8 @@ def test_kill_9_mid_send_is_resumed_by_the_next_start_through_the_outbox(
     settles the ledger from the outbox's files, and sends the rest; no file is written twice."""
     project, slot, issue = due
     outbox = tmp_path / "outbox"
-    env = environment(project, database, MAILER_OUTBOX_DIR=str(outbox))
+    # The scheduler never falls back to the outbox: it is chosen on purpose here.
+    env = environment(project, database, MAILER_TRANSPORT="outbox", MAILER_OUTBOX_DIR=str(outbox))
     first = scheduler({**env, "MAILER_SEND_RATE": "10"})
     folder = outbox / issue
     wait_for(lambda: len(list(folder.glob("*.eml"))) >= 3, "the send to start")
@@ -250,7 +251,7 @@ def test_a_configuration_error_exits_2_with_the_reason(
 ) -> None:
     """No [schedule] in mailer.toml: one clear line on stderr, exit status 2, nothing sent."""
     project = Project.make(tmp_path / "project", schedule="")
-    process = scheduler(environment(project, database))
+    process = scheduler(environment(project, database, MAILER_TRANSPORT="outbox"))
     assert 2 == process.process.wait(30)
     assert "ERROR mailer.scheduler: mailer.toml has no [schedule] table" in process.text
 
