@@ -295,16 +295,16 @@ class TestHostHeader:
     def test_our_own_hosts_are_served(self, make_web: Callable[..., Web]) -> None:
         web = make_web(allowed_hosts="old-news.example.org, news.example.org")
         for host in ("127.0.0.1", "localhost", "old-news.example.org", "NEWS.example.org"):
-            assert 200 == web.client.get("/healthz", headers={"Host": host}).status_code
-        assert 400 == web.client.get("/healthz", headers={"Host": "evil.example"}).status_code
+            assert 200 == web.client.get("/static/site.css", headers={"Host": host}).status_code
+        assert 400 == web.client.get("/static/site.css", headers={"Host": "evil.example"}).status_code
 
     def test_https_sites_get_hsts(self, make_web: Callable[..., Web]) -> None:
         web = make_web(base_url="https://news.example.org")
-        response = web.client.get("/healthz")
+        response = web.client.get("/static/site.css")
         assert "max-age=31536000" == response.headers["strict-transport-security"]
 
     def test_http_sites_do_not(self, sqlite_web: Web) -> None:
-        assert "strict-transport-security" not in sqlite_web.client.get("/healthz").headers
+        assert "strict-transport-security" not in sqlite_web.client.get("/static/site.css").headers
 
 
 class TestOddInput:
