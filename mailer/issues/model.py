@@ -12,7 +12,7 @@ import datetime as dt
 import difflib
 import re
 from dataclasses import dataclass
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -26,6 +26,7 @@ from pydantic_core import PydanticCustomError
 
 from mailer.errors import Problem
 from mailer.headersafety import HeaderLine
+from mailer.issues.links import TextMistake, link_mistakes
 
 # Members' own fields an editor may use in the text, as {{ first_name }} or
 # {{ first_name | there }} (the text after the bar is used when the field is empty).
@@ -43,16 +44,9 @@ ALLOWED_SCHEMES = ("http", "https", "mailto")
 _ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 
 
-class MergeTagMistake(NamedTuple):
-    """One wrong merge tag: the text as written (to find it in the file) and what to do."""
-
-    fragment: str
-    message: str
-
-
-def merge_tag_mistakes(value: str) -> list[MergeTagMistake]:
+def merge_tag_mistakes(value: str) -> list[TextMistake]:
     """Every wrong {{ }} in a piece of text, in order; empty when all are member fields."""
-    mistakes: list[MergeTagMistake] = []
+    mistakes: list[TextMistake] = []
     known = ", ".join(MERGE_FIELDS)
     for match in MERGE_TAG.finditer(value):
         field = match["field"]
@@ -60,8 +54,10 @@ def merge_tag_mistakes(value: str) -> list[MergeTagMistake]:
             close = difflib.get_close_matches(field.lower(), MERGE_FIELDS, n=1)
             hint = f" (did you mean {{{{ {close[0]} }}}}?)" if close else ""
             mistakes.append(
-                MergeTagMistake(
-                    match[0], f"'{match[0]}' is not a member field{hint}; you can use: {known}"
+                TextMistake(
+                    match.start(),
+                    match[0],
+                    f"'{match[0]}' is not a member field{hint}; you can use: {known}",
                 )
             )
     # Blank the good tags out (keeping positions) so that what remains is stray.
@@ -71,14 +67,15 @@ def merge_tag_mistakes(value: str) -> list[MergeTagMistake]:
         if len(shown) == 2:  # a lone brace pair: show what follows it, to find it
             shown = value[match.start() :].split("\n", 1)[0][:30].rstrip()
         mistakes.append(
-            MergeTagMistake(
+            TextMistake(
+                match.start(),
                 shown,
                 f"'{shown}' is not a merge tag: write a member field in double braces, "
                 "like {{ first_name }} or {{ first_name | there }} "
                 "(the text after | is shown when the member's field is empty)",
             )
         )
-    return mistakes
+    return sorted(mistakes)
 
 
 def _check_url(value: str) -> str:
@@ -110,11 +107,20 @@ def _check_image_url(value: str) -> str:
 
 
 def _check_merge_tags(value: str) -> str:
-    mistakes = merge_tag_mistakes(value)
+    return _refuse(merge_tag_mistakes(value), value)
+
+
+def _check_markdown(value: str) -> str:
+    """Merge tags, and links the email could carry (not www.… without https://, not javascript:)."""
+    return _refuse(sorted([*merge_tag_mistakes(value), *link_mistakes(value)]), value)
+
+
+def _refuse(mistakes: list[TextMistake], value: str) -> str:
     if mistakes:
-        # One error per field, carrying every mistake so the loader can pin each to its line.
+        # One error per field, carrying every mistake (in order) so the loader can pin each
+        # to its line.
         raise PydanticCustomError(
-            "merge_tag",
+            "text_mistakes",
             "{message}",
             {"message": "; ".join(m.message for m in mistakes), "mistakes": mistakes},
         )
@@ -161,7 +167,7 @@ Text = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_check_merge_tags)
 ]
 HeaderText = Annotated[Text, HeaderLine]
-Markdown = Annotated[str, StringConstraints(min_length=1), AfterValidator(_check_merge_tags)]
+Markdown = Annotated[str, StringConstraints(min_length=1), AfterValidator(_check_markdown)]
 Status = Literal["draft", "ready"]
 
 
