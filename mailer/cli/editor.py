@@ -67,3 +67,33 @@ def preview(
     console.print(preview_table(entries, newsletter))
     index = out / "index.html"
     console.print(f"Wrote {len(entries) * 2 + 1} files to {out}/: open {index} in a browser.")
+
+
+def schema(
+    write: bool = typer.Option(
+        False,
+        "--write",
+        help="Write it to the issues folder as issue.schema.json (where .vscode/settings.json "
+        "points) instead of printing it.",
+    ),
+) -> None:
+    """Print the issue file's JSON Schema (draft 2020-12), for text editors.
+
+    Generated from mailer's issue model, with the editor's guide's descriptions
+    and examples on every field and mailer.toml's segment names as the only names
+    an audience may use. VS Code with the YAML extension then completes field
+    names and underlines mistakes as you type (see docs/editors.md). Run it with
+    --write after changing the segments in mailer.toml.
+    """
+    from mailer.cli.common import load_context
+    from mailer.errors import display_path
+    from mailer.issues.schema import SCHEMA_FILE, schema_text
+
+    _, newsletter = load_context()
+    text = schema_text(newsletter)
+    if not write:
+        typer.echo(text, nl=False)
+        return
+    target = newsletter.issues_dir / SCHEMA_FILE
+    target.write_text(text, encoding="utf-8")
+    typer.echo(f"Wrote {display_path(target)}")

@@ -176,28 +176,73 @@ class Strict(BaseModel):
 
 
 class Image(Strict):
-    url: ImageUrl
-    alt: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = Field(
-        description="Describes the image for people who cannot see it. Required."
+    """A picture in a section, with the words that describe it."""
+
+    url: ImageUrl = Field(
+        description="The web address of the picture, starting with https://.",
+        examples=["https://images.example.org/2026/12/warm-space.jpg"],
     )
-    link: Url | None = None
+    alt: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = Field(
+        description="A sentence saying what the picture shows, read aloud to people who cannot "
+        "see it and shown when pictures are turned off. Describe it as you would on the phone, "
+        "not 'image1'.",
+        examples=["Volunteers serving soup to older people in a chapel vestry"],
+    )
+    link: Url | None = Field(
+        None,
+        description="Where clicking the picture goes (optional).",
+        examples=["https://example.org/warm-spaces"],
+    )
 
 
 class Button(Strict):
-    label: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
-    url: Url
+    """A button under a section's text."""
+
+    label: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)
+    ] = Field(
+        description="The words on the button, at most 60 characters.", examples=["Book a place"]
+    )
+    url: Url = Field(
+        description="Where the button goes: a link starting with https://, http:// or mailto:.",
+        examples=["https://example.org/events/winter-gathering"],
+    )
 
 
 class Section(Strict):
-    title: Text
-    body: Markdown
-    image: Image | None = None
+    """One section of the issue: a title, its text, and optionally a picture and a button."""
+
+    title: Text = Field(
+        description="The section's heading.", examples=["Put your warm space on the map"]
+    )
+    body: Markdown = Field(
+        description="The section's text, in Markdown: **bold**, *italic*, [words](https://…) "
+        "and lists with '- '. Member fields such as {{ first_name | there }} work here.",
+        examples=["Add your dates by **Friday 18 December** so they appear in local listings."],
+    )
+    image: Image | None = Field(
+        None,
+        description="A picture: its url, its alt text and, if you like, a link (optional).",
+        examples=[{"url": "https://images.example.org/hall.jpg", "alt": "A busy community hall"}],
+    )
     # Where the image goes: above the text, or beside it in a two-column block
     # (stacked on narrow screens).
-    layout: Literal["stacked", "image-left", "image-right"] = "stacked"
-    button: Button | None = None
+    layout: Literal["stacked", "image-left", "image-right"] = Field(
+        "stacked",
+        description="Where the image goes: stacked (above the text, the default), image-left or "
+        "image-right (beside the text; stacked on phones).",
+        examples=["image-right"],
+    )
+    button: Button | None = Field(
+        None,
+        description="A button under the text: its label and its url (optional).",
+        examples=[{"label": "Book a place", "url": "https://example.org/book"}],
+    )
     audience: Annotated[list[str], BeforeValidator(_one_or_many)] = Field(
-        default_factory=list, description="Segment names; empty means everyone."
+        default_factory=list,
+        description="The segments whose members see this section. Leave it out and everyone "
+        "sees it.",
+        examples=[["youth"], ["scotland", "in-person"]],
     )
 
     def is_for(self, segments: frozenset[str]) -> bool:
@@ -206,27 +251,71 @@ class Section(Strict):
 
 
 class SegmentOverride(Strict):
-    subject: HeaderText | None = None
-    preheader: HeaderText | None = None
-    intro: Markdown | None = None
+    """What members of one segment get instead of the issue's subject, preheader or intro."""
+
+    subject: HeaderText | None = Field(
+        None,
+        description="The subject line for this segment's members instead of the issue's.",
+        examples=["Shwmae! Winter connections from across Wales"],
+    )
+    preheader: HeaderText | None = Field(
+        None,
+        description="The preheader for this segment's members instead of the issue's.",
+        examples=["Events near you in Wales this winter."],
+    )
+    intro: Markdown | None = Field(
+        None,
+        description="The opening words for this segment's members instead of the issue's "
+        "(Markdown).",
+        examples=["Hello {{ first_name | there }},\n\nThis fortnight starts in Wales."],
+    )
 
 
 class Issue(Strict):
     """One fortnightly issue, as the editor wrote it."""
 
     slug: str = Field(description="The issue's name, from its file name; not written in the file.")
-    subject: Annotated[HeaderText, StringConstraints(max_length=150)]
-    preheader: Annotated[HeaderText, StringConstraints(max_length=200)]
+    subject: Annotated[HeaderText, StringConstraints(max_length=150)] = Field(
+        description="The subject line members see in their inbox. At most 150 characters; "
+        "phones show about the first 40, so put what matters first.",
+        examples=["Winter connections: warm spaces and your January invitation"],
+    )
+    preheader: Annotated[HeaderText, StringConstraints(max_length=200)] = Field(
+        description="The short line most inboxes show after the subject. At most 200 characters.",
+        examples=["Christmas opening hours, a free online session and booking for our gathering."],
+    )
     date: Annotated[dt.date, BeforeValidator(_check_date)] = Field(
-        description="The date of the fortnightly slot this issue is for."
+        description="The date of the fortnightly slot the issue is for, written year-month-day. "
+        "It should match the file name.",
+        examples=["2026-12-03"],
     )
-    status: Status
-    intro: Markdown
-    sections: list[Section] = Field(min_length=1)
+    status: Status = Field(
+        description="draft while you are working on it; ready once it is checked and proofread "
+        "and may go out on its slot.",
+        examples=["draft", "ready"],
+    )
+    intro: Markdown = Field(
+        description="The opening words, above the sections (Markdown). Member fields such as "
+        "{{ first_name | there }} work here.",
+        examples=["Hello {{ first_name | there }},\n\nHere is what is happening this fortnight."],
+    )
+    sections: list[Section] = Field(
+        min_length=1,
+        description="The issue's sections, in order: a list with at least one, each with a "
+        "title and a body.",
+        examples=[[{"title": "Put your warm space on the map", "body": "Add your dates."}]],
+    )
     segments: dict[str, SegmentOverride] = Field(
-        default_factory=dict, description="Per-segment overrides of subject, preheader or intro."
+        default_factory=dict,
+        description="A different subject, preheader or intro for members of a segment: the "
+        "segment's name, then those fields indented below it.",
+        examples=[{"wales": {"subject": "Shwmae! Winter connections from across Wales"}}],
     )
-    sign_off: Markdown | None = None
+    sign_off: Markdown | None = Field(
+        None,
+        description="The closing words, after the sections (Markdown; each line stays a line).",
+        examples=["Take care of yourselves this winter,\n\nAmara Okafor\nNetwork Coordinator"],
+    )
 
     def segments_named(self) -> set[str]:
         """Every segment the issue refers to, in audiences or overrides."""
