@@ -217,5 +217,5 @@ def _warn_alt_text(source: IssueSource, issue: Issue) -> None:
                 source.line_of(("sections", i, "image", "alt")),
                 f"the alt text '{section.image.alt.strip()}' of the image in section {i + 1} "
                 f"{problem.value}: describe what the picture shows, for people who cannot see "
-                "it (\"Volunteers serving soup in a chapel vestry\")",
+                'it ("Volunteers serving soup in a chapel vestry")',
             )

@@ -198,10 +198,10 @@ class Image(Strict):
 class Button(Strict):
     """A button under a section's text."""
 
-    label: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)
-    ] = Field(
-        description="The words on the button, at most 60 characters.", examples=["Book a place"]
+    label: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)] = (
+        Field(
+            description="The words on the button, at most 60 characters.", examples=["Book a place"]
+        )
     )
     url: Url = Field(
         description="Where the button goes: a link starting with https://, http:// or mailto:.",

@@ -19,8 +19,8 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from mailer.errors import Problem
-from mailer.issues.model import Issue, IssueCheck, Loc
 from mailer.issues.lines import line_problems
+from mailer.issues.model import Issue, IssueCheck, Loc
 from mailer.issues.wording import COLON_IN_VALUE, REQUIRED_FIELDS, TAB, YAML_HINTS
 
 __all__ = ["IssueSource", "IssueYamlLoader", "NodeBuilder"]

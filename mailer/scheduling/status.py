@@ -43,7 +43,6 @@ class SlotView:
     detail: str
     meant: tuple[str, ...] = ()  # files dated off the schedule whose nearest slot this is
 
-
     def to_json(self) -> dict[str, Any]:
         return {
             "slot": self.slot.utc.isoformat(),

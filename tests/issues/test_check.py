@@ -1128,7 +1128,10 @@ class TestMarkdownLinks:
 
     def test_a_link_in_a_title_is_plain_text(self, newsletter: Newsletter) -> None:
         """Titles are not Markdown, so brackets in them are just text."""
-        content = VALID.replace("title: Put your warm space on the map", "title: 'Put your [warm space](www) on the map'")
+        content = VALID.replace(
+            "title: Put your warm space on the map",
+            "title: 'Put your [warm space](www) on the map'",
+        )
 
         assert [] == errors(newsletter, content)
 
