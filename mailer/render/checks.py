@@ -198,8 +198,8 @@ def _subject(subject: str) -> LengthCheck:
     note = None
     if length > SUBJECT_LONG:
         note = (
-            f"{length} characters: phones show about the first {SUBJECT_ON_A_PHONE} "
-            "and desktop inboxes about 60, so put what matters first"
+            f"phones show about the first {SUBJECT_ON_A_PHONE} characters (“{shown}”) and "
+            "desktop inboxes about 60: put what matters first"
         )
     elif length > SUBJECT_ON_A_PHONE:
         note = f"phones show about the first {SUBJECT_ON_A_PHONE} characters: “{shown}”"
@@ -211,9 +211,9 @@ def _preheader(preheader: str) -> LengthCheck:
     note = None
     if length < PREHEADER_SHORT:
         note = (
-            f"{length} characters: inboxes fill the rest of the line with the email's first "
-            "words; 40 to 100 characters fill it with yours"
+            "inboxes fill the rest of the line with the email's first words; 40 to 100 "
+            "characters fill it with yours"
         )
     elif length > PREHEADER_SHOWN:
-        note = f"{length} characters: most inboxes show about the first {PREHEADER_SHOWN}"
+        note = f"most inboxes show about the first {PREHEADER_SHOWN} characters"
     return LengthCheck(preheader, length, _cut(preheader, PREHEADER_SHOWN), note)
