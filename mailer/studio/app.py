@@ -116,9 +116,17 @@ def allowed_hosts(host: str, port: int) -> set[str]:
 
 
 def create_studio(
-    workspace: Workspace, *, host: str, port: int, first: str | None = None
+    workspace: Workspace,
+    *,
+    host: str,
+    port: int,
+    first: str | None = None,
+    spamassassin: str = "spamassassin",
 ) -> Starlette:
-    """The studio for this workspace, as it will listen on ``host:port``."""
+    """The studio for this workspace, as it will listen on ``host:port``.
+
+    ``first`` is the issue ``/`` opens; ``spamassassin`` the program that scores messages.
+    """
     token = secrets.token_urlsafe(24)
     changes = Changes(workspace.version)
     env = Environment(
@@ -161,7 +169,7 @@ def create_studio(
 
     async def spam(request: Request) -> Response:
         query = Query.of(request.path_params["slug"], dict(request.query_params))
-        fragment = await run_in_threadpool(_spam_fragment, workspace, query, env)
+        fragment = await run_in_threadpool(_spam_fragment, workspace, query, env, spamassassin)
         return HTMLResponse(fragment, headers={"Cache-Control": "no-store"})
 
     async def members(request: Request) -> Response:
@@ -277,7 +285,7 @@ async def _watch(workspace: Workspace, changes: Changes, stop: asyncio.Event) ->
                 break  # mailer.toml moved the issues or templates folder: watch the new ones
 
 
-def _spam_fragment(workspace: Workspace, query: Query, env: Environment) -> str:
+def _spam_fragment(workspace: Workspace, query: Query, env: Environment, program: str) -> str:
     view = build_view(workspace, query)
     if view.message is None or view.variant is None or view.newsletter is None:
         return ""
@@ -292,7 +300,7 @@ def _spam_fragment(workspace: Workspace, query: Query, env: Environment) -> str:
         view.chosen.values if view.chosen else None,
     )
     message = MessageTemplate(batch).message(batch.recipients[0])
-    return env.get_template("spam.html").render(spam=score(message.data))
+    return env.get_template("spam.html").render(spam=score(message.data, program))
 
 
 def _send_test(workspace: Workspace, asked: dict[str, Any]) -> tuple[dict[str, Any], int]:
