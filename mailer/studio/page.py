@@ -8,6 +8,7 @@ mailer.toml or of the templates become the page's ``problems``.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 from collections.abc import Mapping
@@ -138,8 +139,12 @@ def build_view(workspace: Workspace, query: Query) -> View:
 def _chosen_file(files: list[IssueFile], slug: str | None) -> IssueFile | None:
     if slug is not None:
         return next((file for file in files if file.slug == slug), None)
-    # No issue named: the next one to go out (the earliest not yet past), else the newest.
-    return files[0] if files else None
+    # No issue named: the next one to go out (the earliest dated today or later), else the newest.
+    today = dt.date.today()
+    coming = [f for f in files if f.issue is not None and f.issue.date >= today]
+    return min(coming, key=lambda f: (f.issue.date if f.issue else today, f.slug), default=None) or (
+        files[0] if files else None
+    )
 
 
 def _fill(view: View, workspace: Workspace, file: IssueFile, newsletter: Newsletter) -> None:
