@@ -23,7 +23,7 @@ import html
 import json
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,22 +255,27 @@ def _missing(slug: str, workspace: Workspace) -> str:
     )
 
 
+def _relevant(config: Path) -> Callable[[Change, str], bool]:
+    """Which changed paths matter: mailer.toml in its folder, anything but editors' scratch files
+    in the issues and templates folders."""
+
+    def relevant(change: Change, name: str) -> bool:
+        path = Path(name)
+        if path.name.startswith((".", "#")) or path.name.endswith(("~", ".swp", ".tmp")):
+            return False  # editors' lock, swap and backup files
+        return path == config or path.parent != config.parent
+
+    return relevant
+
+
 async def _watch(workspace: Workspace, changes: Changes, stop: asyncio.Event) -> None:
     """Follow the issues folder, the templates and mailer.toml until ``stop`` is set."""
     while not stop.is_set():
         watched = workspace.watched()
         folders = {path if path.is_dir() else path.parent for path in watched}
-        config = workspace.settings.config_path.resolve()
-
-        def relevant(change: Change, name: str) -> bool:
-            path = Path(name)
-            if path.name.startswith((".", "#")) or path.name.endswith(("~", ".swp", ".tmp")):
-                return False  # editors' lock, swap and backup files
-            return path == config or path.parent != config.parent
-
         async for batch in awatch(
             *folders,
-            watch_filter=relevant,
+            watch_filter=_relevant(workspace.settings.config_path.resolve()),
             debounce=80,
             step=20,
             stop_event=stop,
@@ -358,6 +363,3 @@ def _send_test(workspace: Workspace, asked: dict[str, Any]) -> tuple[dict[str, A
         "message": f"Sent {view.variant.name} to {', '.join(editors)} through {name}{where}, "
         f"subject marked {TEST_PREFIX.strip()}.",
     }, 200
-
-
-

@@ -46,7 +46,9 @@ def find_members(store: SubscriberStore, words: str) -> list[dict[str, object]]:
     """Up to a dozen active members whose address, name or organisation holds these words."""
     pattern = f"%{words.strip().lower()}%"
     query = (
-        select(SubscriberRow.id, SubscriberRow.email, SubscriberRow.name, SubscriberRow.organisation)
+        select(
+            SubscriberRow.id, SubscriberRow.email, SubscriberRow.name, SubscriberRow.organisation
+        )
         .where(SubscriberRow.status == "active")
         .where(
             or_(

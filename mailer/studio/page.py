@@ -142,9 +142,9 @@ def _chosen_file(files: list[IssueFile], slug: str | None) -> IssueFile | None:
     # No issue named: the next one to go out (the earliest dated today or later), else the newest.
     today = dt.date.today()
     coming = [f for f in files if f.issue is not None and f.issue.date >= today]
-    return min(coming, key=lambda f: (f.issue.date if f.issue else today, f.slug), default=None) or (
-        files[0] if files else None
-    )
+    return min(
+        coming, key=lambda f: (f.issue.date if f.issue else today, f.slug), default=None
+    ) or (files[0] if files else None)
 
 
 def _fill(view: View, workspace: Workspace, file: IssueFile, newsletter: Newsletter) -> None:

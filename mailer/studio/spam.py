@@ -46,7 +46,9 @@ class SpamScore:
 
     @property
     def spammy(self) -> bool:
-        return self.points is not None and self.required is not None and self.points >= self.required
+        return (
+            self.points is not None and self.required is not None and self.points >= self.required
+        )
 
 
 _known: dict[str, SpamScore] = {}
@@ -89,7 +91,9 @@ def parse_report(report: str) -> SpamScore:
     """The points, the threshold and the matched rules from the report ``-t`` appends."""
     summary = _SUMMARY.search(report)
     if summary is None:
-        return SpamScore(problem="SpamAssassin gave no score: run `spamassassin -L -t` on a message to see why")
+        return SpamScore(
+            problem="SpamAssassin gave no score: run `spamassassin -L -t` on a message to see why"
+        )
     table = report[summary.end() :].split("\n---- ", 1)[-1].split("\n", 1)[-1]
     rules = []
     for line in table.splitlines():

@@ -39,7 +39,8 @@ def images_off(page: str) -> str:
 
 def _alt_box(match: re.Match[str]) -> str:
     attributes = {
-        name.lower(): html.unescape(value.strip("'\"")) for name, value in _ATTRIBUTE.findall(match[0])
+        name.lower(): html.unescape(value.strip("'\""))
+        for name, value in _ATTRIBUTE.findall(match[0])
     }
     alt = attributes.get("alt", "").strip()
     if not alt:

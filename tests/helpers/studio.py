@@ -39,7 +39,10 @@ def import_sample_list(folder: Path, database_url: str) -> None:
     result = CliRunner().invoke(
         cli,
         ["subscribers", "import", str(folder / "subscribers" / "members.csv")],
-        env={"MAILER_CONFIG_PATH": str(folder / "mailer.toml"), "MAILER_DATABASE_URL": database_url},
+        env={
+            "MAILER_CONFIG_PATH": str(folder / "mailer.toml"),
+            "MAILER_DATABASE_URL": database_url,
+        },
     )
     assert 0 == result.exit_code, result.output
 

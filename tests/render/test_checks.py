@@ -36,9 +36,10 @@ class TestLinks:
         """Each link of the sample issue is listed, the footer's included, none flagged."""
         checks = check_variant(compiled, message, own_links=BASE)
 
-        assert ("Add your warm space", "https://connected-communities.example.org/warm-spaces/add") in [
-            (link.text, link.href) for link in checks.links
-        ]
+        assert (
+            "Add your warm space",
+            "https://connected-communities.example.org/warm-spaces/add",
+        ) in [(link.text, link.href) for link in checks.links]
         assert ("Unsubscribe from Connected Communities", f"{BASE}/unsubscribe/preview-token") == (
             checks.links[-1].text,
             checks.links[-1].href,
@@ -67,10 +68,17 @@ class TestLinks:
             '<a href="https://example.org/"><img src="https://example.org/a.png" alt="Our logo"></a>'
         )
 
-        links = check_variant(compiled, with_html(message, html), own_links="http://news.example.org").links
+        links = check_variant(
+            compiled, with_html(message, html), own_links="http://news.example.org"
+        ).links
 
         assert [
-            ("Old site", ("starts with http://: members' mail apps may warn; use https:// if the site has it",)),
+            (
+                "Old site",
+                (
+                    "starts with http://: members' mail apps may warn; use https:// if the site has it",
+                ),
+            ),
             ("Site", ("is not a whole web address: it will not open from an inbox",)),
             ("Unsubscribe", ()),
             ("[picture: Our logo]", ()),
@@ -84,7 +92,9 @@ class TestPictures:
         """File names, placeholders, single words and missing alt text are flagged."""
         html = "".join(
             f'<img src="https://example.org/{n}.jpg" alt="{alt}">'
-            for n, alt in enumerate(["IMG_2041.jpg", "image1", "Map", "", "Volunteers serving soup"])
+            for n, alt in enumerate(
+                ["IMG_2041.jpg", "image1", "Map", "", "Volunteers serving soup"]
+            )
         )
 
         images = check_variant(compiled, with_html(message, html)).images
@@ -114,7 +124,10 @@ class TestLengthsAndReading:
     @pytest.mark.parametrize(
         ("preheader", "note"),
         [
-            ("Short.", "inboxes fill the rest of the line with the email's first words; 40 to 100 characters fill it with yours"),
+            (
+                "Short.",
+                "inboxes fill the rest of the line with the email's first words; 40 to 100 characters fill it with yours",
+            ),
             ("x" * 60, None),
             ("x" * 130, "most inboxes show about the first 100 characters"),
         ],

@@ -160,7 +160,9 @@ class TestTheList:
         assert 0 == result.exit_code, result.stderr
         assert sorted([*DEFAULT_VARIANTS, "youth+wales"]) == variants_written(out)
         assert re.search(r"│ youth\+wales\s+│ Youth loneliness, Wales\s+│\s+2 │", result.stdout)
-        assert re.search(r"│ general\s+│ members in none of the issue's segments\s+│\s+1 │", result.stdout)
+        assert re.search(
+            r"│ general\s+│ members in none of the issue's segments\s+│\s+1 │", result.stdout
+        )
         assert "2 on the list get this variant" in (out / "index.html").read_text("utf-8")
 
     def test_files_of_variants_no_longer_written_are_removed(

@@ -24,7 +24,10 @@ class TestTheData:
 
         assert folder.joinpath("LICENSE").read_text("utf-8").startswith("MIT License")
         assert "Copyright (c) 2019 Rémi Parmentier" in folder.joinpath("LICENSE").read_text("utf-8")
-        assert ("https://github.com/hteumeuleu/caniemail", 40) == (data["source"], len(data["commit"]))
+        assert ("https://github.com/hteumeuleu/caniemail", 40) == (
+            data["source"],
+            len(data["commit"]),
+        )
 
 
 class TestWhatIsFound:

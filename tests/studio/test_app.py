@@ -21,14 +21,16 @@ def first_event_after(studio: Studio, change: object) -> tuple[str, float]:
     ready = threading.Event()
 
     def listen() -> None:
-        with httpx.Client(base_url=studio.url, timeout=10) as client:
-            with client.stream("GET", "/events") as stream:
-                for line in stream.iter_lines():
-                    if line.startswith("event: hello"):
-                        ready.set()
-                    elif line.startswith("event: change"):
-                        found.append(("change", time.monotonic()))
-                        return
+        with (
+            httpx.Client(base_url=studio.url, timeout=10) as client,
+            client.stream("GET", "/events") as stream,
+        ):
+            for line in stream.iter_lines():
+                if line.startswith("event: hello"):
+                    ready.set()
+                elif line.startswith("event: change"):
+                    found.append(("change", time.monotonic()))
+                    return
 
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
@@ -77,7 +79,9 @@ class TestBadFiles:
         config = studio.folder / "mailer.toml"
         good = config.read_text(encoding="utf-8")
         version = studio.workspace.version
-        config.write_text(good.replace('brand_colour = "#1f5c4a"', 'brand_colour = "green"'), "utf-8")
+        config.write_text(
+            good.replace('brand_colour = "#1f5c4a"', 'brand_colour = "green"'), "utf-8"
+        )
         wait_until(lambda: studio.workspace.version > version)
 
         page = studio.client.get(f"/issues/{WINTER}")
@@ -150,8 +154,11 @@ class TestSendTest:
         finally:
             studio.stop()
 
-        assert (409, "mailer.toml lists no editors to send tests to: add them to [schedule] as "
-                'editors = ["you@example.org"]') == (answer.status_code, answer.json()["error"])
+        assert (
+            409,
+            "mailer.toml lists no editors to send tests to: add them to [schedule] as "
+            'editors = ["you@example.org"]',
+        ) == (answer.status_code, answer.json()["error"])
         assert "Add editors to [schedule] in mailer.toml to send tests" in page
 
     def test_an_unknown_variant(self, studio: Studio) -> None:

@@ -119,7 +119,9 @@ class TestViews:
 
         page.get_by_role("link", name="Dark mode").click()
         expect(page.get_by_role("link", name="Dark mode")).to_have_attribute("aria-pressed", "true")
-        page.wait_for_function(f"(() => {{ const c = ({card})(); return c && c !== {light!r}; }})()")
+        page.wait_for_function(
+            f"(() => {{ const c = ({card})(); return c && c !== {light!r}; }})()"
+        )
         dark = page.evaluate(card)
 
         assert "rgb(255, 255, 255)" == light
@@ -156,7 +158,7 @@ class TestViews:
 
     def test_every_variant_the_list_gets_with_its_members(self, page: Page) -> None:
         """The variant list names every variant the sample list produces, with its members."""
-        options = page.locator('#variant-picker optgroup:first-child option').all_inner_texts()
+        options = page.locator("#variant-picker optgroup:first-child option").all_inner_texts()
         counts = [int(option.split(" · ")[1].split()[0]) for option in options]
 
         assert (23, 60) == (len(options), sum(counts))
@@ -166,7 +168,9 @@ class TestViews:
         """Choosing a variant shows what its members get: youth sees the youth toolkit."""
         page.select_option("#variant-picker", label="youth · 8 members")
 
-        expect(phone(page).get_by_text("New toolkit: “Nobody should feel left on read”")).to_be_visible()
+        expect(
+            phone(page).get_by_text("New toolkit: “Nobody should feel left on read”")
+        ).to_be_visible()
         expect(page.locator("[data-variant-label]")).to_have_text("Youth loneliness")
 
     def test_a_members_personalisation(self, page: Page) -> None:

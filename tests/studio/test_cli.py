@@ -26,9 +26,7 @@ def free_port() -> int:
 
 
 def mailer(project: Path, *args: str) -> subprocess.Popen[str]:
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith("MAILER_")
-    }
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("MAILER_")}
     return subprocess.Popen(
         [sys.executable, "-c", "from mailer.cli import main; main()", *args],
         cwd=project,
@@ -78,7 +76,9 @@ class TestListening:
     def test_it_serves_the_issue_asked_for_and_stops_on_ctrl_c(self, project: Path) -> None:
         """It answers on 127.0.0.1 with the issue given, and Ctrl+C stops it with a page open."""
         port = free_port()
-        process = mailer(project, "preview", "--serve", f"issues/{WINTER}.yaml", "--port", str(port))
+        process = mailer(
+            project, "preview", "--serve", f"issues/{WINTER}.yaml", "--port", str(port)
+        )
         try:
             first = wait_until_up(f"http://127.0.0.1:{port}/", process)
             with httpx.stream("GET", f"http://127.0.0.1:{port}/events", timeout=10) as events:
@@ -96,7 +96,14 @@ class TestListening:
         """With --allow-remote it listens where asked and warns that anyone there can send tests."""
         port = free_port()
         process = mailer(
-            project, "preview", "--serve", "--host", "0.0.0.0", "--allow-remote", "--port", str(port)
+            project,
+            "preview",
+            "--serve",
+            "--host",
+            "0.0.0.0",
+            "--allow-remote",
+            "--port",
+            str(port),
         )
         try:
             answer = wait_until_up(f"http://127.0.0.1:{port}/", process)

@@ -17,7 +17,9 @@ class TestDarkMode:
 class TestPicturesOff:
     def test_each_picture_becomes_its_alt_text(self) -> None:
         """A picture is replaced by a box of its width holding its alt text, escaped."""
-        html = '<p><img src="https://e.org/a.jpg" alt="Tea &amp; cake" width="536" height="auto"></p>'
+        html = (
+            '<p><img src="https://e.org/a.jpg" alt="Tea &amp; cake" width="536" height="auto"></p>'
+        )
 
         shown = images_off(html)
 
@@ -52,7 +54,11 @@ class TestSpamAssassin:
         assert (2.3, 5.0) == (found.points, found.required)
         assert [
             SpamRule(-0.0, "NO_RELAYS", "Informational: message was not relayed via SMTP"),
-            SpamRule(0.7, "HTML_FONT_LOW_CONTRAST", "BODY: HTML font color similar or identical to background"),
+            SpamRule(
+                0.7,
+                "HTML_FONT_LOW_CONTRAST",
+                "BODY: HTML font color similar or identical to background",
+            ),
             SpamRule(1.6, "SUBJ_ALL_CAPS", "Subject is all capitals"),
         ] == list(found.rules)
 
