@@ -41,7 +41,7 @@ from starlette.responses import (
     StreamingResponse,
 )
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 from watchfiles import Change, awatch
 
 from mailer.errors import MailerError
@@ -91,8 +91,9 @@ class Changes:
 class HostGuard:
     """Answer only requests addressed to this server by name (not a rebound DNS name)."""
 
-    def __init__(self, app: ASGIApp, hosts: set[str]) -> None:
+    def __init__(self, app: Starlette, hosts: set[str]) -> None:
         self.app, self.hosts = app, hosts
+        self.state = app.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -122,7 +123,7 @@ def create_studio(
     port: int,
     first: str | None = None,
     spamassassin: str = "spamassassin",
-) -> Starlette:
+) -> HostGuard:
     """The studio for this workspace, as it will listen on ``host:port``.
 
     ``first`` is the issue ``/`` opens; ``spamassassin`` the program that scores messages.
@@ -241,9 +242,7 @@ def create_studio(
     studio.state.workspace = workspace
     studio.state.changes = changes
     studio.state.token = token
-    guarded: Any = HostGuard(studio, allowed_hosts(host, port))
-    guarded.state = studio.state
-    return guarded  # type: ignore[no-any-return]
+    return HostGuard(studio, allowed_hosts(host, port))
 
 
 def _missing(slug: str, workspace: Workspace) -> str:
