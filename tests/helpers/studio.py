@@ -4,7 +4,6 @@ serving it under a real uvicorn, as `mailer preview --serve` runs it."""
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,6 @@ from pathlib import Path
 import httpx
 from typer.testing import CliRunner
 
-from helpers.project import ROOT
 from helpers.web import LiveServer
 from mailer.cli import app as cli
 from mailer.config import Settings
@@ -22,16 +20,6 @@ from mailer.studio import Workspace, create_studio
 WINTER = "2026-12-03-winter-connections"
 CHRISTMAS = "2026-12-17-nobody-alone-this-christmas"
 EDITOR = "editor@connected-communities.example.org"
-
-
-def copy_project(folder: Path) -> Path:
-    """mailer.toml, issues, templates and the sample members, in a folder of the test's own."""
-    shutil.copy(ROOT / "mailer.toml", folder)
-    shutil.copytree(ROOT / "issues", folder / "issues")
-    shutil.copytree(ROOT / "templates", folder / "templates")
-    (folder / "subscribers").mkdir()
-    shutil.copy(ROOT / "subscribers" / "members.csv", folder / "subscribers")
-    return folder
 
 
 def import_sample_list(folder: Path, database_url: str) -> None:

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.studio import WINTER, Studio, copy_project, import_sample_list, start_studio
+from helpers.project import copy_project
+from helpers.studio import WINTER, Studio, import_sample_list, start_studio
 from playwright.sync_api import Browser, Page, expect
 
 
