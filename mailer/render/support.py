@@ -48,6 +48,11 @@ class SupportNote:
     url: str
     clients: tuple[ClientSupport, ...]  # one per client in CLIENTS, in order
 
+    @property
+    def ignored(self) -> bool:
+        """Whether at least one of the clients ignores it everywhere."""
+        return any(client.support == "n" for client in self.clients)
+
 
 class _Reader(HTMLParser):
     """Elements, attributes, CSS and image addresses of an email, outside conditional comments."""
@@ -162,7 +167,8 @@ def features_used(html: str) -> list[dict[str, Any]]:
 
 
 def support_notes(html: str) -> list[SupportNote]:
-    """The features this HTML uses that Outlook for Windows, Gmail or Yahoo Mail do not fully support."""
+    """The features this HTML uses that Outlook for Windows, Gmail or Yahoo Mail do not fully
+    support: those one of them ignores first, then those partly supported, each in caniemail's order."""
     notes = []
     for feature in features_used(html):
         clients = tuple(_client(feature, client) for client in CLIENTS)
@@ -170,7 +176,7 @@ def support_notes(html: str) -> list[SupportNote]:
             notes.append(
                 SupportNote(feature["title"], feature["description"], feature["url"], clients)
             )
-    return notes
+    return sorted(notes, key=lambda note: not note.ignored)
 
 
 def _client(feature: dict[str, Any], client: str) -> ClientSupport:

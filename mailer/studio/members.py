@@ -43,11 +43,15 @@ def sample(base_url: str) -> Chosen:
 
 
 def find_members(store: SubscriberStore, words: str) -> list[dict[str, object]]:
-    """Up to a dozen active members whose address, name or organisation holds these words."""
+    """Up to a dozen active members whose address, name, organisation or region holds these words."""
     pattern = f"%{words.strip().lower()}%"
     query = (
         select(
-            SubscriberRow.id, SubscriberRow.email, SubscriberRow.name, SubscriberRow.organisation
+            SubscriberRow.id,
+            SubscriberRow.email,
+            SubscriberRow.name,
+            SubscriberRow.organisation,
+            SubscriberRow.region,
         )
         .where(SubscriberRow.status == "active")
         .where(
@@ -55,6 +59,7 @@ def find_members(store: SubscriberStore, words: str) -> list[dict[str, object]]:
                 SubscriberRow.email_key.like(pattern),
                 SubscriberRow.name.ilike(pattern),
                 SubscriberRow.organisation.ilike(pattern),
+                SubscriberRow.region.ilike(pattern),
             )
         )
         .order_by(SubscriberRow.name, SubscriberRow.id)
@@ -63,7 +68,13 @@ def find_members(store: SubscriberStore, words: str) -> list[dict[str, object]]:
     with store.engine.connect() as connection:
         rows = connection.execute(query).all()
     return [
-        {"id": row.id, "email": row.email, "name": row.name, "organisation": row.organisation}
+        {
+            "id": row.id,
+            "email": row.email,
+            "name": row.name,
+            "organisation": row.organisation,
+            "region": row.region,
+        }
         for row in rows
     ]
 

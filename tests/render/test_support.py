@@ -63,3 +63,13 @@ class TestWhatIsFound:
     def test_only_what_some_client_does_not_fully_support(self) -> None:
         """Features all three support fully (a plain <p>) are not listed."""
         assert {} == notes("<p>Hello</p>")
+
+
+class TestOrder:
+    def test_what_a_client_ignores_comes_first(self) -> None:
+        """Features one client ignores everywhere come before those only partly supported."""
+        found = support_notes('<p style="margin: 0; border-radius: 6px">Hi</p>')
+
+        assert [("border-radius", True), ("margin", False)] == [
+            (note.title, note.ignored) for note in found
+        ]

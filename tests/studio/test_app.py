@@ -208,3 +208,18 @@ class TestSpamScore:
         assert "data-spam-score" in answer.text
         assert "points; SpamAssassin calls a message spam from 5.0." in answer.text
         assert "HTML_MESSAGE" not in answer.text  # rules worth 0 points are left out
+
+
+class TestFindingMembers:
+    def test_by_name_organisation_region_or_address(self, studio: Studio) -> None:
+        """The member search matches any of the four, active members only, a dozen at most."""
+        by_region = studio.client.get("/members", params={"q": "northern ireland"}).json()
+        by_address = studio.client.get("/members", params={"q": "cardiff-lunch"}).json()
+
+        assert 1 <= len(by_region) <= 12
+        assert {"Northern Ireland"} == {member["region"] for member in by_region}
+        assert ["Ffion Hughes"] == [member["name"] for member in by_address]
+
+    def test_a_word_too_short_finds_nobody(self, studio: Studio) -> None:
+        """One letter would match nearly everyone: the search waits for two."""
+        assert [] == studio.client.get("/members", params={"q": "a"}).json()
