@@ -14,7 +14,6 @@ import datetime as dt
 import json
 import re
 import shlex
-import shutil
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 import time_machine
 import typer
+from helpers.project import copy_project
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from typer.main import get_command
@@ -656,12 +656,7 @@ CANNOT_RUN: dict[tuple[str, str], str] = {
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A throwaway copy of the project's newsletter: mailer.toml, issues, templates, members."""
-    shutil.copy(PROJECT / "mailer.toml", tmp_path)
-    shutil.copytree(PROJECT / "issues", tmp_path / "issues")
-    shutil.copytree(PROJECT / "templates", tmp_path / "templates")
-    (tmp_path / "subscribers").mkdir()
-    shutil.copy(PROJECT / "subscribers" / "members.csv", tmp_path / "subscribers")
-    return tmp_path
+    return copy_project(tmp_path)
 
 
 def shows(expected: list[str], output: str) -> bool:

@@ -24,7 +24,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "mailer"
 
 FOUNDATIONS = ("errors", "headersafety", "config", "mail", "logs", "tokens", "verp")
 STAGES = ("store", "issues", "render", "audience", "transports", "sending", "events", "report")
-SHELLS = ("scheduling", "cli", "web")
+SHELLS = ("scheduling", "cli", "web", "studio")
 
 
 def part_of(module: str) -> str:

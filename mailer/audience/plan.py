@@ -41,6 +41,7 @@ __all__ = [
     "VariantPlan",
     "batches",
     "members",
+    "members_by_variant",
     "plan",
 ]
 
@@ -353,3 +354,10 @@ def batches(
                 buffers[member.key] = []
         yield from (Done(key, state, count) for (key, state), count in done.items())
     yield from (Pending(key, buffer) for key, buffer in buffers.items() if buffer)
+
+
+def members_by_variant(
+    store: SubscriberStore, issue: Issue, newsletter: Newsletter
+) -> dict[frozenset[str], int]:
+    """How many active members get each variant, the largest first: the variants a send makes."""
+    return {variant.key: variant.audience for variant in plan(store, issue, newsletter).ordered()}

@@ -54,6 +54,7 @@ app = typer.Typer(
 )
 app.command("validate")(editor.validate)
 app.command("preview")(editor.preview)
+app.command("schema")(editor.schema)
 app.command("send")(sending.send)
 app.command("report")(reporting.report)
 app.command("serve")(serving.serve)

@@ -96,7 +96,10 @@ def _cells(view: SlotView, label: str = "") -> tuple[str, str, str]:
     when = f"{view.slot.at:%a} {view.slot}" + (f" ({label})" if label else "")
     style = _STYLES.get(view.state)
     state = f"[{style}]{view.state}[/]" if style else view.state
-    return when, view.file or view.issue or "-", state
+    issue = view.file or view.issue or "-"
+    if view.meant:
+        issue += "".join(f"\n(dated off the schedule: {file}?)" for file in view.meant)
+    return when, issue, state
 
 
 def _rule_json(rule: Schedule) -> dict[str, object]:

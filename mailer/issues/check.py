@@ -26,7 +26,10 @@ from pydantic_core import ErrorDetails
 
 from mailer.config import Newsletter
 from mailer.errors import IssueFileError, Problem
-from mailer.issues.model import Issue, IssueCheck, Loc, MergeTagMistake
+from mailer.issues.alttext import AltProblem, alt_problem
+from mailer.issues.dates import off_schedule
+from mailer.issues.links import TextMistake
+from mailer.issues.model import Issue, IssueCheck, Loc
 from mailer.issues.source import IssueSource, NodeBuilder
 from mailer.issues.wording import closest, message
 
@@ -73,6 +76,8 @@ def check_text(content: str | bytes, path: Path | str, newsletter: Newsletter) -
     _check_segments(source, data, newsletter)
     if issue is not None and not source.errors:
         _warn(source, issue, Path(path).stem)
+        _warn_schedule(source, issue, newsletter)
+        _warn_alt_text(source, issue)
     return source.result(issue)
 
 
@@ -112,8 +117,8 @@ def _translate(source: IssueSource, details: ErrorDetails) -> None:
     loc: Loc = tuple(details["loc"])
     ctx: dict[str, Any] = dict(details.get("ctx") or {})
     kind = details["type"]
-    if kind == "merge_tag":
-        mistakes: list[MergeTagMistake] = ctx["mistakes"]
+    if kind == "text_mistakes":
+        mistakes: list[TextMistake] = ctx["mistakes"]
         lines = source.line_of_text(loc, [m.fragment for m in mistakes])
         for mistake, line in zip(mistakes, lines, strict=True):
             source.error(line, mistake.message)
@@ -189,4 +194,28 @@ def _warn(source: IssueSource, issue: Issue, slug: str) -> None:
                 source.line_of(("sections", i, "layout")),
                 f"layout '{section.layout}' puts an image beside the text, but section {i + 1} "
                 "has no image: add one, or remove the layout line",
+            )
+
+
+def _warn_schedule(source: IssueSource, issue: Issue, newsletter: Newsletter) -> None:
+    """A date no slot falls on: the scheduler would never send the issue."""
+    if newsletter.schedule is None:
+        return
+    why = off_schedule(issue.date, newsletter.schedule)
+    if why is not None:
+        source.warn(source.line_of(("date",)), why)
+
+
+def _warn_alt_text(source: IssueSource, issue: Issue) -> None:
+    """Alt text that describes nothing: a file name or a placeholder."""
+    for i, section in enumerate(issue.sections):
+        if section.image is None:
+            continue
+        problem = alt_problem(section.image.alt)
+        if problem in (AltProblem.file_name, AltProblem.placeholder):
+            source.warn(
+                source.line_of(("sections", i, "image", "alt")),
+                f"the alt text '{section.image.alt.strip()}' of the image in section {i + 1} "
+                f"{problem.value}: describe what the picture shows, for people who cannot see "
+                'it ("Volunteers serving soup in a chapel vestry")',
             )

@@ -12,7 +12,7 @@ import datetime as dt
 import difflib
 import re
 from dataclasses import dataclass
-from typing import Annotated, Literal, NamedTuple
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -26,6 +26,7 @@ from pydantic_core import PydanticCustomError
 
 from mailer.errors import Problem
 from mailer.headersafety import HeaderLine
+from mailer.issues.links import TextMistake, link_mistakes
 
 # Members' own fields an editor may use in the text, as {{ first_name }} or
 # {{ first_name | there }} (the text after the bar is used when the field is empty).
@@ -43,16 +44,9 @@ ALLOWED_SCHEMES = ("http", "https", "mailto")
 _ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 
 
-class MergeTagMistake(NamedTuple):
-    """One wrong merge tag: the text as written (to find it in the file) and what to do."""
-
-    fragment: str
-    message: str
-
-
-def merge_tag_mistakes(value: str) -> list[MergeTagMistake]:
+def merge_tag_mistakes(value: str) -> list[TextMistake]:
     """Every wrong {{ }} in a piece of text, in order; empty when all are member fields."""
-    mistakes: list[MergeTagMistake] = []
+    mistakes: list[TextMistake] = []
     known = ", ".join(MERGE_FIELDS)
     for match in MERGE_TAG.finditer(value):
         field = match["field"]
@@ -60,8 +54,10 @@ def merge_tag_mistakes(value: str) -> list[MergeTagMistake]:
             close = difflib.get_close_matches(field.lower(), MERGE_FIELDS, n=1)
             hint = f" (did you mean {{{{ {close[0]} }}}}?)" if close else ""
             mistakes.append(
-                MergeTagMistake(
-                    match[0], f"'{match[0]}' is not a member field{hint}; you can use: {known}"
+                TextMistake(
+                    match.start(),
+                    match[0],
+                    f"'{match[0]}' is not a member field{hint}; you can use: {known}",
                 )
             )
     # Blank the good tags out (keeping positions) so that what remains is stray.
@@ -71,14 +67,15 @@ def merge_tag_mistakes(value: str) -> list[MergeTagMistake]:
         if len(shown) == 2:  # a lone brace pair: show what follows it, to find it
             shown = value[match.start() :].split("\n", 1)[0][:30].rstrip()
         mistakes.append(
-            MergeTagMistake(
+            TextMistake(
+                match.start(),
                 shown,
                 f"'{shown}' is not a merge tag: write a member field in double braces, "
                 "like {{ first_name }} or {{ first_name | there }} "
                 "(the text after | is shown when the member's field is empty)",
             )
         )
-    return mistakes
+    return sorted(mistakes)
 
 
 def _check_url(value: str) -> str:
@@ -110,11 +107,20 @@ def _check_image_url(value: str) -> str:
 
 
 def _check_merge_tags(value: str) -> str:
-    mistakes = merge_tag_mistakes(value)
+    return _refuse(merge_tag_mistakes(value), value)
+
+
+def _check_markdown(value: str) -> str:
+    """Merge tags, and links the email could carry (not www.… without https://, not javascript:)."""
+    return _refuse(sorted([*merge_tag_mistakes(value), *link_mistakes(value)]), value)
+
+
+def _refuse(mistakes: list[TextMistake], value: str) -> str:
     if mistakes:
-        # One error per field, carrying every mistake so the loader can pin each to its line.
+        # One error per field, carrying every mistake (in order) so the loader can pin each
+        # to its line.
         raise PydanticCustomError(
-            "merge_tag",
+            "text_mistakes",
             "{message}",
             {"message": "; ".join(m.message for m in mistakes), "mistakes": mistakes},
         )
@@ -161,7 +167,7 @@ Text = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_check_merge_tags)
 ]
 HeaderText = Annotated[Text, HeaderLine]
-Markdown = Annotated[str, StringConstraints(min_length=1), AfterValidator(_check_merge_tags)]
+Markdown = Annotated[str, StringConstraints(min_length=1), AfterValidator(_check_markdown)]
 Status = Literal["draft", "ready"]
 
 
@@ -170,28 +176,73 @@ class Strict(BaseModel):
 
 
 class Image(Strict):
-    url: ImageUrl
-    alt: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = Field(
-        description="Describes the image for people who cannot see it. Required."
+    """A picture in a section, with the words that describe it."""
+
+    url: ImageUrl = Field(
+        description="The web address of the picture, starting with https://.",
+        examples=["https://images.example.org/2026/12/warm-space.jpg"],
     )
-    link: Url | None = None
+    alt: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = Field(
+        description="A sentence saying what the picture shows, read aloud to people who cannot "
+        "see it and shown when pictures are turned off. Describe it as you would on the phone, "
+        "not 'image1'.",
+        examples=["Volunteers serving soup to older people in a chapel vestry"],
+    )
+    link: Url | None = Field(
+        None,
+        description="Where clicking the picture goes (optional).",
+        examples=["https://example.org/warm-spaces"],
+    )
 
 
 class Button(Strict):
-    label: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
-    url: Url
+    """A button under a section's text."""
+
+    label: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)] = (
+        Field(
+            description="The words on the button, at most 60 characters.", examples=["Book a place"]
+        )
+    )
+    url: Url = Field(
+        description="Where the button goes: a link starting with https://, http:// or mailto:.",
+        examples=["https://example.org/events/winter-gathering"],
+    )
 
 
 class Section(Strict):
-    title: Text
-    body: Markdown
-    image: Image | None = None
+    """One section of the issue: a title, its text, and optionally a picture and a button."""
+
+    title: Text = Field(
+        description="The section's heading.", examples=["Put your warm space on the map"]
+    )
+    body: Markdown = Field(
+        description="The section's text, in Markdown: **bold**, *italic*, [words](https://…) "
+        "and lists with '- '. Member fields such as {{ first_name | there }} work here.",
+        examples=["Add your dates by **Friday 18 December** so they appear in local listings."],
+    )
+    image: Image | None = Field(
+        None,
+        description="A picture: its url, its alt text and, if you like, a link (optional).",
+        examples=[{"url": "https://images.example.org/hall.jpg", "alt": "A busy community hall"}],
+    )
     # Where the image goes: above the text, or beside it in a two-column block
     # (stacked on narrow screens).
-    layout: Literal["stacked", "image-left", "image-right"] = "stacked"
-    button: Button | None = None
+    layout: Literal["stacked", "image-left", "image-right"] = Field(
+        "stacked",
+        description="Where the image goes: stacked (above the text, the default), image-left or "
+        "image-right (beside the text; stacked on phones).",
+        examples=["image-right"],
+    )
+    button: Button | None = Field(
+        None,
+        description="A button under the text: its label and its url (optional).",
+        examples=[{"label": "Book a place", "url": "https://example.org/book"}],
+    )
     audience: Annotated[list[str], BeforeValidator(_one_or_many)] = Field(
-        default_factory=list, description="Segment names; empty means everyone."
+        default_factory=list,
+        description="The segments whose members see this section. Leave it out and everyone "
+        "sees it.",
+        examples=[["youth"], ["scotland", "in-person"]],
     )
 
     def is_for(self, segments: frozenset[str]) -> bool:
@@ -200,27 +251,71 @@ class Section(Strict):
 
 
 class SegmentOverride(Strict):
-    subject: HeaderText | None = None
-    preheader: HeaderText | None = None
-    intro: Markdown | None = None
+    """What members of one segment get instead of the issue's subject, preheader or intro."""
+
+    subject: HeaderText | None = Field(
+        None,
+        description="The subject line for this segment's members instead of the issue's.",
+        examples=["Shwmae! Winter connections from across Wales"],
+    )
+    preheader: HeaderText | None = Field(
+        None,
+        description="The preheader for this segment's members instead of the issue's.",
+        examples=["Events near you in Wales this winter."],
+    )
+    intro: Markdown | None = Field(
+        None,
+        description="The opening words for this segment's members instead of the issue's "
+        "(Markdown).",
+        examples=["Hello {{ first_name | there }},\n\nThis fortnight starts in Wales."],
+    )
 
 
 class Issue(Strict):
     """One fortnightly issue, as the editor wrote it."""
 
     slug: str = Field(description="The issue's name, from its file name; not written in the file.")
-    subject: Annotated[HeaderText, StringConstraints(max_length=150)]
-    preheader: Annotated[HeaderText, StringConstraints(max_length=200)]
+    subject: Annotated[HeaderText, StringConstraints(max_length=150)] = Field(
+        description="The subject line members see in their inbox. At most 150 characters; "
+        "phones show about the first 40, so put what matters first.",
+        examples=["Winter connections: warm spaces and your January invitation"],
+    )
+    preheader: Annotated[HeaderText, StringConstraints(max_length=200)] = Field(
+        description="The short line most inboxes show after the subject. At most 200 characters.",
+        examples=["Christmas opening hours, a free online session and booking for our gathering."],
+    )
     date: Annotated[dt.date, BeforeValidator(_check_date)] = Field(
-        description="The date of the fortnightly slot this issue is for."
+        description="The date of the fortnightly slot the issue is for, written year-month-day. "
+        "It should match the file name.",
+        examples=["2026-12-03"],
     )
-    status: Status
-    intro: Markdown
-    sections: list[Section] = Field(min_length=1)
+    status: Status = Field(
+        description="draft while you are working on it; ready once it is checked and proofread "
+        "and may go out on its slot.",
+        examples=["draft", "ready"],
+    )
+    intro: Markdown = Field(
+        description="The opening words, above the sections (Markdown). Member fields such as "
+        "{{ first_name | there }} work here.",
+        examples=["Hello {{ first_name | there }},\n\nHere is what is happening this fortnight."],
+    )
+    sections: list[Section] = Field(
+        min_length=1,
+        description="The issue's sections, in order: a list with at least one, each with a "
+        "title and a body.",
+        examples=[[{"title": "Put your warm space on the map", "body": "Add your dates."}]],
+    )
     segments: dict[str, SegmentOverride] = Field(
-        default_factory=dict, description="Per-segment overrides of subject, preheader or intro."
+        default_factory=dict,
+        description="A different subject, preheader or intro for members of a segment: the "
+        "segment's name, then those fields indented below it.",
+        examples=[{"wales": {"subject": "Shwmae! Winter connections from across Wales"}}],
     )
-    sign_off: Markdown | None = None
+    sign_off: Markdown | None = Field(
+        None,
+        description="The closing words, after the sections (Markdown; each line stays a line).",
+        examples=["Take care of yourselves this winter,\n\nAmara Okafor\nNetwork Coordinator"],
+    )
 
     def segments_named(self) -> set[str]:
         """Every segment the issue refers to, in audiences or overrides."""

@@ -19,8 +19,9 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from mailer.errors import Problem
+from mailer.issues.lines import line_problems
 from mailer.issues.model import Issue, IssueCheck, Loc
-from mailer.issues.wording import REQUIRED_FIELDS, YAML_HINTS
+from mailer.issues.wording import COLON_IN_VALUE, REQUIRED_FIELDS, TAB, YAML_HINTS
 
 __all__ = ["IssueSource", "IssueYamlLoader", "NodeBuilder"]
 
@@ -180,7 +181,12 @@ class IssueSource:
         _, which, message = next((hint for hint in YAML_HINTS if hint[0] in said), default)
         mark = error.context_mark if which == "context" else error.problem_mark
         mark = mark or error.problem_mark or error.context_mark
-        self.error(mark.line + 1 if mark else 1, message)
+        line = mark.line + 1 if mark else 1
+        self.error(line, message)
+        # YAML stops at its first error: report what other lines show by themselves too.
+        for other, problem in line_problems(self.text, TAB, COLON_IN_VALUE):
+            if other != line:
+                self.error(other, problem)
 
     # Lines of things in the file, by their place in the data (pydantic's loc).
 

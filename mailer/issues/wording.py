@@ -16,11 +16,17 @@ from pydantic_core import ErrorDetails
 
 from mailer.issues.model import Button, Image, Issue, Loc, Section, SegmentOverride
 
-__all__ = ["REQUIRED_FIELDS", "YAML_HINTS", "closest", "message", "place"]
+__all__ = ["COLON_IN_VALUE", "REQUIRED_FIELDS", "TAB", "YAML_HINTS", "closest", "message", "place"]
 
 # --- Wording -----------------------------------------------------------------------------------
 
 REQUIRED_FIELDS = "subject, preheader, date, status, intro and sections"
+COLON_IN_VALUE = (
+    "a colon followed by a space inside a value (or a line indented too far): "
+    "put the whole value in quotes, or put '|' after the field name and the text on the "
+    "lines below it, indented"
+)
+TAB = "this line has a tab where YAML needs spaces: use spaces to indent, and after colons"
 
 # Errors raised by mailer.issues.model's own validators: their messages are already the editor's.
 _CUSTOM = {"link", "date_format", "date_impossible"}
@@ -105,18 +111,8 @@ _MODEL_NAMES: dict[type[BaseModel], str] = {
 # PyYAML's complaints (a phrase from its context or problem) in editor's words, and which
 # of its two marks points at the line to fix. The first match wins.
 YAML_HINTS: tuple[tuple[str, str, str], ...] = (
-    (
-        "mapping values are not allowed here",
-        "problem",
-        "a colon followed by a space inside a value (or a line indented too far): "
-        "put the whole value in quotes, or put '|' after the field name and the text on the "
-        "lines below it, indented",
-    ),
-    (
-        "found character '\\t'",
-        "problem",
-        "this line has a tab where YAML needs spaces: use spaces to indent, and after colons",
-    ),
+    ("mapping values are not allowed here", "problem", COLON_IN_VALUE),
+    ("found character '\\t'", "problem", TAB),
     (
         "while scanning an alias",
         "context",

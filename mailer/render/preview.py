@@ -7,7 +7,8 @@ desktop widths with their subject, preheader, size and warnings.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,9 @@ __all__ = [
 ]
 
 INDEX = "index.html"
+# What the last preview wrote to a folder, so that the next one removes the files of
+# variants it no longer writes (and nothing else: the folder may hold other files).
+MANIFEST = ".mailer-preview.json"
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class PreviewEntry:
     message: RenderedMessage
     html_path: Path
     text_path: Path
+    members: int | None = None  # how many members on the list get it; None: not counted
 
 
 def sample_member(base_url: str) -> dict[str, str]:
@@ -93,8 +98,13 @@ def write_preview(
     keys: Iterable[frozenset[str]],
     *,
     base_url: str,
+    members: Mapping[frozenset[str], int] | None = None,
 ) -> list[PreviewEntry]:
-    """Render the variants, personalise each for the sample member, and write them with an index."""
+    """Render the variants, personalise each for the sample member, and write them with an index.
+
+    ``members`` says how many members on the list get each variant. Files an earlier
+    preview wrote to ``out`` for variants not written now are removed.
+    """
     variants = render_issue(issue, newsletter, keys, archive_url=f"{base_url}/archive/{issue.slug}")
     member = sample_member(base_url)
     out.mkdir(parents=True, exist_ok=True)
@@ -104,9 +114,24 @@ def write_preview(
         html_path, text_path = out / f"{variant.name}.html", out / f"{variant.name}.txt"
         html_path.write_text(message.html, encoding="utf-8")
         text_path.write_text(message.text, encoding="utf-8")
-        entries.append(PreviewEntry(variant, message, html_path, text_path))
+        count = None if members is None else members.get(variant.key, 0)
+        entries.append(PreviewEntry(variant, message, html_path, text_path, count))
     (out / INDEX).write_text(index_html(issue, newsletter, entries), encoding="utf-8")
+    _forget_old_files(out, [p.name for e in entries for p in (e.html_path, e.text_path)])
     return entries
+
+
+def _forget_old_files(out: Path, written: Sequence[str]) -> None:
+    """Remove what the last preview wrote here and this one did not; record this one's files."""
+    manifest = out / MANIFEST
+    try:
+        before = json.loads(manifest.read_text(encoding="utf-8")).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        before = []
+    for name in before:
+        if isinstance(name, str) and name not in written and Path(name).name == name:
+            (out / name).unlink(missing_ok=True)
+    manifest.write_text(json.dumps({"files": list(written)}, indent=1) + "\n", encoding="utf-8")
 
 
 def preview_table(entries: Sequence[PreviewEntry], newsletter: Newsletter) -> Table:
@@ -115,6 +140,9 @@ def preview_table(entries: Sequence[PreviewEntry], newsletter: Newsletter) -> Ta
     # Sizes never wrap; the wordy columns share what the terminal has left.
     table.add_column("Variant", style="bold", ratio=2)
     table.add_column("Segments", ratio=2)
+    counted = any(entry.members is not None for entry in entries)
+    if counted:
+        table.add_column("Members", justify="right", no_wrap=True)
     table.add_column("Subject", ratio=4)
     table.add_column("HTML", justify="right", no_wrap=True, min_width=7)
     table.add_column("Text", justify="right", no_wrap=True, min_width=6)
@@ -124,6 +152,7 @@ def preview_table(entries: Sequence[PreviewEntry], newsletter: Newsletter) -> Ta
         table.add_row(
             variant.name,
             _segment_labels(variant, newsletter),
+            *([str(entry.members or 0)] if counted else []),
             entry.message.subject,
             _kb(variant.html_size),
             _kb(variant.text_size),
@@ -156,6 +185,7 @@ def index_html(issue: Issue, newsletter: Newsletter, entries: Sequence[PreviewEn
             "warnings": entry.variant.warnings,
             "html": entry.html_path.name,
             "text": entry.text_path.name,
+            "members": entry.members,
         }
         for entry in entries
     ]
@@ -198,6 +228,9 @@ personalised for a sample member (Alex Morgan, Example Community Trust).</p>
   <h2>{{ row.name }}</h2>
   <dl>
     <dt>Seen by</dt><dd>{{ row.segments }}</dd>
+    {% if row.members is not none %}
+    <dt>Members</dt><dd>{{ row.members }} on the list get this variant</dd>
+    {% endif %}
     <dt>Subject</dt><dd>{{ row.subject }}</dd>
     <dt>Preheader</dt><dd>{{ row.preheader }}</dd>
     <dt>Size</dt><dd>HTML {{ row.html_size }}, text {{ row.text_size }}

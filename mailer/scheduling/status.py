@@ -10,13 +10,15 @@ was already sent by hand.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
 
 from mailer.config import Newsletter, Schedule
 from mailer.errors import display_path
+from mailer.issues.dates import nearest_slots, off_schedule
 from mailer.scheduling.issues import Catalogue, read_catalogue
 from mailer.scheduling.slots import Slot, latest_due, next_after
 from mailer.store.ledger import Ledger, SendStatus
@@ -39,6 +41,7 @@ class SlotView:
     issue: str | None  # the issue's slug
     file: str | None  # its file, as the user would type it
     detail: str
+    meant: tuple[str, ...] = ()  # files dated off the schedule whose nearest slot this is
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -49,6 +52,7 @@ class SlotView:
             "file": self.file,
             "state": self.state,
             "detail": self.detail,
+            "probably_meant": list(self.meant),
         }
 
 
@@ -60,10 +64,34 @@ def slot_views(newsletter: Newsletter, engine: Engine, slots: list[Slot]) -> lis
     store = SlotStore(engine)
     records = store.between(slots[0].utc, slots[-1].utc)
     ledger = Ledger(engine)
-    return [
+    views = [
         _view(slot, records.get(slot.utc), catalogue, ledger, store.notices(slot.utc))
         for slot in slots
     ]
+    if newsletter.schedule is None:  # pragma: no cover - slots come from the schedule
+        return views
+    return [_with_strays(view, catalogue, newsletter.schedule) for view in views]
+
+
+def _with_strays(view: SlotView, catalogue: Catalogue, schedule: Schedule) -> SlotView:
+    """The view, naming the files dated off the schedule whose nearest slot it is."""
+    strays = [
+        (day, report.path)
+        for day, reports in sorted(catalogue.by_day.items())
+        for report in reports
+        if report.issue is not None
+        and off_schedule(day, schedule) is not None
+        and view.slot.date in nearest_slots(day, schedule)
+    ]
+    if not strays:
+        return view
+    files = tuple(display_path(Path(path)) for _, path in strays)
+    said = "; ".join(
+        f"{file} is dated {day.isoformat()}, a {day:%A}: was it meant for this slot? "
+        f"Change its date to {view.slot.date.isoformat()} if so"
+        for (day, _), file in zip(strays, files, strict=True)
+    )
+    return replace(view, meant=files, detail=f"{view.detail} {said}".strip())
 
 
 def _told(record: SlotRecord, notices: dict[NoticeKind, str]) -> str:

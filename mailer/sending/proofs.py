@@ -10,7 +10,7 @@ neither reconciliation nor the webhook takes a proof for the real send.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from mailer.audience.segments import segments_of
@@ -28,7 +28,7 @@ from mailer.transports import Transport
 from mailer.transports.message import list_id
 from mailer.verp import VerpPurpose, VerpSigner, verp_signer
 
-__all__ = ["TEST_PREFIX", "send_test"]
+__all__ = ["TEST_PREFIX", "send_test", "send_variant_test", "variant_test_batch"]
 
 TEST_PREFIX = "[TEST] "
 
@@ -70,19 +70,64 @@ def send_test(
             for target in targets
             if target.key == key
         ]
-        batch = Batch(
-            issue=f"{issue.slug}--test",  # its own outbox folder: never mixed with the real send
-            sender=newsletter.sender,
-            content=Content(
-                subject=TEST_PREFIX + variant.content.subject,
-                html=variant.content.html,
-                text=variant.content.text,
-            ),
-            list_id=list_id(newsletter.name, newsletter.list_id),
-            recipients=recipients,
-        )
+        batch = _test_batch(issue, newsletter, variant.content, recipients)
         results += [(variant.name, delivery) for delivery in transport.send(batch)]
     return results
+
+
+def variant_test_batch(
+    issue: Issue,
+    newsletter: Newsletter,
+    settings: Settings,
+    key: frozenset[str],
+    emails: Sequence[str],
+    member: Mapping[str, str] | None = None,
+) -> Batch:
+    """One variant as a test to these addresses, personalised as ``member`` (default: the
+    preview's sample member), with the preview's links, which unsubscribe nobody."""
+    variant = Variants(issue, newsletter, archive_url(settings, issue)).get(key)
+    values = {**sample_member(settings.base_url), **(member or {})}
+    for link, url in sample_member(settings.base_url).items():
+        if link.endswith("_url"):
+            values[link] = url  # never a real member's links in someone else's inbox
+    recipients = [
+        Recipient(
+            email=email,
+            values=variant.values(values),
+            unsubscribe_url=values["unsubscribe_url"],
+            custom_args={"issue": issue.slug, "test": "true"},
+        )
+        for email in dict.fromkeys(emails)
+    ]
+    return _test_batch(issue, newsletter, variant.content, recipients)
+
+
+def send_variant_test(
+    issue: Issue,
+    newsletter: Newsletter,
+    settings: Settings,
+    transport: Transport,
+    key: frozenset[str],
+    emails: Sequence[str],
+    member: Mapping[str, str] | None = None,
+) -> list[Delivery]:
+    """Send one variant (what the studio shows) to these addresses, marked as a test, outside
+    the ledger, like ``mailer send --test``."""
+    return transport.send(variant_test_batch(issue, newsletter, settings, key, emails, member))
+
+
+def _test_batch(
+    issue: Issue, newsletter: Newsletter, content: Content, recipients: list[Recipient]
+) -> Batch:
+    return Batch(
+        issue=f"{issue.slug}--test",  # its own outbox folder: never mixed with the real send
+        sender=newsletter.sender,
+        content=Content(
+            subject=TEST_PREFIX + content.subject, html=content.html, text=content.text
+        ),
+        list_id=list_id(newsletter.name, newsletter.list_id),
+        recipients=recipients,
+    )
 
 
 @dataclass(frozen=True)

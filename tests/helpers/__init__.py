@@ -9,7 +9,7 @@ Plugins, registered for the whole suite by tests/conftest.py:
 
 For any test:
 
-* :mod:`helpers.project`: ``ROOT`` (the project folder), ``SAMPLE_ISSUE``,
+* :mod:`helpers.project`: ``ROOT`` (the project folder), ``copy_project``, ``SAMPLE_ISSUE``,
   ``RENDER_SAMPLE``, ``BASE_URL``.
 * :mod:`helpers.members`: ``member(n)`` in the sample issue's three variants,
   ``add_members``, ``member_emails``.
@@ -25,6 +25,7 @@ For one stage's tests:
 * :mod:`helpers.scheduling`: ``Project`` (a project folder with a [schedule]),
   ``schedule_toml``, ``london``, ``both_databases``.
 * :mod:`helpers.web`: ``Web`` and ``LiveServer`` (the app under a real uvicorn), ``snapshot``.
+* :mod:`helpers.studio`: ``Studio``, ``start_studio`` (the studio on a copy of the project).
 * :mod:`helpers.history`: the report tests' known history of two issues and its numbers.
 * :mod:`helpers.oracle`: each message as the email package builds it, which the
   transports' MessageTemplate must match.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -15,3 +16,14 @@ RENDER_SAMPLE = ROOT / "tests" / "render" / "data" / "2025-06-12-render-sample.y
 
 BASE_URL = "https://news.example.org"
 """The base URL of members' links in the settings the tests make."""
+
+
+def copy_project(folder: Path) -> Path:
+    """A throwaway copy of the project's newsletter in ``folder``: mailer.toml, issues,
+    templates, and the sample members' CSV."""
+    shutil.copy(ROOT / "mailer.toml", folder)
+    shutil.copytree(ROOT / "issues", folder / "issues")
+    shutil.copytree(ROOT / "templates", folder / "templates")
+    (folder / "subscribers").mkdir()
+    shutil.copy(ROOT / "subscribers" / "members.csv", folder / "subscribers")
+    return folder

@@ -1016,3 +1016,294 @@ class TestProperties:
             else:
                 lines[i] = lines[i][:6] + typed + lines[i][6:]
         _assert_answers(newsletter, in_tmp, "".join(lines))
+
+
+# --- Checks added for what the newcomer test slipped past (issue 16) ----------------------------
+
+
+class TestMarkdownLinks:
+    @pytest.mark.parametrize(
+        ("link", "expected"),
+        [
+            pytest.param(
+                "[notes](www.example.org/guide)",
+                "the link 'www.example.org/guide' has no https:// at the start, so the email "
+                "would drop it: write https://www.example.org/guide",
+                id="no scheme",
+            ),
+            pytest.param(
+                "[write to us](hello@example.org)",
+                "the link 'hello@example.org' has no mailto: at the start, so the email would "
+                "drop it: write mailto:hello@example.org",
+                id="an address without mailto",
+            ),
+            pytest.param(
+                "[click](javascript:alert(1))",
+                "the link 'javascript:alert(1)' is a javascript: link, which could run code: "
+                "emails may only link to https://, http:// or mailto: addresses",
+                id="javascript",
+            ),
+            pytest.param(
+                "[open](data:text/html;base64,PHNjcmlwdD4=)",
+                "the link 'data:text/html;base64,PHNjcmlwdD4=' is a data: link, which hides its "
+                "content inside the link: emails may only link to https://, http:// or mailto: "
+                "addresses",
+                id="data",
+            ),
+            pytest.param(
+                "[events](/events)",
+                "the link '/events' is not a whole web address, so the email would drop it: "
+                "write the full address, starting with https://",
+                id="a path",
+            ),
+            pytest.param(
+                "[files](ftp://files.example.org/a.pdf)",
+                "the link 'ftp://files.example.org/a.pdf' is not a web or email link: links must "
+                "start with https://, http:// or mailto:",
+                id="another scheme",
+            ),
+            pytest.param(
+                "[site](https:example.org)",
+                "the link 'https:example.org' is missing the // after https:",
+                id="no slashes",
+            ),
+            pytest.param(
+                "[nothing]()",
+                "a link has no address between its brackets: write the web address, like "
+                "(https://example.org/page)",
+                id="empty",
+            ),
+        ],
+    )
+    def test_a_link_the_email_would_drop_is_refused(
+        self, newsletter: Newsletter, link: str, expected: str
+    ) -> None:
+        """A Markdown link the email could not carry is a problem at its line, saying what to write."""
+        content = VALID.replace("by 18 December.", f"by 18 December, see {link}.")
+
+        assert [f"{NAME}:8: {expected}"] == errors(newsletter, content)
+
+    def test_each_link_at_its_own_line_in_a_block(self, newsletter: Newsletter) -> None:
+        """Every bad link of a block is reported, each at the line where it is written."""
+        content = VALID.replace(
+            "    body: Add your opening times by 18 December.\n",
+            "    body: |\n"
+            "      Read [the guide](https://example.org/guide).\n"
+            "\n"
+            "      Then [the notes](www.example.org/notes) and\n"
+            "      [the form](javascript:void(0)).\n",
+        )
+
+        assert [
+            f"{NAME}:11: the link 'www.example.org/notes' has no https:// at the start, so the "
+            "email would drop it: write https://www.example.org/notes",
+            f"{NAME}:12: the link 'javascript:void(0)' is a javascript: link, which could run "
+            "code: emails may only link to https://, http:// or mailto: addresses",
+        ] == errors(newsletter, content)
+
+    def test_a_reference_link_is_judged_too(self, newsletter: Newsletter) -> None:
+        """A link whose address is given further down ([notes][1] ... [1]: www...) is checked."""
+        content = VALID.replace(
+            "intro: Hello {{ first_name | there }},",
+            "intro: |\n  See [the notes][1].\n\n  [1]: www.example.org/notes",
+        )
+
+        assert [
+            f"{NAME}:8: the link 'www.example.org/notes' has no https:// at the start, so the "
+            "email would drop it: write https://www.example.org/notes"
+        ] == errors(newsletter, content)
+
+    @pytest.mark.parametrize(
+        "link",
+        [
+            "[book](https://example.org/book)",
+            "[email us](mailto:hello@example.org)",
+            "[your page](https://example.org/?org={{ organisation | none }})",
+            "<https://example.org/autolink>",
+        ],
+    )
+    def test_links_the_email_keeps_are_fine(self, newsletter: Newsletter, link: str) -> None:
+        """https, http and mailto links, with merge tags in them or not, are not problems."""
+        assert [] == errors(newsletter, VALID.replace("18 December.", f"18 December, see {link}"))
+
+    def test_a_link_in_a_title_is_plain_text(self, newsletter: Newsletter) -> None:
+        """Titles are not Markdown, so brackets in them are just text."""
+        content = VALID.replace(
+            "title: Put your warm space on the map",
+            "title: 'Put your [warm space](www) on the map'",
+        )
+
+        assert [] == errors(newsletter, content)
+
+
+class TestScheduleDates:
+    @pytest.mark.parametrize(
+        ("date", "expected"),
+        [
+            pytest.param(
+                "2026-12-16",
+                "the date 2026-12-16 is a Wednesday, but issues go out every other Thursday: "
+                "did you mean the slot on Thursday 17 December 2026 (2026-12-17)?",
+                id="the day before a slot",
+            ),
+            pytest.param(
+                "2026-12-21",
+                "the date 2026-12-21 is a Monday, but issues go out every other Thursday: "
+                "did you mean the slot on Thursday 17 December 2026 (2026-12-17)?",
+                id="nearer the slot before",
+            ),
+            pytest.param(
+                "2026-12-28",
+                "the date 2026-12-28 is a Monday, but issues go out every other Thursday: "
+                "did you mean the slot on Thursday 31 December 2026 (2026-12-31)?",
+                id="nearer the slot after",
+            ),
+            pytest.param(
+                "2026-12-10",
+                "the date 2026-12-10 is a Thursday between two slots (issues go out every other "
+                "Thursday): did you mean Thursday 3 December 2026 (2026-12-03) or Thursday 17 "
+                "December 2026 (2026-12-17)?",
+                id="the week between",
+            ),
+            pytest.param(
+                "2026-11-19",
+                "the date 2026-11-19 is before the first slot, Thursday 3 December 2026 "
+                "(2026-12-03), so the scheduler would never send it: date the issue for a slot",
+                id="before the anchor",
+            ),
+        ],
+    )
+    def test_a_date_off_the_schedule_names_the_nearest_slot(
+        self, newsletter: Newsletter, date: str, expected: str
+    ) -> None:
+        """A date no slot falls on is a warning at the date's line, naming the slot meant."""
+        content = VALID.replace("date: 2026-12-03", f"date: {date}")
+
+        assert [f"{date}-test.yaml:3: {expected}"] == warnings(
+            newsletter, content, f"{date}-test.yaml"
+        )
+
+    @pytest.mark.parametrize("date", ["2026-12-03", "2026-12-17", "2027-06-03"])
+    def test_a_slot_date_is_fine(self, newsletter: Newsletter, date: str) -> None:
+        """The anchor and every fortnight after it, however far ahead, are slots."""
+        content = VALID.replace("date: 2026-12-03", f"date: {date}")
+
+        assert [] == warnings(newsletter, content, f"{date}-test.yaml")
+
+    def test_no_schedule_no_warning(self, newsletter: Newsletter) -> None:
+        """Without a [schedule] in mailer.toml, any date is fine."""
+        unscheduled = newsletter.model_copy(update={"schedule": None})
+        content = VALID.replace("date: 2026-12-03", "date: 2026-12-16")
+
+        assert [] == warnings(unscheduled, content, "2026-12-16-test.yaml")
+
+
+class TestAltText:
+    @pytest.mark.parametrize(
+        ("alt", "why"),
+        [
+            ("IMG_2041.jpg", "looks like a file name"),
+            ("warm-space-community-hall.png", "looks like a file name"),
+            ("DSC01234", "looks like a file name"),
+            ("image1", "looks like a placeholder"),
+            ("Photo 2", "looks like a placeholder"),
+            ("TODO", "looks like a placeholder"),
+            ("alt text here", "looks like a placeholder"),
+        ],
+    )
+    def test_alt_text_that_describes_nothing_is_a_warning(
+        self, newsletter: Newsletter, alt: str, why: str
+    ) -> None:
+        """A file name or a placeholder as alt text is a warning at the alt line."""
+        content = VALID + f"    image:\n      url: https://example.org/a.jpg\n      alt: {alt}\n"
+
+        assert [
+            f"{NAME}:11: the alt text '{alt}' of the image in section 1 {why}: describe what "
+            'the picture shows, for people who cannot see it ("Volunteers serving soup in a '
+            'chapel vestry")'
+        ] == warnings(newsletter, content)
+
+    @pytest.mark.parametrize(
+        "alt", ["Volunteers serving soup in a chapel vestry", "Map", "A photo of the team"]
+    )
+    def test_a_description_or_a_single_word_is_not_warned_about(
+        self, newsletter: Newsletter, alt: str
+    ) -> None:
+        """Descriptions pass; a single word is left to the studio's notes, not validate."""
+        content = VALID + f"    image:\n      url: https://example.org/a.jpg\n      alt: {alt}\n"
+
+        assert [] == warnings(newsletter, content)
+
+
+class TestAfterASyntaxError:
+    def test_every_tab_and_unquoted_colon_in_one_run(self, newsletter: Newsletter) -> None:
+        """After YAML's first error, every other line with a tab or an unquoted ': ' is reported."""
+        content = """\
+            subject: Winter connections: the big one
+            preheader: Warm spaces
+            date: 2026-12-03
+            status: ready
+            intro: Hello,
+            sections:
+              - title: Warm spaces
+            \tbody: Add your times.
+              - title: Events: in Wales
+                body: See you there.
+            """
+
+        assert [
+            f"{NAME}:1: a colon followed by a space inside a value (or a line indented too far): "
+            "put the whole value in quotes, or put '|' after the field name and the text on the "
+            "lines below it, indented",
+            f"{NAME}:8: this line has a tab where YAML needs spaces: use spaces to indent, and "
+            "after colons",
+            f"{NAME}:9: a colon followed by a space inside a value (or a line indented too far): "
+            "put the whole value in quotes, or put '|' after the field name and the text on the "
+            "lines below it, indented",
+        ] == errors(newsletter, content)
+
+    def test_colons_in_blocks_quotes_and_comments_are_text(self, newsletter: Newsletter) -> None:
+        """Colons inside a | block, inside quotes or in a comment are not reported."""
+        content = """\
+            subject: "Winter connections"
+            preheader: 'Warm spaces: and more'
+            date: 2026-12-03  # note: the first slot
+            status: ready
+            intro: |
+              Note: this is text.
+            sections:
+              - title: Warm spaces
+                body: >
+                  Times: all day.
+                audience: [youth]
+              - title: Events: in Wales
+                body: See you.
+            """
+
+        assert [
+            f"{NAME}:12: a colon followed by a space inside a value (or a line indented too far): "
+            "put the whole value in quotes, or put '|' after the field name and the text on the "
+            "lines below it, indented"
+        ] == errors(newsletter, content)
+
+    def test_a_quote_over_several_lines_is_text(self, newsletter: Newsletter) -> None:
+        """A quoted value that runs over lines keeps its colons; the lines after it are checked."""
+        content = """\
+            subject: "Winter connections,
+              with news: and more"
+            preheader: Warm spaces
+            date: 2026-12-03
+            status: ready
+            intro: Hello: you,
+            sections:
+              - title: Warm spaces
+            \t  body: See you.
+            """
+
+        assert [
+            f"{NAME}:6: a colon followed by a space inside a value (or a line indented too far): "
+            "put the whole value in quotes, or put '|' after the field name and the text on the "
+            "lines below it, indented",
+            f"{NAME}:9: this line has a tab where YAML needs spaces: use spaces to indent, and "
+            "after colons",
+        ] == errors(newsletter, content)

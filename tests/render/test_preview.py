@@ -15,6 +15,7 @@ from mailer.config import Newsletter
 from mailer.errors import ConfigError
 from mailer.issues.model import Issue
 from mailer.render.preview import preview_keys
+from mailer.store import MemberRecord, open_store
 
 DEFAULT_VARIANTS = ["general", "youth", "intergenerational", "in-person", "wales"]
 
@@ -30,6 +31,14 @@ def issue_file(tmp_path: Path) -> Path:
 @pytest.fixture
 def out(tmp_path: Path) -> Path:
     return tmp_path / "preview"
+
+
+@pytest.fixture(autouse=True)
+def own_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test's subscriber list is its own (empty unless the test adds members)."""
+    url = f"sqlite:///{tmp_path / 'mailer.db'}"
+    monkeypatch.setenv("MAILER_DATABASE_URL", url)
+    return url
 
 
 def run(*args: str) -> Result:
@@ -129,6 +138,44 @@ class TestPreviewCommand:
         result = run(str(tmp_path / "nope.yaml"), "--out", str(out))
         assert 1 == result.exit_code
         assert "nope.yaml" in result.stderr and "Traceback" not in result.stderr
+
+
+class TestTheList:
+    def test_every_variant_the_list_gets_is_written_with_its_members(
+        self, issue_file: Path, out: Path, own_list: str
+    ) -> None:
+        """Combinations real members have are previewed too, and the table counts members."""
+        with open_store(own_list) as store:
+            store.add(
+                [
+                    MemberRecord(email="a@example.org", region="Wales", tags=("youth-loneliness",)),
+                    MemberRecord(email="b@example.org", region="Wales", tags=("youth-loneliness",)),
+                    MemberRecord(email="c@example.org", region="Scotland"),
+                ],
+                source="test",
+            )
+
+        result = run(str(issue_file), "--out", str(out))
+
+        assert 0 == result.exit_code, result.stderr
+        assert sorted([*DEFAULT_VARIANTS, "youth+wales"]) == variants_written(out)
+        assert re.search(r"│ youth\+wales\s+│ Youth loneliness, Wales\s+│\s+2 │", result.stdout)
+        assert re.search(
+            r"│ general\s+│ members in none of the issue's segments\s+│\s+1 │", result.stdout
+        )
+        assert "2 on the list get this variant" in (out / "index.html").read_text("utf-8")
+
+    def test_files_of_variants_no_longer_written_are_removed(
+        self, issue_file: Path, out: Path
+    ) -> None:
+        """A second preview removes what the first wrote and it does not, and nothing else."""
+        run(str(issue_file), "--out", str(out))
+        (out / "notes.txt").write_text("mine", encoding="utf-8")
+
+        run(str(issue_file), "--out", str(out), "--segment", "youth")
+
+        assert ["youth"] == variants_written(out)
+        assert ["notes", "youth"] == sorted(path.stem for path in out.glob("*.txt"))
 
 
 class TestPreviewKeys:

@@ -93,10 +93,35 @@ class TestListing:
             "date": "2026-12-03",
             "issue": "2026-12-03-bulletin",
             "state": "ready",
+            "probably_meant": [],
         } == {k: v for k, v in first.items() if k not in ("file", "detail")}
         assert "issues/2026-12-03-bulletin.yaml is ready." == first["detail"]
         assert "issues/2026-12-03-bulletin.yaml" == first["file"]
         assert ["ready", "draft", "missing"] == [s["state"] for s in data["slots"]]
+
+    def test_a_file_dated_off_the_schedule_is_shown_by_the_slot_it_probably_meant(
+        self, cli: Any, issues: Project, time_machine: TimeMachineFixture
+    ) -> None:
+        """An issue dated a Wednesday is named beside the Thursday slot next to it."""
+        time_machine.move_to(london(2026, 11, 30), tick=False)
+        issues.write_issue("2026-12-30", title="new-year")
+
+        data = slots_json(cli, "--count", "3")
+        table = cli("--count", "3").stdout
+
+        missing = data["slots"][2]
+        assert ("missing", ["issues/2026-12-30-new-year.yaml"]) == (
+            missing["state"],
+            missing["probably_meant"],
+        )
+        assert missing["detail"].endswith(
+            "issues/2026-12-30-new-year.yaml is dated 2026-12-30, a Wednesday: was it meant for "
+            "this slot? Change its date to 2026-12-31 if so"
+        )
+        lines = table.splitlines()
+        start = next(n for n, line in enumerate(lines) if "2026-12-31" in line)
+        cell = " ".join(line.strip("│").split("│")[1].strip() for line in lines[start : start + 3])
+        assert "- (dated off the schedule: issues/2026-12-30-new-year.yaml?)" == cell
 
     def test_summer_slots_show_british_summer_time(
         self, cli: Any, time_machine: TimeMachineFixture
