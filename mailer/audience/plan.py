@@ -87,13 +87,22 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-# One read per page: the member, and their ledger row for the issue. JSON columns come
-# as text, decoded once per distinct value: lists have far fewer profiles than members.
+# Two reads per page, each a range scan on one table's index: the members (keyset on
+# the primary key), then their ledger rows for the issue (the unique index on issue,
+# subscriber_id). One LEFT JOIN read the same rows, but PostgreSQL planned it as a
+# merge join that walked the ledger's subscriber index from its start on every page:
+# quadratic in the list once an issue has been sent (15 s instead of 0.5 s for a
+# re-run at 300,000 members). JSON columns come as text, decoded once per distinct
+# value: lists have far fewer profiles than members.
 _PAGE = (
     "SELECT s.id, s.email, s.name, s.organisation, s.region, "
-    "CAST(s.tags AS TEXT), CAST(s.attributes AS TEXT), d.state, d.retryable, s.link_version "
-    "FROM subscribers s LEFT JOIN deliveries d ON d.subscriber_id = s.id AND d.issue = {m} "
+    "CAST(s.tags AS TEXT), CAST(s.attributes AS TEXT), s.link_version "
+    "FROM subscribers s "
     "WHERE s.status = 'active' AND s.id > {m}{share} ORDER BY s.id LIMIT {m}"
+)
+_LEDGER = (
+    "SELECT subscriber_id, state, retryable FROM deliveries "
+    "WHERE issue = {m} AND subscriber_id BETWEEN {m} AND {m}"
 )
 # A share of the audience for one of several sending processes: members whose id % n == k.
 Partition = tuple[int, int]
@@ -120,13 +129,15 @@ def members(
         yield [keys.member(row, opted.get(row[0])) for row in rows]
 
 
-Row = tuple[Any, ...]  # a row of _PAGE
+# A member's page row: id, email, name, organisation, region, tags, attributes (JSON
+# text), ledger state, retryable (None, None: no ledger row yet), link_version.
+Row = tuple[Any, ...]
 
 
 def _pages(
     store: SubscriberStore, issue: Issue, page_size: int, partition: Partition | None
 ) -> Iterator[tuple[list[Row], dict[int, set[str]]]]:
-    """Rows of ``_PAGE`` a page at a time, with the segments each member opted out of.
+    """Member rows a page at a time, with the segments each member opted out of.
 
     Keyset pagination, each page its own short read, keeps memory flat and never
     holds a transaction open. This walk is on the path of every recipient of a
@@ -144,16 +155,22 @@ def _pages(
             qmark = connection.dialect.paramstyle == "qmark"
             mark = "?" if qmark else "%s"
             page = _PAGE.format(m=mark, share=share.replace("%%", "%") if qmark else share)
-            rows: list[Row] = driver_rows(connection, page, (issue.slug, last_id, page_size))
-            if not rows:
+            found: list[Row] = driver_rows(connection, page, (last_id, page_size))
+            if not found:
                 return
+            span = (found[0][0], found[-1][0])
+            ledger = {
+                subscriber_id: (state, retryable)
+                for subscriber_id, state, retryable in driver_rows(
+                    connection, _LEDGER.format(m=mark), (issue.slug, *span)
+                )
+            }
             opted: dict[int, set[str]] = {}
-            for subscriber_id, segment in driver_rows(
-                connection, _OPT_OUTS.format(m=mark), (rows[0][0], rows[-1][0])
-            ):
+            for subscriber_id, segment in driver_rows(connection, _OPT_OUTS.format(m=mark), span):
                 opted.setdefault(subscriber_id, set()).add(segment)
+        rows = [(*row[:7], *ledger.get(row[0], (None, None)), row[7]) for row in found]
         yield rows, opted
-        last_id = rows[-1][0]
+        last_id = found[-1][0]
 
 
 class VariantKeys:
@@ -170,7 +187,7 @@ class VariantKeys:
         self._profiles: dict[tuple[str | None, str, str | None], tuple[frozenset[str], str]] = {}
 
     def member(self, row: Row, opted_out: set[str] | None) -> Member:
-        """A page row (see ``_PAGE``) as a Member."""
+        """A page row (see ``Row``) as a Member."""
         member_id, email, name, organisation, region, tags, attributes, state, retryable = row[:9]
         key, first_name = self._known(tags, region, attributes)
         if opted_out:
