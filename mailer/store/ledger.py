@@ -56,6 +56,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    bindparam,
     func,
     insert,
     select,
@@ -456,46 +457,63 @@ class Ledger:
 
         Rows already ``sent`` are left alone; returns how many rows changed.
         """
-        return self._mark(accepted, {"state": DeliveryState.sent, "error": ""})
+        return self._mark(accepted, {"state": DeliveryState.sent})
 
     def mark_dropped(self, dropped: Sequence[tuple[str, int, str]]) -> int:
         """Mark (issue, subscriber id, reason) failed for good: the provider took the request
         but will not deliver (a suppressed address). Rows already settled are left alone."""
-        changed = 0
-        for issue, subscriber_id, reason in dropped:
-            values = {"state": DeliveryState.failed, "retryable": False, "error": reason}
-            changed += self._mark([(issue, subscriber_id, None)], values, only_unfinished=True)
-        return changed
+        return self._mark(
+            [(issue, subscriber_id, None, reason) for issue, subscriber_id, reason in dropped],
+            {"state": DeliveryState.failed, "retryable": False},
+            only_unfinished=True,
+        )
 
     def _mark(
         self,
-        keys: Sequence[tuple[str, int, str | None]],
+        keys: Sequence[tuple[str, int, str | None] | tuple[str, int, str | None, str]],
         values: Mapping[str, Any],
         *,
         only_unfinished: bool = False,
     ) -> int:
+        """One statement per chunk of keys (executemany), not one round trip per key:
+        ``--reconcile`` and the webhook settle thousands of rows at a time."""
         when = now()
         skip = (
             [DeliveryState.sent, DeliveryState.failed] if only_unfinished else [DeliveryState.sent]
         )
+        statement = (
+            update(_D)
+            .where(
+                _D.issue == bindparam("k_issue"),
+                _D.subscriber_id == bindparam("k_subscriber"),
+                *(_D.state != state for state in skip),  # NOT IN cannot be executemany'd
+            )
+            .values(
+                updated_at=when,
+                # A key without a message id keeps the one the row has.
+                message_id=func.coalesce(bindparam("k_message_id", type_=Text), _D.message_id),
+                error=bindparam("k_error", type_=Text),
+                **values,
+            )
+        )
+        rows = [
+            {
+                "k_issue": key[0],
+                "k_subscriber": key[1],
+                "k_message_id": key[2] or None,
+                "k_error": key[3] if len(key) > 3 else "",
+            }
+            for key in keys
+        ]
 
         def work(connection: Connection) -> int:
             changed = 0
-            for issue, subscriber_id, message_id in keys:
-                extra = {"message_id": message_id} if message_id else {}
-                result = connection.execute(
-                    update(_D)
-                    .where(
-                        _D.issue == issue,
-                        _D.subscriber_id == subscriber_id,
-                        _D.state.not_in(skip),
-                    )
-                    .values(updated_at=when, **values, **extra)
-                )
+            for start in range(0, len(rows), _CHUNK):
+                result = connection.execute(statement, rows[start : start + _CHUNK])
                 changed += int(result.rowcount)
             return changed
 
-        return self._write(work)
+        return self._write(work) if rows else 0
 
     # -- the batch protocol ---------------------------------------------------------------
 

@@ -255,6 +255,37 @@ class TestInterrupted:
         )
         assert [StateCount("general", DeliveryState.failed, False, 1)] == ledger.counts(ISSUE)
 
+    def test_settles_thousands_of_rows_in_chunks_counting_each_once(
+        self, store: SubscriberStore, ledger: Ledger, owner: str
+    ) -> None:
+        """Reconciliation marks rows a chunk at a time: the count is of rows that changed, each
+        accepted row keeps the message id its event gave, and an event without one invents
+        none; a dropped row already sent stays sent."""
+        members = add_members(store, 2_500)
+        ids = [
+            delivery_id
+            for start in range(0, 2_500, 1_000)
+            for delivery_id in ledger.claim(
+                ISSUE, "general", [m.id for m in members[start : start + 1_000]], owner
+            ).claimed.values()
+        ]
+        ledger.settle(sent=ids[:100], unknown=ids[100:], unknown_reason="no answer")
+        accepted = [(ISSUE, m.id, f"sg-{m.id}") for m in members[50:2_000]]
+        accepted.append((ISSUE, members[2_100].id, None))
+        assert 1_901 == ledger.mark_accepted(accepted)  # 50..99 were already sent
+        dropped = [(ISSUE, m.id, "SendGrid dropped it") for m in members[1_990:2_500]]
+        assert 2_500 - 2_000 - 1 == ledger.mark_dropped(dropped)
+        assert {"sent": 2_001, "failed": 499} == states(ledger)
+        with store.engine.connect() as connection:
+            found = dict(
+                connection.exec_driver_sql(
+                    "SELECT subscriber_id, message_id FROM deliveries WHERE subscriber_id IN "
+                    f"({members[500].id}, {members[2_100].id})"
+                ).all()
+            )
+        assert f"sg-{members[500].id}" == found[members[500].id]
+        assert found[members[2_100].id] is None
+
 
 class TestTakingTurns:
     def test_a_ledger_taking_turns_writes_only_holding_the_lock(
