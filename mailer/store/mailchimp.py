@@ -163,15 +163,17 @@ def layout(table: Table, columns: ColumnMap) -> Layout:
         groups=tuple(groups),
         status=status,
         attributes=tuple(attributes),
-        said=_said(table.where, system),
+        said=_said(table.where, system, has_status=status is not None),
     )
 
 
-def _said(where: str, system: dict[str, int]) -> Said:
+def _said(where: str, system: dict[str, int], *, has_status: bool) -> Said:
+    named = said_by_name(where)
+    if has_status:  # each row says its own status; the name may still say they all left
+        return named or Said(SubscriberStatus.active)
     # Columns outrank the name: a renamed file of unsubscribed members stays unsubscribed.
     if "CLEAN_TIME" in system:
         return Said(SubscriberStatus.bounced)
-    named = said_by_name(where)
     if "UNSUB_TIME" in system and (named is None or named.status is SubscriberStatus.active):
         return Said(SubscriberStatus.unsubscribed)
     return named or Said(SubscriberStatus.active)
