@@ -462,9 +462,8 @@ class Newsletter(BaseModel):
         None,
         description="The fortnightly slots `python scheduler.py` sends on; none: no scheduler.",
     )
-    imports: Imports = Field(
-        default_factory=Imports,
-        description="How imports read columns and values that are not mailer's own.",
+    imports: Imports | None = Field(
+        None, description="How imports read columns and values that are not mailer's own."
     )
 
     @field_validator("segments")

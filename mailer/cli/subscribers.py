@@ -125,7 +125,7 @@ def _column_map() -> ColumnMap:
     if not config_path.exists():
         return ColumnMap()
     imports = load_newsletter(config_path).imports
-    return ColumnMap.of(imports.columns, imports.values)
+    return ColumnMap() if imports is None else ColumnMap.of(imports.columns, imports.values)
 
 
 def _print_files(report: ImportReport, where: str, *, dry_run: bool) -> None:

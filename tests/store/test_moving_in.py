@@ -51,6 +51,7 @@ def utc(*parts: int) -> dt.datetime:
 
 def project_map(newsletter: Newsletter) -> ColumnMap:
     """The project's mailer.toml map: Mailchimp's "Interests" groups as tags."""
+    assert newsletter.imports is not None
     return ColumnMap.of(newsletter.imports.columns, newsletter.imports.values)
 
 
