@@ -34,6 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import PurePosixPath
 
 from mailer.errors import Problem
@@ -64,7 +65,7 @@ SYSTEM = LEFT_OUT | READ
 SIGNS = frozenset({"MEMBER_RATING", "OPTIN_TIME", "CONFIRM_TIME", "LAST_CHANGED", "LEID", "EUID"})
 # A merge field read as one of mailer's own fields.
 FIELDS = {"name": "name", "organisation": "organisation", "company": "organisation"}
-FIELDS |= {"region": "region", "tags": "tags"}
+FIELDS |= {"region": "region"}
 # Mailchimp's words for a contact's status, in a "Status" column some exports have.
 STATUS_WORDS = {
     "subscribed": SubscriberStatus.active,
@@ -130,7 +131,7 @@ class Layout:
 def layout(table: Table, columns: ColumnMap) -> Layout:
     """The layout of a Mailchimp file; the file's name and columns tell its members' status."""
     header = [cell.strip() for cell in table.header]
-    system = {cell: i for i, cell in enumerate(header) if cell in SYSTEM}
+    system = {cell: i for i, cell in enumerate(header) if cell in READ}
     first = last = status = None
     fields: list[tuple[int, str]] = []
     groups: list[int] = []
@@ -217,7 +218,7 @@ def record(layout: Layout, line: int, cells: list[str]) -> MemberRecord | list[s
     }
     if first is not None:
         attributes["first_name"] = profile_text("first_name", first, problems) or None
-    tags = _tags(layout, system, cells, given)
+    tags = _tags(layout, system, cells)
     optin = _when(system, "OPTIN_TIME", problems)
     confirm = _when(system, "CONFIRM_TIME", problems)
     status, changed_at, reason = _status(layout, system, cells, problems)
@@ -241,15 +242,17 @@ def record(layout: Layout, line: int, cells: list[str]) -> MemberRecord | list[s
     )
 
 
-def _tags(
-    layout: Layout, system: dict[str, str], cells: list[str], given: dict[str, str]
-) -> tuple[str, ...] | None:
-    if "TAGS" not in system and not layout.groups and "tags" not in given:
+def _tags(layout: Layout, system: dict[str, str], cells: list[str]) -> tuple[str, ...] | None:
+    if "TAGS" not in system and not layout.groups:
         return None  # the file says nothing about tags: keep what is stored
-    found = quoted_list(system.get("TAGS", ""))
-    for i in layout.groups:  # Mailchimp writes a contact's groups as "A, B"
-        found.extend(cells[i].split(","))
-    found.extend(given.get("tags", "").split(","))
+    return _tag_cells(system.get("TAGS", ""), tuple(cells[i] for i in layout.groups))
+
+
+@lru_cache(maxsize=4096)  # a list repeats a few combinations of tags and groups many times
+def _tag_cells(tags: str, groups: tuple[str, ...]) -> tuple[str, ...]:
+    found = quoted_list(tags)
+    for cell in groups:  # Mailchimp writes a contact's groups as "A, B"
+        found.extend(cell.split(","))
     return unique_tags(found)
 
 
@@ -320,5 +323,6 @@ def _when(system: dict[str, str], column: str, problems: list[str]) -> dt.dateti
     return when_cell(cell, column, problems, _parse, TIME_EXAMPLE)
 
 
+@lru_cache(maxsize=65536)  # many members joined on the same second in a bulk import
 def _parse(cell: str) -> dt.datetime:
     return as_utc(dt.datetime.fromisoformat(cell))
