@@ -19,7 +19,9 @@ A row is unsubscribed if its file's name or columns say so or it has an
 UNSUB_TIME; bounced if its file is the cleaned one or it has a CLEAN_TIME; a
 non-subscribed contact (who never opted in) is imported as unsubscribed. A file
 imported on its own keeps what it says, whatever it is renamed to, as long as
-its columns say it.
+its columns say it. In a file whose name does not say ``subscribed`` (and
+without a Status column), a row is active only if it records an opt-in or a
+confirmation time; otherwise it is imported as unsubscribed.
 
 The rest: First and Last Name make ``name`` (and ``first_name``); TAGS holds
 quoted tags separated by commas; a group (interest) column becomes tags when
@@ -78,6 +80,10 @@ STATUS_WORDS = {
     "archived": SubscriberStatus.unsubscribed,
 }
 NEVER_SUBSCRIBED = "never subscribed on Mailchimp (a non-subscribed contact)"
+NO_OPT_IN = (
+    "no opt-in in Mailchimp's export: neither its file's name nor a status says subscribed, "
+    "and it has no OPTIN_TIME or CONFIRM_TIME"
+)
 TIME_EXAMPLE = "2024-05-01 09:30:00"
 
 
@@ -93,6 +99,7 @@ class Said:
 
     status: SubscriberStatus
     reason: str | None = None
+    sure: bool = True  # False: nothing said it, active is only the default
 
 
 _NON = re.compile(r"non.?subscribed|transactional")
@@ -171,13 +178,13 @@ def layout(table: Table, columns: ColumnMap) -> Layout:
 def _said(where: str, system: dict[str, int], *, has_status: bool) -> Said:
     named = said_by_name(where)
     if has_status:  # each row says its own status; the name may still say they all left
-        return named or Said(SubscriberStatus.active)
+        return named or Said(SubscriberStatus.active, sure=False)
     # Columns outrank the name: a renamed file of unsubscribed members stays unsubscribed.
     if "CLEAN_TIME" in system:
         return Said(SubscriberStatus.bounced)
     if "UNSUB_TIME" in system and (named is None or named.status is SubscriberStatus.active):
         return Said(SubscriberStatus.unsubscribed)
-    return named or Said(SubscriberStatus.active)
+    return named or Said(SubscriberStatus.active, sure=False)
 
 
 def read_mailchimp(table: Table, columns: ColumnMap) -> ParsedMembers:
@@ -271,13 +278,23 @@ def _status(
         elif STATUS_WORDS[word] is not SubscriberStatus.active:
             reason = NEVER_SUBSCRIBED if word in ("non-subscribed", "nonsubscribed") else None
             said = Said(STATUS_WORDS[word], reason)
+        elif said.status is SubscriberStatus.active:
+            said = Said(SubscriberStatus.active)
     if clean_at or said.status is SubscriberStatus.bounced:
         return SubscriberStatus.bounced, clean_at, _cleaned(system)
     if unsub_at or said.status is SubscriberStatus.unsubscribed:
         return SubscriberStatus.unsubscribed, unsub_at, said.reason or _unsubscribed(system)
     if said.status is SubscriberStatus.pending:
         return SubscriberStatus.pending, None, "pending on Mailchimp (not yet confirmed)"
+    if not said.sure and not _opted_in(system):
+        return SubscriberStatus.unsubscribed, None, NO_OPT_IN
     return SubscriberStatus.active, None, None
+
+
+def _opted_in(system: dict[str, str]) -> bool:
+    """Whether the row records an opt-in or a confirmation (non-subscribed contacts have neither)."""
+    times = (system.get("OPTIN_TIME", ""), system.get("CONFIRM_TIME", ""))
+    return any(time and not time.startswith("0000-00-00") for time in times)
 
 
 def _unsubscribed(system: dict[str, str]) -> str:

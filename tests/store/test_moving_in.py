@@ -312,6 +312,25 @@ class TestMailchimpSingleFile:
             "cat@example.org": SubscriberStatus.bounced,
         } == statuses(store)
 
+    def test_in_a_file_of_unknown_kind_only_a_row_with_an_opt_in_is_active(
+        self, store: SubscriberStore
+    ) -> None:
+        """Renamed, with no status columns: no OPTIN_TIME or CONFIRM_TIME, no active member."""
+        Path("contacts.csv").write_text(
+            '"Email Address","OPTIN_TIME","CONFIRM_TIME","LEID"\n'
+            '"ann@example.org","2020-01-01 10:00:00","","1"\n'
+            '"bea@example.org","","2020-01-01 10:00:00","2"\n'
+            '"cat@example.org","","","3"\n',
+            encoding="utf-8",
+        )
+        import_list(store, Path("contacts.csv"))
+        assert {
+            "ann@example.org": SubscriberStatus.active,
+            "bea@example.org": SubscriberStatus.active,
+            "cat@example.org": SubscriberStatus.unsubscribed,
+        } == statuses(store)
+        assert store.get("cat@example.org").status_reason.startswith("no opt-in in Mailchimp's")
+
     def test_a_status_column_is_read_in_mailchimps_words(self, store: SubscriberStore) -> None:
         """A 'Status' column (some exports have one): only 'subscribed' is active."""
         Path("contacts.csv").write_text(
