@@ -64,6 +64,8 @@ class CaptchaProvider(StrEnum):
     turnstile = "turnstile"
     hcaptcha = "hcaptcha"
     friendly_captcha = "friendly-captcha"
+
+
 class LogFormat(StrEnum):
     text = "text"
     json = "json"
@@ -293,6 +295,35 @@ class Segment(BaseModel):
         return self
 
 
+class Imports(BaseModel):
+    """How `mailer subscribers import` reads a file whose columns or values are not mailer's.
+
+    Headings and column names are matched as the import matches them (any case,
+    spaces or hyphens for underscores); values ignoring capitals and surrounding spaces.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description='A heading in the file = the column it is read as, e.g. "Area" = "region".',
+    )
+    values: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description='Per column, a value in the file = the value stored, e.g. region = { WLS = "Wales" }.',
+    )
+
+    @field_validator("columns")
+    @classmethod
+    def _named_columns(cls, columns: dict[str, str]) -> dict[str, str]:
+        for heading, name in columns.items():
+            if not any(char.isalnum() for char in name):
+                raise ValueError(
+                    f"the heading '{heading}' is mapped to '{name}', which is no column"
+                )
+        return columns
+
+
 class Weekday(StrEnum):
     monday = "monday"
     tuesday = "tuesday"
@@ -430,6 +461,9 @@ class Newsletter(BaseModel):
     schedule: Schedule | None = Field(
         None,
         description="The fortnightly slots `python scheduler.py` sends on; none: no scheduler.",
+    )
+    imports: Imports | None = Field(
+        None, description="How imports read columns and values that are not mailer's own."
     )
 
     @field_validator("segments")

@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import re
 import shlex
+import shutil
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 import time_machine
 import typer
+from helpers.project import ROOT as PROJECT_ROOT
 from helpers.project import copy_project
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -29,7 +31,15 @@ from typer.main import get_command
 from typer.testing import CliRunner, Result
 
 from mailer.cli import app
-from mailer.config import Newsletter, Schedule, Segment, Sender, Settings, load_newsletter
+from mailer.config import (
+    Imports,
+    Newsletter,
+    Schedule,
+    Segment,
+    Sender,
+    Settings,
+    load_newsletter,
+)
 
 PROJECT = Path(__file__).resolve().parent.parent
 PAGES: dict[str, str] = {
@@ -294,6 +304,7 @@ TOML_TABLES: dict[str, type[BaseModel]] = {
     "`[sender]`": Sender,
     "`[segments.NAME]`": Segment,
     "`[schedule]`": Schedule,
+    "`[imports]`": Imports,
 }
 # A segment's name is not a key inside its table: it is NAME in `[segments.NAME]`.
 NOT_KEYS = {(Segment, "name")}
@@ -619,6 +630,40 @@ def members_csv_a_fortnight_later(folder: Path) -> None:
     (folder / "members.csv").write_text(text, encoding="utf-8")
 
 
+def sample_export(name: str, saved_as: str | None = None) -> Callable[[Path], None]:
+    """One of the sample exports of tests/data, downloaded into the project folder."""
+
+    def download(folder: Path) -> None:
+        shutil.copy(PROJECT_ROOT / "tests" / "data" / name, folder / (saved_as or name))
+
+    download.__doc__ = f"tests/data/{name} is in the project folder"
+    return download
+
+
+def listmonk_exports(folder: Path) -> None:
+    """listmonk's export and import samples are in the project folder."""
+    sample_export("listmonk-export.csv")(folder)
+    sample_export("listmonk-import.csv")(folder)
+
+
+def crm_export_and_its_map(folder: Path) -> None:
+    """A spreadsheet with its own headings and codes, and the subscribers page's map for it."""
+    sample_export("mapped-spreadsheet.csv", "crm-export.csv")(folder)
+    config = folder / "mailer.toml"
+    text = config.read_text(encoding="utf-8")
+    page = PAGES["docs/subscribers.md"]
+    block = next(
+        b
+        for b in fenced_blocks(section(page, "Any other spreadsheet: the column map"))
+        if b.lang == "toml"
+    )
+    columns, values = "\n".join(block.lines).split("[imports.values.region]")
+    columns = columns.replace("[imports.columns]", "").strip()
+    assert 1 == text.count("[imports.columns]\n")
+    text = text.replace("[imports.columns]\n", f"[imports.columns]\n{columns}\n")
+    config.write_text(text + "\n[imports.values.region]" + values + "\n", encoding="utf-8")
+
+
 def sendgrid_events_saved(folder: Path) -> None:
     """The SendGrid events the sending page reconciles from (none: the outbox leaves no unknowns)."""
     (folder / "sendgrid-events.json").write_text("[]\n", encoding="utf-8")
@@ -632,6 +677,18 @@ BEFORE_PAGE: dict[str, Callable[[Path], None]] = {
 BEFORE: dict[tuple[str, str], Callable[[Path], None]] = {
     (EDITORS, f"mailer validate {CHRISTMAS}"): christmas_issue_with_four_mistakes,
     ("docs/subscribers.md", "mailer subscribers import members.csv"): members_csv_a_fortnight_later,
+    (
+        "docs/subscribers.md",
+        "mailer subscribers import mailchimp-audience-export.zip --dry-run",
+    ): sample_export("mailchimp-audience-export.zip"),
+    (
+        "docs/subscribers.md",
+        "mailer subscribers import listmonk-export.csv --dry-run",
+    ): listmonk_exports,
+    (
+        "docs/subscribers.md",
+        "mailer subscribers import crm-export.csv --dry-run",
+    ): crm_export_and_its_map,
     (
         "docs/sending.md",
         f"mailer send {WINTER} --reconcile sendgrid-events.json",

@@ -18,10 +18,18 @@ from rich.table import Table
 
 from mailer.cli.common import console, err_console
 from mailer.errors import Problem, SubscriberDataError, display_path
-from mailer.store.models import ImportCounts, MemberRecord, Subscriber, SubscriberStatus
+from mailer.store.models import (
+    ImportCounts,
+    ImportFormat,
+    MemberRecord,
+    Subscriber,
+    SubscriberStatus,
+)
 
 if TYPE_CHECKING:
     from mailer.store import SubscriberStore
+    from mailer.store.columnmap import ColumnMap
+    from mailer.store.importing import ImportReport
 
 # The store, CSV and segment modules are imported inside the commands (they pull
 # in SQLAlchemy and Alembic), so that `mailer --help` stays quick.
@@ -54,11 +62,16 @@ def _source(command: str) -> str:
 
 @app.command("import")
 def import_(
-    csv_file: Path = typer.Argument(
+    path: Path = typer.Argument(
         ...,
-        metavar="CSV",
-        help="The members spreadsheet, saved as CSV (UTF-8).",
+        metavar="PATH",
+        help="The list: a CSV file, or a ZIP of CSV files such as Mailchimp's audience export.",
         show_default=False,
+    ),
+    source_format: ImportFormat = typer.Option(
+        ImportFormat.auto,
+        "--from",
+        help="The tool the file comes from; auto recognises each file by its columns.",
     ),
     skip_invalid: bool = typer.Option(
         False,
@@ -69,24 +82,76 @@ def import_(
         False, "--dry-run", help="Check the file and count what would change; change nothing."
     ),
 ) -> None:
-    """Add and update members from a CSV export of the members spreadsheet.
+    """Add and update members from a spreadsheet's CSV, or from Mailchimp or listmonk.
 
-    The header row names the columns: email (required), name, organisation,
-    region, tags (separated by ; or , in the cell); any other column is kept
-    as an attribute. Commas or semicolons; UTF-8, with or without a BOM.
+    A spreadsheet's header row names the columns: email (required), name,
+    organisation, region, tags (separated by ; or , in the cell); any other
+    column is kept as an attribute. Commas or semicolons; UTF-8, with or
+    without a BOM. Mailchimp's audience export (the ZIP, or one of its CSV
+    files) and listmonk's import and export files are recognised by their
+    columns; mailer.toml's [imports] table maps other columns and values.
 
     By default nothing is imported if any row has a problem. Importing the
     same file twice changes nothing the second time. An import never
     re-subscribes anyone who unsubscribed, bounced, complained or is pending,
-    and never adds back a member who was forgotten.
+    and never adds back a member who was forgotten; a row that says a member
+    left (an unsubscribed or cleaned Mailchimp contact, a blocklisted
+    listmonk subscriber) moves them out.
     """
-    from mailer.store.csvio import import_members
+    from mailer.store.importing import import_list
 
-    with _store() as store, err_console.status(f"Importing {display_path(csv_file)}..."):
-        result = import_members(store, csv_file, skip_invalid=skip_invalid, dry_run=dry_run)
-    for problem in result.problems:
+    columns = _column_map()
+    with _store() as store, err_console.status(f"Importing {display_path(path)}..."):
+        report = import_list(
+            store,
+            path,
+            source_format=source_format,
+            columns=columns,
+            skip_invalid=skip_invalid,
+            dry_run=dry_run,
+        )
+    for problem in report.problems:
         err_console.print(f"[yellow]skipped:[/] {problem}", highlight=False, soft_wrap=True)
-    _print_counts(result.counts, dry_run=dry_run)
+    _print_files(report, display_path(path), dry_run=dry_run)
+    _print_counts(report.counts, dry_run=dry_run)
+
+
+def _column_map() -> ColumnMap:
+    """mailer.toml's [imports] map; none if there is no mailer.toml (a list imports without one)."""
+    from mailer.config import get_settings, load_newsletter
+    from mailer.store.columnmap import ColumnMap
+
+    config_path = get_settings().config_path
+    if not config_path.exists():
+        return ColumnMap()
+    imports = load_newsletter(config_path).imports
+    return ColumnMap() if imports is None else ColumnMap.of(imports.columns, imports.values)
+
+
+def _print_files(report: ImportReport, where: str, *, dry_run: bool) -> None:
+    """The format found, then members per status after the import, file by file."""
+    kinds = " and ".join(found.label for found in report.formats)
+    files = len(report.files)
+    count = "" if files == 1 else f" ({files} files)"
+    console.print(f"Read {where}{count} as {kinds}.", highlight=False)
+    totals = report.statuses
+    columns = [status.value for status in SubscriberStatus if totals.get(status.value)]
+    columns = columns or [SubscriberStatus.active.value]
+    if totals.get("suppressed"):
+        columns.append("suppressed")
+    title = "Members by status if imported" if dry_run else "Members by status after the import"
+    table = Table(title=title)
+    table.add_column("file", overflow="fold")
+    for name in [*columns, "skipped"]:
+        table.add_column(name, justify="right")
+    for file in report.files:
+        cells = [str(file.statuses.get(name, 0)) for name in columns]
+        name = file.where.removeprefix(f"{where}/")  # a file in a ZIP by its own name
+        table.add_row(name, *cells, str(file.skipped))
+    if files > 1:
+        cells = [str(totals.get(name, 0)) for name in columns]
+        table.add_row("total", *cells, str(report.counts.skipped), style="bold")
+    console.print(table)
 
 
 def _print_counts(counts: ImportCounts, *, dry_run: bool) -> None:

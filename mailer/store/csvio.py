@@ -23,7 +23,7 @@ import dataclasses
 import datetime as dt
 import io
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -208,8 +208,14 @@ def read_members(path: Path) -> ParsedMembers:
     return parse_members(data, where)
 
 
-def parse_members(data: bytes, where: str) -> ParsedMembers:
-    """Parse the bytes of a members CSV named ``where`` in messages."""
+def parse_members(
+    data: bytes, where: str, columns: Mapping[str, str] | None = None
+) -> ParsedMembers:
+    """Parse the bytes of a members CSV named ``where`` in messages.
+
+    ``columns`` renames columns (by :func:`column_key` of their heading) before
+    they are read: mailer.toml's ``[imports]`` column map.
+    """
     text = _decode(data, where)
     top = text.split("\n", 1)[0]
     delimiter = ";" if top.count(";") > top.count(",") else ","
@@ -222,7 +228,7 @@ def parse_members(data: bytes, where: str) -> ParsedMembers:
         message = "the file is empty; expected a header row with an 'email' column"
         raise FileProblems([Problem(where, 1, message)])
     header_line, header = header_row
-    layout = _layout(_header(header, where, header_line))
+    layout = _layout(_header(header, where, header_line, columns or {}))
     seen: dict[str, int] = {}  # address key -> line it was first on
     for line, cells in rows:
         result = parse_row(layout, line, cells)
@@ -255,9 +261,12 @@ def _decode(data: bytes, where: str) -> str:
         ) from None
 
 
-def _header(cells: list[str], where: str, line: int) -> list[str | None]:
+def _header(
+    cells: list[str], where: str, line: int, columns: Mapping[str, str]
+) -> list[str | None]:
     """Column names by position; None for unnamed columns."""
-    names: list[str | None] = [column_key(cell) or None for cell in cells]
+    keys = [column_key(cell) for cell in cells]
+    names: list[str | None] = [columns.get(key, key) or None for key in keys]
     problems = [
         Problem(where, line, f"the column '{name}' appears twice in the header row")
         for name in sorted({name for name in names if name and names.count(name) > 1})
@@ -275,6 +284,32 @@ def _header(cells: list[str], where: str, line: int) -> list[str | None]:
     if problems:
         raise FileProblems(problems)
     return names
+
+
+@dataclass
+class Table:
+    """A CSV file's header row, then its non-blank rows, each with the line it starts on."""
+
+    where: str
+    header_line: int
+    header: list[str]
+    rows: Iterator[tuple[int, list[str]]]
+
+
+def read_table(data: bytes, where: str) -> Table:
+    """Any CSV, read as :func:`parse_members` reads a members CSV (BOM, commas or semicolons).
+
+    For the formats of other tools (:mod:`mailer.store.importing`); rows are read lazily.
+    """
+    text = _decode(data, where)
+    top = text.split("\n", 1)[0]
+    delimiter = ";" if top.count(";") > top.count(",") else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    rows = _rows(reader, where)
+    first = next(rows, None)
+    if first is None:
+        raise FileProblems([Problem(where, 1, "the file is empty; expected a header row")])
+    return Table(where, first[0], first[1], rows)
 
 
 def _rows(reader: Any, where: str) -> Iterator[tuple[int, list[str]]]:

@@ -53,6 +53,7 @@ class EventKind(StrEnum):
     status = "status"  # moved to a sticky status (unsubscribed, bounced, ...)
     links_revoked = "links_revoked"  # every link sent before stopped working
     resubscribed = "resubscribed"  # explicitly back to active
+    prior = "prior"  # recorded by the tool the list came from (opt-in, confirmation), at its time
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +132,9 @@ class MemberRecord(NamedTuple):
     stored; an empty string clears it. In ``attributes``, ``None`` removes the key.
     ``status`` and the dates are used when the member is new, and an existing
     ``active`` member may be moved to a sticky status; nothing ever moves a
-    member *out* of a sticky status here.
+    member *out* of a sticky status here. ``history`` holds what the tool a list
+    came from recorded, as (when, what): an opt-in, a confirmation. It goes into
+    a new member's history, so that their consent can be shown later.
 
     A NamedTuple rather than a frozen dataclass: imports make 100,000 of these,
     and a tuple is several times cheaper to build.
@@ -148,6 +151,26 @@ class MemberRecord(NamedTuple):
     status_changed_at: dt.datetime | None = None
     status_reason: str | None = None
     created_at: dt.datetime | None = None
+    history: tuple[tuple[dt.datetime, str], ...] = ()
+
+
+class ImportFormat(StrEnum):
+    """The formats ``import`` reads (see :mod:`mailer.store.importing`)."""
+
+    auto = "auto"  # each file recognised by its columns
+    csv = "csv"
+    mailchimp = "mailchimp"
+    listmonk = "listmonk"
+
+    @property
+    def label(self) -> str:
+        """What the format is called in messages."""
+        return {
+            "auto": "recognised by its columns",
+            "csv": "a members CSV",
+            "mailchimp": "a Mailchimp export",
+            "listmonk": "a listmonk CSV",
+        }[self.value]
 
 
 @dataclass(frozen=True, slots=True)

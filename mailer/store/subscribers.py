@@ -43,6 +43,7 @@ from mailer.store.schema import SubscriberEventRow, SubscriberRow, SuppressionRo
 from mailer.store.signups import SignupAttemptRow, limit_key
 from mailer.store.upsert import (
     Stored,
+    UpsertOutcome,
     apply_plan,
     event,
     insert_new,
@@ -195,15 +196,20 @@ class SubscriberStore:
         suppressed and not added. With ``dry_run`` the counts are worked out and
         nothing is written.
         """
+        return self.upsert_outcomes(records, source=source, dry_run=dry_run).counts
+
+    def upsert_outcomes(
+        self, records: Sequence[MemberRecord], *, source: str, dry_run: bool = False
+    ) -> UpsertOutcome:
+        """:meth:`upsert_many`, also telling each record's status after the import."""
         when = now()
         with paused_gc(), self._write() as connection:
             keys = [email_key(record.email) for record in records]
             stored = load_stored(connection, keys)
             plan = plan_upsert(records, stored, suppressed_among(connection, keys), when, source)
-            if dry_run:
-                return plan.counts()
-            apply_plan(connection, plan, when, source)
-            return plan.counts()
+            if not dry_run:
+                apply_plan(connection, plan, when, source)
+            return UpsertOutcome(plan.counts(), plan.outcomes)
 
     def set_status(
         self, ref: SubscriberRef, status: SubscriberStatus, *, reason: str, source: str

@@ -46,6 +46,8 @@ SUBSCRIBERS = cast(Table, SubscriberRow.__table__)
 EVENTS = cast(Table, SubscriberEventRow.__table__)
 # Bind parameters per IN (...) query: well under SQLite's limit of 32,766.
 CHUNK = 500
+# An import's outcome for a forgotten address: not added.
+SUPPRESSED = "suppressed"
 # What an import may change besides the status.
 PROFILE = ("email", "name", "organisation", "region", "tags", "attributes")
 
@@ -157,6 +159,10 @@ class UpsertPlan:
     profile_updates: list[dict[str, Any]] = field(default_factory=list)
     status_updates: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    # (address key, when, what): earlier history of new members, written once they have ids.
+    history: list[tuple[str, dt.datetime, str]] = field(default_factory=list)
+    # Each record's status after the import, in the order given ("suppressed" if forgotten).
+    outcomes: list[str] = field(default_factory=list)
     updated: int = 0
     unchanged: int = 0
     suppressed: int = 0
@@ -168,6 +174,14 @@ class UpsertPlan:
             unchanged=self.unchanged,
             suppressed=self.suppressed,
         )
+
+
+@dataclass(frozen=True)
+class UpsertOutcome:
+    """What an import did: the counts, and each record's status after it (``outcomes``)."""
+
+    counts: ImportCounts
+    outcomes: list[str]
 
 
 def plan_upsert(
@@ -191,16 +205,21 @@ def plan_upsert(
         seen.add(key)
         if key in suppressed:
             plan.suppressed += 1
+            plan.outcomes.append(SUPPRESSED)
         elif key in stored:
-            _plan_update(plan, stored[key], record, when, source)
+            plan.outcomes.append(_plan_update(plan, stored[key], record, when, source))
         else:
-            plan.inserts.append(new_row(record, when, source))
+            row = new_row(record, when, source)
+            plan.inserts.append(row)
+            plan.outcomes.append(row["status"])
+            plan.history.extend((key, at, what) for at, what in record.history)
     return plan
 
 
 def _plan_update(
     plan: UpsertPlan, row: Stored, record: MemberRecord, when: dt.datetime, source: str
-) -> None:
+) -> str:
+    """Plan the changes to a stored member; returns their status after the import."""
     profile = _merged_profile(row, record)
     changed = [name for name in PROFILE if profile[name] != getattr(row, name)]
     if changed:
@@ -210,8 +229,10 @@ def _plan_update(
         detail = "changed " + ", ".join(changed)
         plan.events.append(event(row.id, when, EventKind.updated, detail, source))
     new_status = record.status
+    status = row.status
     revives = new_status is None or not new_status.sticky
     if not revives and row.status == SubscriberStatus.active and new_status is not None:
+        status = new_status.value
         reason = record.status_reason or f"marked {new_status.value} in {source}"
         plan.status_updates.append(
             {
@@ -230,6 +251,7 @@ def _plan_update(
         plan.updated += 1
     else:
         plan.unchanged += 1
+    return status
 
 
 def _merged_profile(row: Stored, record: MemberRecord) -> dict[str, Any]:
@@ -299,10 +321,17 @@ def event(
 
 def apply_plan(connection: Connection, plan: UpsertPlan, when: dt.datetime, source: str) -> None:
     writer = BulkWriter(connection)
-    insert_new(connection, plan.inserts, when, source, writer)
+    new = insert_new(connection, plan.inserts, when, source, writer)
     writer.update(SUBSCRIBERS, plan.profile_updates)
     writer.update(SUBSCRIBERS, plan.status_updates)
     writer.insert(EVENTS, plan.events)
+    if plan.history:
+        found = connection.execute(select(_S.email_key, _S.id).where(new))
+        ids = {key: id_ for key, id_ in found}
+        earlier = [
+            event(ids[key], at, EventKind.prior, what, source) for key, at, what in plan.history
+        ]
+        writer.insert(EVENTS, earlier)
     if connection.dialect.name == "postgresql" and len(plan.inserts) > 1000:
         # Fresh statistics, or the planner scans the table for every look-up that follows.
         connection.exec_driver_sql("ANALYZE subscribers")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from typer.testing import CliRunner, Result
 from mailer.cli import app
 
 SAMPLE = ROOT / "subscribers" / "members.csv"
+DATA = ROOT / "tests" / "data"
 
 
 @pytest.fixture(autouse=True)
@@ -77,6 +79,84 @@ class TestImportCommand:
         result = ok("import", str(SAMPLE), "--dry-run")
         assert "dry run" in result.stdout
         assert [] == as_json("list")
+
+
+class TestMovingIn:
+    def test_a_mailchimp_zip_names_its_format_and_counts_per_file_and_status(self) -> None:
+        """The import says what it read and shows members per status, file by file."""
+        shutil.copy(DATA / "mailchimp-audience-export.zip", "export.zip")
+        result = ok("import", "export.zip", "--dry-run")
+        assert "Read export.zip (3 files) as a Mailchimp export." in result.stdout
+        assert "Members by status if imported" in result.stdout
+        rows = [line.split("│")[1:-1] for line in result.stdout.splitlines() if "│" in line]
+        cells = [[cell.strip() for cell in row] for row in rows]
+        assert [["total", "4", "2", "1", "0"]] == [row for row in cells if row[0] == "total"]
+        assert [] == as_json("list")
+        ok("import", "export.zip")
+        left = {m["email"]: m["status"] for m in as_json("list") if m["status"] != "active"}
+        assert {
+            "rhys@swansea-youth.example.org": "unsubscribed",
+            "priya@bradford-carers.example.org": "unsubscribed",
+            "chidi@old-youth-trust.example.net": "bounced",
+        } == left
+
+    def test_mailer_toml_column_map_is_used(
+        self, project_root: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The [imports] table of mailer.toml renames columns and maps values."""
+        config = (project_root / "mailer.toml").read_text(encoding="utf-8")
+        config += (
+            '\n[imports.columns]\n"Work email" = "email"\n"Contact" = "name"\n"Nation" = "region"\n'
+            '\n[imports.values.region]\nWLS = "Wales"\n'
+        )
+        # The project's own [imports] tables are replaced by this test's.
+        config = (
+            config[: config.index("[imports.columns]")]
+            + config[config.rindex("[imports.columns]") :]
+        )
+        Path("mailer.toml").write_text(config, encoding="utf-8")
+        monkeypatch.setenv("MAILER_CONFIG_PATH", "mailer.toml")
+        shutil.copy(DATA / "mapped-spreadsheet.csv", "members.csv")
+        result = ok("import", "members.csv")
+        assert "as a members CSV" in result.stdout
+        member = as_json("show", "rhian@aberystwyth-walks.example.org")
+        assert ("Rhian Morgan", "Wales", ["wales"]) == (
+            member["name"],
+            member["region"],
+            member["segments"],
+        )
+
+    def test_a_wrong_column_map_is_a_configuration_error(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A heading mapped to no column name fails before anything is read."""
+        Path("mailer.toml").write_text(
+            Path(ROOT / "mailer.toml")
+            .read_text(encoding="utf-8")
+            .replace('"Interests" = "tags"', '"Interests" = "--"'),
+            encoding="utf-8",
+        )
+        monkeypatch.setenv("MAILER_CONFIG_PATH", "mailer.toml")
+        result = mailer("import", str(SAMPLE))
+        assert 2 == result.exit_code
+        assert (
+            "imports.columns: Value error, the heading 'Interests' is mapped to '--'"
+            in result.stderr
+        )
+
+    def test_from_forces_a_format(self) -> None:
+        """--from listmonk on a spreadsheet fails with what listmonk's columns would be."""
+        result = mailer("import", str(SAMPLE), "--from", "listmonk")
+        assert 1 == result.exit_code
+        assert "members.csv:1: this is not a listmonk CSV" in result.stderr
+
+    def test_skip_invalid_exits_non_zero_when_nothing_could_be_imported(self) -> None:
+        """Every row bad: --skip-invalid fails, with every problem, instead of reporting success."""
+        Path("members.csv").write_text("email\njane@\nbob@\n", encoding="utf-8")
+        result = mailer("import", "members.csv", "--skip-invalid")
+        assert 1 == result.exit_code
+        assert "members.csv:3: 'bob@' is not a valid email address" in result.stderr
+        assert "nothing was changed" in result.stderr
 
 
 class TestListAndShow:

@@ -1,16 +1,20 @@
-"""Properties of import over random valid lists, on SQLite and PostgreSQL."""
+"""Properties of import over random valid lists and files of every format, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import csv
 import io
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailer.store import ImportCounts, SubscriberStore
+from mailer.store import ImportCounts, MemberRecord, SubscriberStatus, SubscriberStore
+from mailer.store.columnmap import ColumnMap
 from mailer.store.csvio import import_members, write_members
+from mailer.store.importing import import_list
 
 # Printable text without the characters a spreadsheet cell cannot hold (NUL and
 # other controls; PostgreSQL refuses NUL in text) or that CSV tags split on.
@@ -113,3 +117,135 @@ class TestImportProperties:
         write_members(store.list_subscribers(), exported)
         counts = _import(store, tmp_path / "export.csv", exported.getvalue(), bom=True)
         assert ImportCounts(unchanged=len(rows)) == counts
+
+
+# -- statuses stay sticky, whatever the format ------------------------------------------
+
+POOL = [f"member{n}@example.org" for n in range(6)]
+LEFT_STATUSES = [status for status in SubscriberStatus if status.sticky]
+MAILCHIMP_HEADER = '"Email Address","First Name","Last Name","OPTIN_TIME","TAGS"'
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What an imported file says of one address: 'active', 'left' or nothing ('')."""
+
+    email: str
+    says: str
+
+
+def mailchimp_rows(claims: list[Claim], extra: str = "") -> str:
+    return "".join(f'"{c.email}","Ann","Lee","2020-01-01 10:00:00",""{extra}\n' for c in claims)
+
+
+def unsubscribed_file(claims: list[Claim]) -> str:
+    header = MAILCHIMP_HEADER + ',"UNSUB_TIME","UNSUB_REASON"\n'
+    return header + mailchimp_rows(claims, ',"2024-01-01 10:00:00","no longer wanted"')
+
+
+def cleaned_file(claims: list[Claim]) -> str:
+    return MAILCHIMP_HEADER + ',"CLEAN_TIME"\n' + mailchimp_rows(claims, ',"2024-01-01 10:00:00"')
+
+
+def subscribed_file(claims: list[Claim]) -> str:
+    return MAILCHIMP_HEADER + "\n" + mailchimp_rows(claims)
+
+
+@st.composite
+def imports(draw: st.DrawFn) -> tuple[str, dict[str, bytes], ColumnMap, list[Claim]]:
+    """An import in one of the formats: (file name, files by name, column map, claims)."""
+    emails = draw(st.lists(st.sampled_from(POOL), unique=True, max_size=len(POOL)))
+    says = st.sampled_from(["active", "left", ""])
+    claims = [Claim(email, draw(says)) for email in emails]
+    fmt = draw(st.sampled_from(["csv", "mapped", "mailchimp", "mailchimp-zip", "listmonk", "listmonk-export"]))  # fmt: skip
+    active = [c for c in claims if c.says != "left"]
+    left = [c for c in claims if c.says == "left"]
+    if fmt in ("csv", "mapped"):
+
+        def status(claim: Claim) -> str:
+            if claim.says == "left":
+                return draw(st.sampled_from(LEFT_STATUSES)).value
+            return claim.says
+
+        rows = "".join(f"{c.email},Ann Lee,{status(c)}\n" for c in claims)
+        if fmt == "csv":
+            return "members.csv", {"": ("email,name,status\n" + rows).encode()}, ColumnMap(), claims
+        columns = ColumnMap.of({"Mail": "email", "Who": "name", "State": "status"}, {})
+        return "crm.csv", {"": ("Mail,Who,State\n" + rows).encode()}, columns, claims
+    if fmt == "mailchimp":
+        kind = draw(st.sampled_from(["subscribed", "unsubscribed", "cleaned", "renamed"]))
+        if kind == "subscribed":  # a file of subscribed members says nobody left
+            claims = [Claim(c.email, "active") for c in claims]
+            return "subscribed_members_export_1.csv", {"": subscribed_file(claims).encode()}, ColumnMap(), claims  # fmt: skip
+        claims = [Claim(c.email, "left") for c in claims]
+        text = cleaned_file(claims) if kind == "cleaned" else unsubscribed_file(claims)
+        name = "members.csv" if kind == "renamed" else f"{kind}_members_export_1.csv"
+        return name, {"": text.encode()}, ColumnMap(), claims
+    if fmt == "mailchimp-zip":
+        # Someone who left may also be listed as subscribed: the leaving must win.
+        repeated = left if draw(st.booleans()) else []
+        unsubscribed = [c for c in left if draw(st.booleans())]
+        cleaned = [c for c in left if c not in unsubscribed]
+        files = {
+            "subscribed_members_export_1.csv": subscribed_file(active + repeated),
+            "unsubscribed_members_export_1.csv": unsubscribed_file(unsubscribed),
+            "cleaned_members_export_1.csv": cleaned_file(cleaned),
+        }
+        return "export.zip", {name: text.encode() for name, text in files.items()}, ColumnMap(), claims  # fmt: skip
+    if fmt == "listmonk":  # the import layout has no status: it says nothing of leaving
+        claims = [Claim(c.email, "") for c in claims]
+        rows = "".join(f'{c.email},Ann Lee,"{{""region"": ""Wales""}}"\n' for c in claims)
+        return "listmonk.csv", {"": ("email,name,attributes\n" + rows).encode()}, ColumnMap(), claims  # fmt: skip
+    words = {"active": ["enabled"], "": ["enabled"], "left": ["blocklisted", "disabled"]}
+    rows = "".join(
+        f"u{n},{c.email},Ann Lee,{{}},{draw(st.sampled_from(words[c.says]))},"
+        "2023-04-01 09:30:00 +0000 UTC,2024-10-10 12:00:00 +0000 UTC\n"
+        for n, c in enumerate(claims)
+    )
+    header = "uuid,email,name,attributes,status,created_at,updated_at\n"
+    return "subscribers.csv", {"": (header + rows).encode()}, ColumnMap(), claims
+
+
+def write_import(folder: Path, name: str, files: dict[str, bytes]) -> Path:
+    path = folder / name
+    if list(files) == [""]:
+        path.write_bytes(files[""])
+        return path
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, data in files.items():
+            archive.writestr(member, data)
+    return path
+
+
+class TestNobodyWhoLeftComesBack:
+    @settings(
+        max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(
+        before=st.lists(st.sampled_from(list(SubscriberStatus)), max_size=len(POOL)),
+        given_import=imports(),
+    )
+    def test_no_import_of_any_format_turns_a_member_who_left_active(
+        self,
+        store: SubscriberStore,
+        tmp_path: Path,
+        before: list[SubscriberStatus],
+        given_import: tuple[str, dict[str, bytes], ColumnMap, list[Claim]],
+    ) -> None:
+        """Whatever the list held and whatever a file says, nobody who was not active becomes
+        active, and everyone a file says left is not active after it."""
+        wipe(store)
+        members = [MemberRecord(email) for email in POOL[: len(before)]]
+        store.add(members, source="test")
+        for member, status in zip(members, before, strict=True):
+            if status.sticky:
+                store.set_status(member.email, status, reason="test", source="test")
+        was_out = {member.email for member in store.list_subscribers() if member.status.sticky}
+        name, files, columns, claims = given_import
+        path = write_import(tmp_path, name, files)
+        if claims:
+            import_list(store, path, columns=columns, skip_invalid=True)
+        after = {member.email: member.status for member in store.list_subscribers()}
+        assert set() == {email for email in was_out if after[email] is SubscriberStatus.active}
+        said_left = {claim.email for claim in claims if claim.says == "left"}
+        assert set() == {email for email in said_left if after[email] is SubscriberStatus.active}
