@@ -12,8 +12,13 @@ import json
 import os
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Sequence
 
+import psycopg
+
+from helpers.databases import libpq_url
 from helpers.project import ROOT
 
 _DIE = """
@@ -38,9 +43,11 @@ os._exit(0)  # no release: the rows name this process, whose locks end with it
 
 
 def _die_holding(**args: object) -> str:
+    name = f"mailer-dead-{uuid.uuid4().hex[:12]}"  # libpq's application_name for its sessions
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "PGAPPNAME": name,
     }
     done = subprocess.run(
         [sys.executable, "-c", _DIE, json.dumps(args)],
@@ -49,7 +56,26 @@ def _die_holding(**args: object) -> str:
         check=True,
         env=env,
     )
+    url = str(args["url"])
+    if url.startswith("postgresql"):
+        _wait_for_sessions_to_end(url, name)
     return done.stdout.strip()
+
+
+def _wait_for_sessions_to_end(url: str, name: str, timeout: float = 30) -> None:
+    """Wait until PostgreSQL has ended the dead process's sessions (and so its advisory
+    locks): the server notices a client gone a moment after its process exits, longer on
+    a loaded machine, and a test that looks at once would see a lock still held."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        while time.monotonic() < deadline:
+            row = connection.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,)
+            ).fetchone()
+            if row is not None and row[0] == 0:
+                return
+            time.sleep(0.02)
+    raise AssertionError(f"PostgreSQL kept the sessions of a dead process for {timeout} s")
 
 
 def dead_sender(
