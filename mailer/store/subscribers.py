@@ -267,6 +267,36 @@ class SubscriberStore:
                 )
             return _to_subscriber(_select_ref(connection, row.id))
 
+    def change_email(self, ref: SubscriberRef, new_email: str, *, source: str) -> Subscriber:
+        """Move a member to a new address, keeping everything else (status, history, links).
+
+        For a change the member confirmed from the new address. StoreError if the
+        new address is another member's or was forgotten; InvalidEmail if it is not
+        an address.
+        """
+        address = normalise_email(new_email)
+        with self._write() as connection:
+            row = _select_ref(connection, ref)
+            if row.email_key != address.key:
+                taken = _select_one(connection, _S.email_key == address.key)
+                if taken is not None or _is_suppressed(connection, address.key):
+                    raise StoreError(
+                        f"{address.email!r} cannot be used: it is another member's address, "
+                        "or was forgotten at its owner's request"
+                    )
+            if row.email != address.email:
+                when = now()
+                connection.execute(
+                    update(_S)
+                    .where(_S.id == row.id)
+                    .values(email=address.email, email_key=address.key, updated_at=when)
+                )
+                connection.execute(
+                    insert(SubscriberEventRow),
+                    event(row.id, when, EventKind.updated, "changed email", source),
+                )
+            return _to_subscriber(_select_ref(connection, row.id))
+
     def revoke_links(self, ref: SubscriberRef, *, reason: str, source: str) -> Subscriber:
         """Make every link sent to the member so far stop working; the next email has new ones.
 

@@ -10,6 +10,7 @@ Routes::
     GET       /unsubscribe/{token}    confirmation page (changes nothing)
     POST      /unsubscribe/{token}    unsubscribe; RFC 8058 one-click too
     GET|POST  /preferences/{token}    the preference centre
+    GET|POST  /change-address/{token} confirms a new address (the link emailed to it)
     POST      /webhooks/sendgrid      SendGrid's signed Event Webhook
     GET       /archive/               sent issues
     GET       /archive/{issue}        one issue's web version
@@ -59,10 +60,16 @@ from mailer.transports import Transport, open_transport
 from mailer.web.archive import Archive, archive_index, archive_issue
 from mailer.web.captcha import captcha_for
 from mailer.web.context import SignupLimits, WebContext, context_of
-from mailer.web.links import preferences, unsubscribe
+from mailer.web.links import change_address, preferences, unsubscribe
 from mailer.web.logs import redact
 from mailer.web.pages import Pages
-from mailer.web.security import ConfirmTokens, FormTokens, SecurityHeaders, read_body
+from mailer.web.security import (
+    AddressChangeTokens,
+    ConfirmTokens,
+    FormTokens,
+    SecurityHeaders,
+    read_body,
+)
 from mailer.web.signup import confirm, subscribe
 
 __all__ = ["create_app"]
@@ -117,6 +124,7 @@ def create_app(
         webhook_key=webhook_key,
         open_transport=transport or (lambda: open_transport(settings)),
         archive=Archive(newsletter, store, settings.base_url),
+        address_changes=AddressChangeTokens(keys, signer),
         captcha=captcha,
         limits=limits or SignupLimits(),
         max_webhook_body=max_webhook_body,
@@ -191,6 +199,7 @@ def _routes() -> list[Route]:
     return [
         Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
         Route("/preferences/{token}", preferences, methods=["GET", "POST"]),
+        Route("/change-address/{token}", change_address, methods=["GET", "POST"]),
         Route("/webhooks/sendgrid", sendgrid_webhook, methods=["POST"]),
         Route("/archive/", archive_index, methods=["GET"]),
         Route("/archive/{issue}", archive_issue, methods=["GET"]),
