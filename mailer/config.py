@@ -188,6 +188,12 @@ class Settings(BaseSettings):
         description="Confirmation emails the sign-up form and the preference centre may send in "
         "an hour, in all, whoever asks; past it, none go out and the log says so. 0: none at all.",
     )
+    api_requests_per_minute: int = Field(
+        120,
+        ge=1,
+        description="Requests each members API key may make in a minute; past it, 429 with "
+        "Retry-After.",
+    )
     captcha_provider: CaptchaProvider | None = Field(
         None,
         description="A CAPTCHA on the sign-up form, for lists that are targeted: turnstile "

@@ -163,8 +163,32 @@ class SubscriberStore:
 
     # -- writing -----------------------------------------------------------------
 
-    def add(self, records: Sequence[MemberRecord], *, source: str) -> list[Subscriber]:
-        """Add new members, all or none; an address already listed or forgotten is refused."""
+    def page(
+        self,
+        *,
+        after_id: int = 0,
+        limit: int = 100,
+        status: SubscriberStatus | None = None,
+        updated_since: dt.datetime | None = None,
+    ) -> list[Subscriber]:
+        """Up to ``limit`` members with ids above ``after_id``, in id order, filtered as given."""
+        query = select(*_SUBSCRIBER_COLUMNS).where(_S.id > after_id)
+        if status is not None:
+            query = query.where(_S.status == status.value)
+        if updated_since is not None:
+            query = query.where(_S.updated_at >= updated_since)
+        with self._read() as connection:
+            rows = connection.execute(query.order_by(_S.id).limit(limit)).all()
+        return [_to_subscriber(row) for row in rows]
+
+    def add(
+        self, records: Sequence[MemberRecord], *, source: str, note: str | None = None
+    ) -> list[Subscriber]:
+        """Add new members, all or none; an address already listed or forgotten is refused.
+
+        ``note``: a line for each new member's history, written with them (e.g. the
+        consent an API caller holds for a member added as active).
+        """
         when = now()
         keys = [email_key(record.email) for record in records]
         if len(set(keys)) < len(keys):
@@ -182,6 +206,11 @@ class SubscriberStore:
             rows = [new_row(record, when, source) for record in records]
             added = insert_new(connection, rows, when, source)
             found = connection.execute(select(*_SUBSCRIBER_COLUMNS).where(added)).all()
+            if note:
+                connection.execute(
+                    insert(SubscriberEventRow),
+                    [event(row.id, when, EventKind.updated, note, source) for row in found],
+                )
         by_key = {row.email_key: _to_subscriber(row) for row in found}
         return [by_key[key] for key in keys]
 

@@ -17,6 +17,8 @@ Routes::
     GET|POST  /subscribe              sign-up, with double opt-in
     GET       /confirm/{token}        a sign-up's confirmation page (changes nothing)
     POST      /confirm/{token}        confirms the sign-up (the page's form)
+    GET|POST|PATCH /api/v1/...        the members API (bearer keys; see mailer.web.api.routes)
+    GET       /api/openapi.json       its OpenAPI 3.1 document
     GET       /healthz                {"status": "ok", "database": "ok", "scheduler": {...}};
                                       503 with "problems" when the newsletter may not go out
     GET       /metrics                Prometheus text format (``mailer_*``)
@@ -57,6 +59,8 @@ from mailer.store import open_store
 from mailer.store.signups import purge_unconfirmed
 from mailer.tokens import DEVELOPMENT_KEY, TokenSigner, secret_keys
 from mailer.transports import Transport, open_transport
+from mailer.web.api.problems import ApiProblem, problem_response
+from mailer.web.api.routes import api_routes
 from mailer.web.archive import Archive, archive_index, archive_issue
 from mailer.web.captcha import captcha_for
 from mailer.web.context import SignupLimits, WebContext, context_of
@@ -197,6 +201,7 @@ async def _hourly_chores(web: WebContext) -> None:
 
 def _routes() -> list[Route]:
     return [
+        *api_routes(),
         Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
         Route("/preferences/{token}", preferences, methods=["GET", "POST"]),
         Route("/change-address/{token}", change_address, methods=["GET", "POST"]),
@@ -300,8 +305,16 @@ def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/webhooks/")
 
 
+def _api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
 async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
+    if _api(request):
+        return problem_response(
+            ApiProblem(error.status_code, str(error.detail), headers=error.headers)
+        )
     if _wants_json(request):
         return JSONResponse({"error": error.detail}, status_code=error.status_code)
     title = {404: "Page not found", 405: "Not allowed"}.get(error.status_code, "Something is wrong")
@@ -315,6 +328,8 @@ async def _http_error(request: Request, error: Exception) -> Response:
 async def _refused(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestRefused)
     log.warning("refused %s %s: %s", request.method, redact(request.url.path), error)
+    if _api(request):
+        return problem_response(ApiProblem(error.status, error.public))
     if _wants_json(request):
         return JSONResponse({"error": error.public}, status_code=error.status)
     pages = context_of(request).pages
@@ -326,6 +341,8 @@ async def _refused(request: Request, error: Exception) -> Response:
 async def _unavailable(request: Request, error: Exception) -> Response:
     """A store that failed (locked, unreachable): 503, so SendGrid retries and people try again."""
     log.error("%s %s failed: %s", request.method, redact(request.url.path), error)
+    if _api(request):
+        return problem_response(ApiProblem(503, "temporarily unavailable: try again"))
     if _wants_json(request):
         return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
     pages = context_of(request).pages
