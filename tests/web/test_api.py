@@ -6,6 +6,7 @@ rule is the store's.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Callable
@@ -15,7 +16,9 @@ import httpx
 import pytest
 from helpers.outbox import read_eml
 from helpers.web import Web, snapshot
+from typer.testing import CliRunner
 
+from mailer.cli import app as cli
 from mailer.store import SubscriberStatus
 from mailer.store.apikeys import Scope, create_key, revoke_key
 from mailer.store.ledger import Ledger, new_owner
@@ -345,3 +348,42 @@ def test_the_confirmation_link_from_the_api_confirms(sqlite_web: Web) -> None:
     sqlite_web.client.post(link[0], data={"form_token": token[1]})
     member = sqlite_web.store.find("gwen@example.org")
     assert member is not None and SubscriberStatus.active == member.status
+
+
+class TestCommand:
+    """`mailer api-keys create|list|revoke`: the key printed once, only its hash kept."""
+
+    def test_create_list_revoke(
+        self, make_web: Callable[..., Web], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        web = make_web()
+        monkeypatch.setenv("MAILER_DATABASE_URL", web.settings.database_url)
+        runner = CliRunner()
+        made = runner.invoke(
+            cli,
+            [
+                "api-keys",
+                "create",
+                "website",
+                "--scope",
+                "members:write",
+                "--scope",
+                "members:read",
+            ],
+        )
+        assert 0 == made.exit_code, made.output
+        secret = made.output.strip().splitlines()[-1]
+        assert secret.startswith("mlr_")
+        headers = {"Authorization": f"Bearer {secret}"}
+        assert 200 == web.client.get("/api/v1/members", headers=headers).status_code
+        listed = runner.invoke(cli, ["api-keys", "list", "--json"])
+        [entry] = json.loads(listed.output)
+        assert ("website", ["members:read", "members:write"]) == (entry["name"], entry["scopes"])
+        assert entry["last_used_at"] is not None and entry["revoked_at"] is None
+        assert secret not in listed.output
+        assert 0 == runner.invoke(cli, ["api-keys", "revoke", "website"]).exit_code
+        problem(web.client.get("/api/v1/members", headers=headers), 401)
+        twice = runner.invoke(cli, ["api-keys", "create", "website", "--scope", "reports:read"])
+        assert 1 <= twice.exit_code and "already an API key named 'website'" in twice.output
+        bad = runner.invoke(cli, ["api-keys", "create", "x", "--scope", "everything"])
+        assert 2 == bad.exit_code
