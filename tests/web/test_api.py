@@ -22,6 +22,7 @@ from mailer.cli import app as cli
 from mailer.store import SubscriberStatus
 from mailer.store.apikeys import Scope, create_key, revoke_key
 from mailer.store.ledger import Ledger, new_owner
+from mailer.web.logs import redact
 
 ALL = (Scope.members_read, Scope.members_write, Scope.reports_read)
 PROBLEM = "application/problem+json"
@@ -387,3 +388,17 @@ class TestCommand:
         assert 1 <= twice.exit_code and "already an API key named 'website'" in twice.output
         bad = runner.invoke(cli, ["api-keys", "create", "x", "--scope", "everything"])
         assert 2 == bad.exit_code
+
+
+class TestLogs:
+    def test_addresses_in_api_paths_and_change_address_tokens_are_kept_out_of_logs(
+        self,
+    ) -> None:
+        assert 'GET /api/v1/members/[address] HTTP/1.1" 200' == redact(
+            'GET /api/v1/members/Gwen%40example.org HTTP/1.1" 200'
+        )
+        assert "PATCH /api/v1/members/[address]/unsubscribe" == redact(
+            "PATCH /api/v1/members/gwen@example.org/unsubscribe"
+        )
+        assert "GET /api/v1/members/42 HTTP/1.1" == redact("GET /api/v1/members/42 HTTP/1.1")
+        assert "/change-address/[token]" == redact("/change-address/gAAAAABn-x_y=")

@@ -46,16 +46,18 @@ def fits_the_phone(page: Page) -> None:
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
 
 
-def test_unsubscribe_by_clicking(page: Page, sqlite_web: Web) -> None:
+def test_unsubscribe_by_clicking(page: Page, browser: Browser, sqlite_web: Web) -> None:
     [m] = sqlite_web.add("reader@example.org")
     page.goto(sqlite_web.url + sqlite_web.link(m.id, Purpose.unsubscribe))
     expect(page.get_by_role("heading", level=1)).to_have_text(
         "Unsubscribe from Connected Communities?"
     )
     fits_the_phone(page)
+    assert [] == axe_violations(browser, page)
     assert SubscriberStatus.active == sqlite_web.store.get(m.id).status  # opening changed nothing
     page.get_by_role("button", name="Unsubscribe").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("You are unsubscribed")
+    assert [] == axe_violations(browser, page)
     assert SubscriberStatus.unsubscribed == sqlite_web.store.get(m.id).status
     # Changing their mind takes the sign-up form's double opt-in: no other link is handed out.
     page.get_by_role("link", name="Sign up again").click()
@@ -85,7 +87,7 @@ def test_choose_topics_in_the_preference_centre(page: Page, sqlite_web: Web) -> 
     assert {m.id: frozenset({"wales"})} == opted_out(sqlite_web.store.engine, [m.id])
 
 
-def test_sign_up_and_confirm(page: Page, sqlite_web: Web) -> None:
+def test_sign_up_and_confirm(page: Page, browser: Browser, sqlite_web: Web) -> None:
     page.goto(sqlite_web.url + "/subscribe")
     fits_the_phone(page)
     expect(page.get_by_label("Leave this field empty")).not_to_be_in_viewport()  # the honeypot
@@ -105,10 +107,12 @@ def test_sign_up_and_confirm(page: Page, sqlite_web: Web) -> None:
     )
     expect(page.get_by_text("ne***@example.org")).to_be_visible()
     fits_the_phone(page)
+    assert [] == axe_violations(browser, page)
     member = sqlite_web.store.find("newcomer@example.org")
     assert member is not None and SubscriberStatus.pending == member.status  # opening: nothing
     page.get_by_role("button", name="Confirm my subscription").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("You are subscribed")
+    assert [] == axe_violations(browser, page)
     assert SubscriberStatus.active == sqlite_web.store.get(member.id).status
 
 
@@ -219,6 +223,33 @@ def test_the_archive_footer_in_the_browser(browser: Browser, sqlite_web: Web) ->
     page.go_back()
     page.get_by_role("link", name="Subscribe to Connected Communities").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Subscribe to Connected Communities")
+    context.close()
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+def test_the_member_pages_at_phone_and_desktop_widths(
+    browser: Browser, sqlite_web: Web, width: int
+) -> None:
+    """Each member page: no sideways scroll, and axe-core finds nothing, on a phone and a desktop."""
+    [m] = sqlite_web.add("gwen@example.org", region="Wales", tags=("youth-loneliness",))
+    context = browser.new_context(
+        viewport={"width": width, "height": 800}, java_script_enabled=False
+    )
+    page = context.new_page()
+    for path in (
+        sqlite_web.link(m.id, Purpose.preferences),
+        sqlite_web.link(m.id, Purpose.unsubscribe),
+        "/subscribe",
+        "/archive/",
+        sqlite_web.confirm_link(m),
+    ):
+        page.goto(sqlite_web.url + path)
+        for part in ("main", "body", "form >> nth=0"):
+            if part.startswith("form") and not page.locator("form").count():
+                continue
+            box = page.locator(part).bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, path
+        assert [] == axe_violations(browser, page), path
     context.close()
 
 
