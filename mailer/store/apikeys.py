@@ -238,16 +238,17 @@ def kept_answer(engine: Engine, key_id: int, idempotency_key: str) -> tuple[str,
 def keep_answer(
     engine: Engine, key_id: int, idempotency_key: str, request_hash: str, status: int, body: str
 ) -> None:
-    """Keep an answer for retries (a retry that raced this one keeps the first)."""
+    """Keep an answer for retries; when two raced, the first kept stays the answer."""
     when = _now()
 
     def work(connection: Connection) -> None:
-        connection.execute(
-            delete(_I).where(_I.created_at < when - dt.timedelta(hours=IDEMPOTENCY_HOURS))
+        expired = when - dt.timedelta(hours=IDEMPOTENCY_HOURS)
+        connection.execute(delete(_I).where(_I.created_at < expired))
+        kept = connection.scalar(
+            select(_I.id).where(_I.key_id == key_id, _I.idempotency_key == idempotency_key)
         )
-        connection.execute(
-            delete(_I).where(_I.key_id == key_id, _I.idempotency_key == idempotency_key)
-        )
+        if kept is not None:
+            return
         connection.execute(
             insert(_I).values(
                 key_id=key_id,

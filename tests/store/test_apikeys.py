@@ -78,5 +78,6 @@ class TestKeys:
         a, _ = create_key(store.engine, "a", [Scope.members_write])
         b, _ = create_key(store.engine, "b", [Scope.members_write])
         keep_answer(store.engine, a.id, "k1", "hash", 201, "{}")
+        keep_answer(store.engine, a.id, "k1", "hash", 409, "{}")  # a retry that raced the first
         assert ("hash", 201, "{}") == kept_answer(store.engine, a.id, "k1")
         assert kept_answer(store.engine, b.id, "k1") is None

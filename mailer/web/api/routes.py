@@ -35,7 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mailer.audience.choices import check_choices, chosen_interests, record_for
-from mailer.audience.segments import SegmentRules
+from mailer.audience.segments import SegmentRules, segments_of
 from mailer.errors import (
     InvalidChoice,
     ReportError,
@@ -200,10 +200,10 @@ def _member_out(
     newsletter = web.newsletter
     if out is None:
         out = opted_out(web.store.engine, [member.id]).get(member.id, frozenset())
-    segments = SegmentRules.of(newsletter).of_member(member) - out
+    segments = segments_of(member, newsletter) - out
     ordered = [s.name for s in newsletter.segments if s.name in segments]
-    interests = [name for name in ordered if name in chosen_interests(member, newsletter)]
-    return MemberOut.of(member, interests, ordered)
+    chosen = chosen_interests(member, newsletter)
+    return MemberOut.of(member, [name for name in ordered if name in chosen], ordered)
 
 
 def _ref(value: str) -> int | str:
