@@ -188,6 +188,12 @@ class Settings(BaseSettings):
         description="Confirmation emails the sign-up form and the preference centre may send in "
         "an hour, in all, whoever asks; past it, none go out and the log says so. 0: none at all.",
     )
+    api_requests_per_minute: int = Field(
+        120,
+        ge=1,
+        description="Requests each members API key may make in a minute; past it, 429 with "
+        "Retry-After.",
+    )
     captcha_provider: CaptchaProvider | None = Field(
         None,
         description="A CAPTCHA on the sign-up form, for lists that are targeted: turnstile "
@@ -287,11 +293,23 @@ class Segment(BaseModel):
         default_factory=dict,
         description="Member's attribute equals the value (or any of the values).",
     )
+    choosable: bool = Field(
+        False,
+        description="Members may choose it themselves (preference centre, sign-up form, API): "
+        "choosing gives them the segment's first tag.",
+    )
 
     @model_validator(mode="after")
     def _has_a_rule(self) -> Segment:
         if not (self.tags or self.regions or self.attributes):
             raise ValueError(f"segment '{self.name}' has no rule: give tags, regions or attributes")
+        if self.choosable and (not self.tags or self.regions or self.attributes):
+            # Choosing adds a tag and un-choosing removes the segment's tags: only a
+            # segment defined by tags alone follows exactly from that choice.
+            raise ValueError(
+                f"segment '{self.name}' is choosable, so it must be defined by tags alone "
+                "(members choose it by getting its tag)"
+            )
         return self
 
 
@@ -458,6 +476,11 @@ class Newsletter(BaseModel):
     templates_dir: Path = Field(Path("templates"), description="Where the email templates live.")
     issues_dir: Path = Field(Path("issues"), description="Where issue files live.")
     segments: list[Segment] = Field(default_factory=list)
+    regions: list[Annotated[str, HeaderLine]] = Field(
+        default_factory=list,
+        description="The nations/regions members choose theirs from (preference centre, "
+        "sign-up form, API); none: members do not choose a region.",
+    )
     schedule: Schedule | None = Field(
         None,
         description="The fortnightly slots `python scheduler.py` sends on; none: no scheduler.",
@@ -475,6 +498,26 @@ class Newsletter(BaseModel):
                 raise ValueError(f"segment '{segment.name}' is defined twice")
             seen.add(segment.name)
         return segments
+
+    @field_validator("regions")
+    @classmethod
+    def _unique_regions(cls, regions: list[str]) -> list[str]:
+        folded = [region.strip().casefold() for region in regions]
+        if any(not region for region in folded):
+            raise ValueError("a region is empty")
+        if len(set(folded)) < len(folded):
+            raise ValueError("a region is listed twice")
+        return [region.strip() for region in regions]
+
+    @property
+    def choosable_segments(self) -> list[Segment]:
+        """The segments members choose themselves (their interests)."""
+        return [segment for segment in self.segments if segment.choosable]
+
+    def region_named(self, given: str) -> str | None:
+        """The configured region ``given`` names (ignoring capitals and spaces), or None."""
+        folded = given.strip().casefold()
+        return next((r for r in self.regions if r.casefold() == folded), None)
 
     @property
     def segment_names(self) -> list[str]:

@@ -116,6 +116,18 @@ class SubscriberNotFound(StoreError):
         )
 
 
+class InvalidChoice(MailerError):
+    """A member's own change (preference centre, sign-up form, API) that cannot be taken.
+
+    ``field`` names what was wrong (``name``, ``region``, ``interests``, ...); the
+    message is written for the member.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class TokenError(MailerError):
     """A token from a link that was not signed by us for this purpose (or is damaged)."""
 

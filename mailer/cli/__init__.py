@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 
 from mailer import __version__
 from mailer.cli import (
+    apikeys,
     bounces,
     editor,
     operating,
@@ -63,6 +64,7 @@ app.command("health")(operating.health)
 app.command("doctor")(operating.doctor)
 app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(bounces.app, name="bounces")
+app.add_typer(apikeys.app, name="api-keys")
 
 
 def _version(value: bool) -> None:

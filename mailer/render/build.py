@@ -43,6 +43,7 @@ __all__ = [
     "WARN_BYTES",
     "CompiledVariant",
     "RenderedMessage",
+    "WebVersion",
     "compile_variant",
     "render_issue",
 ]
@@ -63,6 +64,14 @@ PLACEHOLDER_ALLOWANCE = {
     "preferences_url": 200,
 }
 DEFAULT_ALLOWANCE = 64
+
+
+@dataclass(frozen=True)
+class WebVersion:
+    """The links of an issue's public web version (the archive), in place of a member's footer."""
+
+    signup_url: str
+    archive_index_url: str
 
 
 @dataclass(frozen=True)
@@ -143,15 +152,22 @@ def render_issue(
     keys: Iterable[frozenset[str]],
     *,
     archive_url: str | None = None,
+    web_version: WebVersion | None = None,
 ) -> list[CompiledVariant]:
     """Compile one variant per distinct key, in the order given.
 
+    ``web_version``: render the public web version, whose footer links to the
+    sign-up page and the archive instead of a member's own links.
     Raises SizeBudgetError if a variant's HTML is over :data:`LIMIT_BYTES`.
     """
     unique = list(dict.fromkeys(frozenset(key) for key in keys))
     return [
         compile_variant(
-            variant_content(issue, newsletter, key), issue, newsletter, archive_url=archive_url
+            variant_content(issue, newsletter, key),
+            issue,
+            newsletter,
+            archive_url=archive_url,
+            web_version=web_version,
         )
         for key in unique
     ]
@@ -163,12 +179,14 @@ def compile_variant(
     newsletter: Newsletter,
     *,
     archive_url: str | None = None,
+    web_version: WebVersion | None = None,
 ) -> CompiledVariant:
     """Render and compile one variant (MJML once), then cut it into chunks and placeholders."""
     registry = PlaceholderRegistry()
-    registry.avoid(repr(content), repr(newsletter), archive_url or "")
+    registry.avoid(repr(content), repr(newsletter), archive_url or "", repr(web_version))
     theme = theme_for(newsletter.brand_colour)
     common = _common_context(content, issue, newsletter, registry, archive_url)
+    common["web_version"] = web_version
     html_env, text_env = _environments(newsletter.templates_dir)
     mjml_source = _render(
         html_env, HTML_TEMPLATE, {**common, **_html_context(content, registry, theme)}

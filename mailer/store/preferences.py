@@ -16,12 +16,14 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import Connection, Engine, ForeignKey, String, delete, insert, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mailer.store.models import EventKind
+from mailer.errors import SubscriberNotFound
+from mailer.store.emails import email_key
+from mailer.store.models import EventKind, ImportCounts, MemberRecord
 from mailer.store.schema import Base, SubscriberEventRow, UTCDateTime
 from mailer.store.transact import read, run_write
-from mailer.store.upsert import event
+from mailer.store.upsert import apply_plan, event, load_stored, plan_upsert, suppressed_among
 
-__all__ = ["SegmentOptOutRow", "opted_out", "set_opted_out"]
+__all__ = ["SegmentOptOutRow", "opted_out", "save_member_choices", "set_opted_out"]
 
 _CHUNK = 1000
 
@@ -64,28 +66,68 @@ def set_opted_out(
 ) -> frozenset[str]:
     """Make ``segments`` the member's opted-out set; logs the change. Returns the new set."""
     wanted_out = frozenset(segments)
+    return run_write(
+        engine, lambda connection: _set_opted_out(connection, subscriber_id, wanted_out, source)
+    )
 
-    def work(connection: Connection) -> frozenset[str]:
-        before = opted_out_in(connection, [subscriber_id]).get(subscriber_id, frozenset())
-        if before == wanted_out:
-            return before
+
+def save_member_choices(
+    engine: Engine,
+    record: MemberRecord,
+    *,
+    source: str,
+    opted_out: Iterable[str] | None = None,
+) -> ImportCounts:
+    """Change one member's profile (and, if given, their opted-out segments) in one transaction.
+
+    The profile goes through the import's rules (:func:`plan_upsert`): fields left
+    ``None`` are kept, and no status is changed, so a member who unsubscribed,
+    bounced or complained stays so. SubscriberNotFound if the address is not a
+    member's (a forgotten one included).
+    """
+    key = email_key(record.email)
+
+    def work(connection: Connection) -> ImportCounts:
+        stored = load_stored(connection, [key])
+        if key not in stored:
+            raise SubscriberNotFound(record.email)
         when = dt.datetime.now(dt.UTC)
-        connection.execute(delete(_O).where(_O.subscriber_id == subscriber_id))
-        if wanted_out:
-            connection.execute(
-                insert(_O),
-                [
-                    {"subscriber_id": subscriber_id, "segment": name, "created_at": when}
-                    for name in sorted(wanted_out)
-                ],
-            )
-        connection.execute(
-            insert(SubscriberEventRow),
-            event(subscriber_id, when, EventKind.updated, _describe(before, wanted_out), source),
+        plan = plan_upsert(
+            [record._replace(email=stored[key].email, status=None)],
+            stored,
+            suppressed_among(connection, [key]),
+            when,
+            source,
         )
-        return wanted_out
+        apply_plan(connection, plan, when, source)
+        if opted_out is not None:
+            _set_opted_out(connection, stored[key].id, frozenset(opted_out), source)
+        return plan.counts()
 
     return run_write(engine, work)
+
+
+def _set_opted_out(
+    connection: Connection, subscriber_id: int, wanted_out: frozenset[str], source: str
+) -> frozenset[str]:
+    before = opted_out_in(connection, [subscriber_id]).get(subscriber_id, frozenset())
+    if before == wanted_out:
+        return before
+    when = dt.datetime.now(dt.UTC)
+    connection.execute(delete(_O).where(_O.subscriber_id == subscriber_id))
+    if wanted_out:
+        connection.execute(
+            insert(_O),
+            [
+                {"subscriber_id": subscriber_id, "segment": name, "created_at": when}
+                for name in sorted(wanted_out)
+            ],
+        )
+    connection.execute(
+        insert(SubscriberEventRow),
+        event(subscriber_id, when, EventKind.updated, _describe(before, wanted_out), source),
+    )
+    return wanted_out
 
 
 def _describe(before: frozenset[str], after: frozenset[str]) -> str:

@@ -164,8 +164,32 @@ class SubscriberStore:
 
     # -- writing -----------------------------------------------------------------
 
-    def add(self, records: Sequence[MemberRecord], *, source: str) -> list[Subscriber]:
-        """Add new members, all or none; an address already listed or forgotten is refused."""
+    def page(
+        self,
+        *,
+        after_id: int = 0,
+        limit: int = 100,
+        status: SubscriberStatus | None = None,
+        updated_since: dt.datetime | None = None,
+    ) -> list[Subscriber]:
+        """Up to ``limit`` members with ids above ``after_id``, in id order, filtered as given."""
+        query = select(*_SUBSCRIBER_COLUMNS).where(_S.id > after_id)
+        if status is not None:
+            query = query.where(_S.status == status.value)
+        if updated_since is not None:
+            query = query.where(_S.updated_at >= updated_since)
+        with self._read() as connection:
+            rows = connection.execute(query.order_by(_S.id).limit(limit)).all()
+        return [_to_subscriber(row) for row in rows]
+
+    def add(
+        self, records: Sequence[MemberRecord], *, source: str, note: str | None = None
+    ) -> list[Subscriber]:
+        """Add new members, all or none; an address already listed or forgotten is refused.
+
+        ``note``: a line for each new member's history, written with them (e.g. the
+        consent an API caller holds for a member added as active).
+        """
         when = now()
         keys = [email_key(record.email) for record in records]
         if len(set(keys)) < len(keys):
@@ -183,6 +207,11 @@ class SubscriberStore:
             rows = [new_row(record, when, source) for record in records]
             added = insert_new(connection, rows, when, source)
             found = connection.execute(select(*_SUBSCRIBER_COLUMNS).where(added)).all()
+            if note:
+                connection.execute(
+                    insert(SubscriberEventRow),
+                    [event(row.id, when, EventKind.updated, note, source) for row in found],
+                )
         by_key = {row.email_key: _to_subscriber(row) for row in found}
         return [by_key[key] for key in keys]
 
@@ -270,6 +299,36 @@ class SubscriberStore:
                     EventKind.resubscribed,
                     "confirmed their sign-up",
                     source,
+                )
+            return _to_subscriber(_select_ref(connection, row.id))
+
+    def change_email(self, ref: SubscriberRef, new_email: str, *, source: str) -> Subscriber:
+        """Move a member to a new address, keeping everything else (status, history, links).
+
+        For a change the member confirmed from the new address. StoreError if the
+        new address is another member's or was forgotten; InvalidEmail if it is not
+        an address.
+        """
+        address = normalise_email(new_email)
+        with self._write() as connection:
+            row = _select_ref(connection, ref)
+            if row.email_key != address.key:
+                taken = _select_one(connection, _S.email_key == address.key)
+                if taken is not None or _is_suppressed(connection, address.key):
+                    raise StoreError(
+                        f"{address.email!r} cannot be used: it is another member's address, "
+                        "or was forgotten at its owner's request"
+                    )
+            if row.email != address.email:
+                when = now()
+                connection.execute(
+                    update(_S)
+                    .where(_S.id == row.id)
+                    .values(email=address.email, email_key=address.key, updated_at=when)
+                )
+                connection.execute(
+                    insert(SubscriberEventRow),
+                    event(row.id, when, EventKind.updated, "changed email", source),
                 )
             return _to_subscriber(_select_ref(connection, row.id))
 

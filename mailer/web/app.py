@@ -10,12 +10,15 @@ Routes::
     GET       /unsubscribe/{token}    confirmation page (changes nothing)
     POST      /unsubscribe/{token}    unsubscribe; RFC 8058 one-click too
     GET|POST  /preferences/{token}    the preference centre
+    GET|POST  /change-address/{token} confirms a new address (the link emailed to it)
     POST      /webhooks/sendgrid      SendGrid's signed Event Webhook
     GET       /archive/               sent issues
     GET       /archive/{issue}        one issue's web version
     GET|POST  /subscribe              sign-up, with double opt-in
     GET       /confirm/{token}        a sign-up's confirmation page (changes nothing)
     POST      /confirm/{token}        confirms the sign-up (the page's form)
+    GET|POST|PATCH /api/v1/...        the members API (bearer keys; see mailer.web.api.routes)
+    GET       /api/openapi.json       its OpenAPI 3.1 document
     GET       /healthz                {"status": "ok", "database": "ok", "scheduler": {...}};
                                       503 with "problems" when the newsletter may not go out
     GET       /metrics                Prometheus text format (``mailer_*``)
@@ -56,13 +59,21 @@ from mailer.store import open_store
 from mailer.store.signups import purge_unconfirmed
 from mailer.tokens import DEVELOPMENT_KEY, TokenSigner, secret_keys
 from mailer.transports import Transport, open_transport
+from mailer.web.api.problems import ApiProblem, problem_response
+from mailer.web.api.routes import api_routes
 from mailer.web.archive import Archive, archive_index, archive_issue
 from mailer.web.captcha import captcha_for
 from mailer.web.context import SignupLimits, WebContext, context_of
-from mailer.web.links import preferences, unsubscribe
+from mailer.web.links import change_address, preferences, unsubscribe
 from mailer.web.logs import redact
 from mailer.web.pages import Pages
-from mailer.web.security import ConfirmTokens, FormTokens, SecurityHeaders, read_body
+from mailer.web.security import (
+    AddressChangeTokens,
+    ConfirmTokens,
+    FormTokens,
+    SecurityHeaders,
+    read_body,
+)
 from mailer.web.signup import confirm, subscribe
 
 __all__ = ["create_app"]
@@ -117,6 +128,7 @@ def create_app(
         webhook_key=webhook_key,
         open_transport=transport or (lambda: open_transport(settings)),
         archive=Archive(newsletter, store, settings.base_url),
+        address_changes=AddressChangeTokens(keys, signer),
         captcha=captcha,
         limits=limits or SignupLimits(),
         max_webhook_body=max_webhook_body,
@@ -189,8 +201,10 @@ async def _hourly_chores(web: WebContext) -> None:
 
 def _routes() -> list[Route]:
     return [
+        *api_routes(),
         Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
         Route("/preferences/{token}", preferences, methods=["GET", "POST"]),
+        Route("/change-address/{token}", change_address, methods=["GET", "POST"]),
         Route("/webhooks/sendgrid", sendgrid_webhook, methods=["POST"]),
         Route("/archive/", archive_index, methods=["GET"]),
         Route("/archive/{issue}", archive_issue, methods=["GET"]),
@@ -291,8 +305,16 @@ def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/webhooks/")
 
 
+def _api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
 async def _http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
+    if _api(request):
+        return problem_response(
+            ApiProblem(error.status_code, str(error.detail), headers=error.headers)
+        )
     if _wants_json(request):
         return JSONResponse({"error": error.detail}, status_code=error.status_code)
     title = {404: "Page not found", 405: "Not allowed"}.get(error.status_code, "Something is wrong")
@@ -306,6 +328,8 @@ async def _http_error(request: Request, error: Exception) -> Response:
 async def _refused(request: Request, error: Exception) -> Response:
     assert isinstance(error, RequestRefused)
     log.warning("refused %s %s: %s", request.method, redact(request.url.path), error)
+    if _api(request):
+        return problem_response(ApiProblem(error.status, error.public))
     if _wants_json(request):
         return JSONResponse({"error": error.public}, status_code=error.status)
     pages = context_of(request).pages
@@ -317,6 +341,8 @@ async def _refused(request: Request, error: Exception) -> Response:
 async def _unavailable(request: Request, error: Exception) -> Response:
     """A store that failed (locked, unreachable): 503, so SendGrid retries and people try again."""
     log.error("%s %s failed: %s", request.method, redact(request.url.path), error)
+    if _api(request):
+        return problem_response(ApiProblem(503, "temporarily unavailable: try again"))
     if _wants_json(request):
         return JSONResponse({"error": "temporarily unavailable"}, status_code=503)
     pages = context_of(request).pages

@@ -4,8 +4,8 @@ An issue is in the archive once a send of it has started (it has a row in the
 send ledger's ``sends``); drafts and issues never sent are not, whatever is in
 ``issues/``. Each page is the issue's *general* variant (the sections every
 member gets) with no member's data: merge tags take their fallbacks ("Hello
-there") and the footer's personal links point to the sign-up page, which says
-where members find their own. Rendering compiles MJML, so each page is kept
+there"), and the footer, which members' emails fill with "you are receiving this"
+and their own links, links to the sign-up page and the past issues instead. Rendering compiles MJML, so each page is kept
 until its issue file changes.
 """
 
@@ -27,6 +27,7 @@ from mailer.errors import MailerError
 from mailer.issues.check import load_issue
 from mailer.issues.model import Issue
 from mailer.render import render_issue
+from mailer.render.build import WebVersion
 from mailer.store import SubscriberStore
 from mailer.store.ledger import SendRow
 from mailer.store.transact import read
@@ -102,8 +103,13 @@ class Archive:
         return None
 
     def _render(self, issue: Issue) -> ArchivedIssue:
-        variant = render_issue(issue, self.newsletter, [frozenset()])[0]
-        manage = f"{self.base_url}/subscribe#manage"
+        # Read by the public: the footer speaks to any reader, with the sign-up page and
+        # the past issues, never a member's links (there is no member).
+        public = WebVersion(
+            signup_url=f"{self.base_url}/subscribe", archive_index_url=f"{self.base_url}/archive/"
+        )
+        variant = render_issue(issue, self.newsletter, [frozenset()], web_version=public)[0]
+        manage = f"{self.base_url}/subscribe#manage"  # placeholders the web footer leaves out
         message = variant.personalise({"unsubscribe_url": manage, "preferences_url": manage})
         return ArchivedIssue(
             slug=issue.slug,

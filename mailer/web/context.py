@@ -15,7 +15,7 @@ from mailer.store import Subscriber, SubscriberStore
 from mailer.tokens import Purpose, TokenSigner
 from mailer.transports import Transport
 from mailer.web.pages import Pages
-from mailer.web.security import ConfirmTokens, FormTokens
+from mailer.web.security import AddressChangeTokens, ConfirmTokens, FormTokens
 
 if TYPE_CHECKING:
     from mailer.web.archive import Archive
@@ -45,6 +45,7 @@ class WebContext:
     webhook_key: ec.EllipticCurvePublicKey | None
     open_transport: Callable[[], Transport]
     archive: Archive
+    address_changes: AddressChangeTokens
     captcha: Captcha | None = None
     limits: SignupLimits = field(default_factory=SignupLimits)
     max_webhook_body: int = 4 * 1024 * 1024

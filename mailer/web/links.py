@@ -12,24 +12,36 @@ must get a 200 without a redirect).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mailer.audience.choices import (
+    Choices,
+    check_choices,
+    chosen_interests,
+    record_for,
+    sections_in_words,
+)
 from mailer.audience.segments import segments_of
-from mailer.errors import SubscriberNotFound, TokenError
+from mailer.errors import InvalidChoice, StoreError, SubscriberNotFound, TokenError
 from mailer.store import Subscriber, SubscriberStatus
-from mailer.store.preferences import opted_out, set_opted_out
+from mailer.store.emails import InvalidEmail, normalise_email
+from mailer.store.preferences import opted_out, save_member_choices
 from mailer.tokens import Purpose
 from mailer.web.context import WebContext, context_of
 from mailer.web.pages import masked
 from mailer.web.security import FORM_BODY, READ_ONLY, parse_form, read_body
-from mailer.web.signup import send_confirmation
+from mailer.web.signup import (
+    send_address_change,
+    send_address_changed_note,
+    send_confirmation,
+)
 
-__all__ = ["preferences", "unsubscribe"]
+__all__ = ["change_address", "preferences", "unsubscribe"]
 
 log = logging.getLogger(__name__)
 
@@ -191,10 +203,52 @@ async def preferences(request: Request) -> Response:
             error="This page had been open for a while, so nothing was changed. Please try again.",
         )
     action = _field(form, "action") or "save"
-    if action == "save" and _mailable(member):
+    if action == "save" and member.status is SubscriberStatus.active:
+        try:
+            # A field the form did not send is kept as it is; unticked boxes send nothing,
+            # so the interests count only when the form showed them.
+            shown = _field(form, "interests_shown") is not None
+            choices = check_choices(
+                web.newsletter,
+                name=_field(form, "name"),
+                organisation=_field(form, "organisation"),
+                region=_field(form, "region"),
+                interests=[v for v in form.getlist("interest") if isinstance(v, str)]
+                if shown
+                else None,
+            )
+        except InvalidChoice as problem:
+            return await _preferences_page(
+                web, token, member, status=400, error=f"Nothing was changed: {problem}."
+            )
         wanted = {value for value in form.getlist("segment") if isinstance(value, str)}
-        await run_in_threadpool(_save_segments, web, member, wanted)
+        await run_in_threadpool(_save_choices, web, member, choices, wanted)
+        member = await run_in_threadpool(web.store.get, member.id)
         notice = "Your choices are saved."
+    elif action == "change_address" and member.status is SubscriberStatus.active:
+        given = (_field(form, "new_email") or "")[:320]
+        try:
+            if "\x00" in given:
+                raise InvalidEmail(given, "it holds a NUL character")
+            new_email = normalise_email(given).email
+        except InvalidEmail:
+            return await _preferences_page(
+                web,
+                token,
+                member,
+                status=400,
+                error="Please enter the new address like name@example.org.",
+            )
+        if new_email.lower() == member.email.lower():
+            notice = f"Your emails already come to {masked(member.email)}."
+        elif await run_in_threadpool(send_address_change, web, member, new_email):
+            log.info("address change asked: subscriber=%d", member.id)
+            notice = (
+                f"We have emailed a link to {masked(new_email)}: open it and press the button "
+                "on the page it opens to make the change."
+            )
+        else:
+            notice = "We could not send the email just now. Please try again later."
     elif action == "unsubscribe" and _mailable(member):
         member = await run_in_threadpool(
             web.store.unsubscribe,
@@ -219,12 +273,25 @@ async def preferences(request: Request) -> Response:
     return await _preferences_page(web, token, member, notice=notice)
 
 
-def _save_segments(web: WebContext, member: Subscriber, wanted: set[str]) -> None:
-    """Opt out of the member's segments they did not tick; others they opted out of stay so."""
-    theirs = segments_of(member, web.newsletter)
+def _save_choices(web: WebContext, member: Subscriber, choices: Choices, wanted: set[str]) -> None:
+    """Save the profile and interests, and opt out of the other topics shown and not ticked.
+
+    Interests are chosen by tag, so an opt-out of a choosable segment is dropped;
+    opt-outs of segments the page did not show stay as they were.
+    """
+    newsletter = web.newsletter
+    choosable = {segment.name for segment in newsletter.choosable_segments}
+    record = record_for(member.email, choices, newsletter, member.tags)
+    changed = replace(
+        member,
+        tags=member.tags if record.tags is None else record.tags,
+        region=member.region if record.region is None else record.region,
+    )
+    # A segment left behind by the change (the old region's) is not opted out of.
+    shown = segments_of(member, newsletter) & segments_of(changed, newsletter) - choosable
     before = opted_out(web.store.engine, [member.id]).get(member.id, frozenset())
-    after = (before - theirs) | (theirs - wanted)
-    set_opted_out(web.store.engine, member.id, after, source=SOURCE)
+    after = (before - shown - choosable) | (shown - wanted)
+    save_member_choices(web.store.engine, record, source=SOURCE, opted_out=after)
 
 
 async def _preferences_page(
@@ -236,15 +303,23 @@ async def _preferences_page(
     notice: str = "",
     error: str = "",
 ) -> Response:
-    theirs = segments_of(member, web.newsletter)
+    newsletter = web.newsletter
+    theirs = segments_of(member, newsletter)
     out = (await run_in_threadpool(opted_out, web.store.engine, [member.id])).get(
         member.id, frozenset()
     )
-    choices = [
+    choosable = {segment.name for segment in newsletter.choosable_segments}
+    others = [
         SegmentChoice(s.name, s.label, s.description, s.name not in out)
-        for s in web.newsletter.segments
-        if s.name in theirs
+        for s in newsletter.segments
+        if s.name in theirs and s.name not in choosable
     ]
+    choices = {
+        "name": member.name,
+        "organisation": member.organisation,
+        "region": newsletter.region_named(member.region) or "",
+        "interests": chosen_interests(member, newsletter) - out,
+    }
     back, label = web.back
     return web.pages.page(
         "preferences.html",
@@ -256,13 +331,117 @@ async def _preferences_page(
         pending=member.status is SubscriberStatus.pending,
         why=WHY.get(member.status, ""),
         can_rejoin=_can_rejoin(member),
-        segments=choices,
+        segments=others,
+        choices=choices,
+        regions=newsletter.regions,
+        interests_offered=newsletter.choosable_segments,
+        sections=sections_in_words(theirs, out, newsletter),
         notice=notice,
         error=error,
         action=f"/preferences/{token}",
         form_token=web.forms.issue("preferences", token),
         back_url=back,
         back_label=label,
+    )
+
+
+# -- a new address ------------------------------------------------------------------------------
+
+
+async def change_address(request: Request) -> Response:
+    """GET: a page with a button (changes nothing). POST: move the member to the new address.
+
+    Reached from the link emailed to the new address, so whoever presses the
+    button can read mail there. The old address is told afterwards.
+    """
+    web = context_of(request)
+    token = request.path_params["token"]
+    try:
+        ref, binding, new_email = web.address_changes.read(token)
+        member = await run_in_threadpool(web.store.get, ref.subscriber_id)
+    except (TokenError, SubscriberNotFound):
+        return _change_failed(web, "This link does not work", 404)
+    if not ref.current(member.link_version) or member.status is not SubscriberStatus.active:
+        return _change_failed(web, "This link does not work", 404)
+    if member.email.lower() == new_email.lower():
+        return _address_changed(web, new_email)
+    if not web.address_changes.matches(member, binding):
+        return _change_failed(web, "This link is out of date", 400)
+    if request.method in READ_ONLY:
+        return _change_page(web, token, member, new_email)
+    form = await parse_form(request.headers, await read_body(request, FORM_BODY))
+    if not web.forms.check(_field(form, "form_token"), "change-address", token):
+        return _change_page(
+            web,
+            token,
+            member,
+            new_email,
+            status=400,
+            notice="This page had been open for a while, so nothing was changed. "
+            "Press the button again.",
+        )
+    old_email = member.email
+    try:
+        member = await run_in_threadpool(
+            web.store.change_email, member.id, new_email, source=SOURCE
+        )
+    except StoreError:
+        return web.pages.message(
+            "This address cannot be used",
+            [
+                f"{new_email} is already on our list, or was removed from it at its owner's "
+                "request. Nothing was changed.",
+                "If you want your emails to go there, reply to any of our emails.",
+            ],
+            status=409,
+            private=True,
+        )
+    log.info("address changed: subscriber=%d", member.id)
+    await run_in_threadpool(send_address_changed_note, web, member, old_email)
+    return _address_changed(web, new_email)
+
+
+def _change_page(
+    web: WebContext,
+    token: str,
+    member: Subscriber,
+    new_email: str,
+    *,
+    status: int = 200,
+    notice: str = "",
+) -> Response:
+    return web.pages.page(
+        "change_address.html",
+        status=status,
+        private=True,
+        title="Use your new address?",
+        new_email=new_email,
+        old_email=masked(member.email),
+        notice=notice,
+        action=f"/change-address/{token}",
+        form_token=web.forms.issue("change-address", token),
+    )
+
+
+def _address_changed(web: WebContext, new_email: str) -> Response:
+    return web.pages.message(
+        "Your address is changed",
+        [f"{web.newsletter.name} now comes to {new_email}. We have told the old address."],
+        private=True,
+        links=[("Read past issues", "/archive/")],
+    )
+
+
+def _change_failed(web: WebContext, title: str, status: int) -> Response:
+    return web.pages.message(
+        title,
+        [
+            "Address confirmation links work for a few days, once, and only if they are "
+            "complete. Nothing was changed.",
+            "You can ask again from the preferences link in any of our emails.",
+        ],
+        status=status,
+        private=True,
     )
 
 

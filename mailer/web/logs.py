@@ -3,7 +3,8 @@
 A link token is a member's credential for unsubscribing and for the preference
 centre; an access log line with one in it would hand that to whoever reads the
 logs. :class:`RedactTokens` replaces the token part of ``/unsubscribe/…``,
-``/preferences/…`` and ``/confirm/…`` paths in every record it sees, and
+``/preferences/…``, ``/confirm/…`` and ``/change-address/…`` paths, and the
+address in a members API path (``/api/v1/members/ann@…``), in every record it sees, and
 :func:`log_config` puts it on the one handler that uvicorn's loggers
 (``uvicorn.error``, ``uvicorn.access``) and mailer's own share: one line per
 event, with a UTC time, as text or JSON (``MAILER_LOG_FORMAT``).
@@ -19,12 +20,15 @@ from mailer.logs import logging_config
 
 __all__ = ["RedactTokens", "log_config", "redact"]
 
-_TOKEN_PATH = re.compile(r"/(unsubscribe|preferences|confirm)/[^\s\"'?#]+")
+_TOKEN_PATH = re.compile(r"/(unsubscribe|preferences|confirm|change-address)/[^\s\"'?#]+")
+# The members API looks members up by address: an address is personal data, kept out of logs.
+_ADDRESS_PATH = re.compile(r"(/api/v1/members/)[^\s\"'?#/]*(?:@|%40)[^\s\"'?#/]*", re.IGNORECASE)
 
 
 def redact(text: str) -> str:
-    """The text with the token of every member link replaced by ``[token]``."""
-    return _TOKEN_PATH.sub(r"/\1/[token]", text)
+    """The text with every member link's token replaced by ``[token]``, and every address
+    in a members API path by ``[address]``."""
+    return _ADDRESS_PATH.sub(r"\1[address]", _TOKEN_PATH.sub(r"/\1/[token]", text))
 
 
 class RedactTokens(logging.Filter):

@@ -41,7 +41,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from itsdangerous import SignatureExpired
 from starlette.background import BackgroundTask
@@ -49,11 +49,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mailer.audience.choices import Choices, check_choices, record_for
 from mailer.config import Newsletter
-from mailer.errors import MailerError, StoreError, SubscriberNotFound, TokenError
-from mailer.headersafety import one_line, profile_text_problem
+from mailer.errors import InvalidChoice, MailerError, StoreError, SubscriberNotFound, TokenError
+from mailer.headersafety import one_line
 from mailer.mail import Batch, Content, Recipient
-from mailer.store import MemberRecord, Subscriber, SubscriberStatus
+from mailer.store import Subscriber, SubscriberStatus
 from mailer.store.emails import InvalidEmail, mailbox_key, normalise_email
 from mailer.store.signups import CONFIRM_DAYS, attempt, limit_key
 from mailer.tokens import Purpose
@@ -81,13 +82,31 @@ async def subscribe(request: Request) -> Response:
     form = await parse_form(request.headers, await read_body(request, FORM_BODY))
     email_given = _text(form.get("email"))[:320]
     name = one_line(_text(form.get("name")))[:200]
+    given = _Given(
+        name=name,
+        organisation=one_line(_text(form.get("organisation")))[:200],
+        region=_text(form.get("region"))[:100],
+        interests=frozenset(v for v in form.getlist("interest") if isinstance(v, str)),
+    )
     if not web.forms.check(_text(form.get("form_token")), "subscribe"):
-        return _form(web, email_given, name, "The form had expired. Please send it again.", 400)
-    if "\x00" in name or profile_text_problem("name", name):
+        return _form(web, email_given, given, "The form had expired. Please send it again.", 400)
+    try:
         # An encoded-word ("=?utf-8?q?...?=") in a name is a header injection attempt;
         # a NUL is no part of a name, and PostgreSQL cannot store it.
-        log.info("sign-up refused: an encoded-word or a NUL in the name")
-        return _form(web, email_given, "", "Please write your name as plain text.", 400)
+        choices = check_choices(
+            web.newsletter,
+            name=given.name,
+            organisation=given.organisation,
+            region=given.region,
+            interests=given.interests,
+        )
+    except InvalidChoice as problem:
+        log.info("sign-up refused: %s", problem.field)
+        if problem.field in ("name", "organisation"):
+            message = f"Please write your {problem.field} as plain text."
+        else:
+            message = f"Please check the {problem.field}: {problem}."
+        return _form(web, email_given, given.without(problem.field), message, 400)
     client = client_key(request.client.host if request.client else "unknown")
     if _text(form.get("website")):
         log.info("sign-up ignored: the honeypot field was filled in")
@@ -100,12 +119,12 @@ async def subscribe(request: Request) -> Response:
         address = normalise_email(email_given).email
     except InvalidEmail:
         return _form(
-            web, email_given, name, "Please enter an email address like name@example.org.", 400
+            web, email_given, given, "Please enter an email address like name@example.org.", 400
         )
     if web.captcha is not None and not await run_in_threadpool(web.captcha.verify, form, client):
         log.info("sign-up refused: the CAPTCHA was not passed")
         return _form(
-            web, email_given, name, "Please complete the check below the form, then send it.", 400
+            web, email_given, given, "Please complete the check below the form, then send it.", 400
         )
     over = await run_in_threadpool(_count_attempt, web, address, client)
     if "client" in over:
@@ -122,11 +141,11 @@ async def subscribe(request: Request) -> Response:
         # After the answer has gone: what happens depends on whether the address is on
         # the list, and the time it takes would tell anyone who measured (see below).
         web.signups_in_flight += 1
-        sent.background = BackgroundTask(_opt_in_later, web, address, name)
+        sent.background = BackgroundTask(_opt_in_later, web, address, choices)
     return sent
 
 
-async def _opt_in_later(web: WebContext, address: str, name: str) -> None:
+async def _opt_in_later(web: WebContext, address: str, choices: Choices) -> None:
     """The sign-up's work, done once the page has been answered.
 
     A new, an active, a forgotten and a complained address each need different work
@@ -134,7 +153,7 @@ async def _opt_in_later(web: WebContext, address: str, name: str) -> None:
     one an address is. A failure is the log's, since the page has gone.
     """
     try:
-        await run_in_threadpool(_start_opt_in, web, address, name)
+        await run_in_threadpool(_start_opt_in, web, address, choices)
     except MailerError as error:
         log.error("sign-up: could not send the email: %s", error)
     finally:
@@ -145,9 +164,34 @@ def _text(value: object) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+@dataclass(frozen=True)
+class _Given:
+    """What the form was sent with, to show it again when it is refused."""
+
+    name: str = ""
+    organisation: str = ""
+    region: str = ""
+    interests: frozenset[str] = frozenset()
+
+    def without(self, field: str) -> _Given:
+        """The same, with the field that was refused left empty."""
+        if field == "interests":
+            return replace(self, interests=frozenset())
+        if field == "name":
+            return replace(self, name="")
+        if field == "organisation":
+            return replace(self, organisation="")
+        return replace(self, region="") if field == "region" else self
+
+
 def _form(
-    web: WebContext, email: str = "", name: str = "", error: str = "", status: int = 200
+    web: WebContext,
+    email: str = "",
+    given: _Given | None = None,
+    error: str = "",
+    status: int = 200,
 ) -> Response:
+    given = given or _Given()
     captcha = web.captcha
     return web.pages.page(
         "subscribe.html",
@@ -155,7 +199,9 @@ def _form(
         headers={"Content-Security-Policy": captcha.csp(CSP)} if captcha else None,
         title=f"Subscribe to {web.newsletter.name}",
         email=email,
-        name=name,
+        choices=given,
+        regions=web.newsletter.regions,
+        interests_offered=web.newsletter.choosable_segments,
         error=error,
         captcha=captcha,
         form_token=web.forms.issue("subscribe"),
@@ -217,14 +263,23 @@ def _now(web: WebContext) -> dt.datetime:
 _NEVER_MAILED = frozenset({SubscriberStatus.complained, SubscriberStatus.bounced})
 
 
-def _start_opt_in(web: WebContext, address: str, name: str) -> None:
+def _start_opt_in(web: WebContext, address: str, choices: Choices) -> None:
     store = web.store
     member = store.find(address)
     if member is None:
         if store.is_suppressed(address):
             log.info("sign-up: a forgotten address; nothing sent")
             return
-        record = MemberRecord(email=address, name=name or None, status=SubscriberStatus.pending)
+        # Only a new member takes the form's choices: anyone may type any address, so
+        # the form must not change what an existing member's profile says.
+        chosen = record_for(address, choices, web.newsletter)
+        record = chosen._replace(
+            name=choices.name or None,
+            organisation=choices.organisation or None,
+            region=choices.region or None,
+            tags=chosen.tags or None,
+            status=SubscriberStatus.pending,
+        )
         try:
             member = store.add([record], source=SOURCE)[0]
         except StoreError:  # signed up twice at the same moment
@@ -283,6 +338,43 @@ def _within_hourly_cap(web: WebContext) -> bool:
     return not over
 
 
+def send_address_change(web: WebContext, member: Subscriber, new_email: str) -> bool:
+    """Email the new address a link that confirms the change; False if none went out.
+
+    Counted against MAILER_SIGNUP_EMAILS_PER_HOUR like a sign-up's confirmation:
+    the preference centre must not become a way to mail any address at will.
+    """
+    if not _within_hourly_cap(web):
+        return False
+    url = web.absolute(f"/change-address/{web.address_changes.token(member, new_email)}")
+    context = {"confirm_url": url, "days": CONFIRM_DAYS}
+    email = _Email(
+        subject=f"Confirm your new address for {web.newsletter.name}",
+        text=web.pages.text("email_change_address.txt", **context),
+        html=web.pages.text("email_change_address.html", **context),
+    )
+    try:
+        _send(web, member, email, with_name=False, to=new_email)
+    except MailerError as error:
+        log.error("address confirmation for subscriber=%d not sent: %s", member.id, error)
+        return False
+    return True
+
+
+def send_address_changed_note(web: WebContext, member: Subscriber, old_email: str) -> None:
+    """Tell the old address that the member's emails now go to another one (masked)."""
+    context = {"new_email": masked(member.email)}
+    email = _Email(
+        subject=f"Your address for {web.newsletter.name} was changed",
+        text=web.pages.text("email_address_changed.txt", **context),
+        html=web.pages.text("email_address_changed.html", **context),
+    )
+    try:
+        _send(web, member, email, with_name=False, to=old_email)
+    except MailerError as error:
+        log.error("note of the address change for subscriber=%d not sent: %s", member.id, error)
+
+
 # -- the emails -----------------------------------------------------------------------------
 
 
@@ -313,7 +405,14 @@ def _already_email(web: WebContext, member: Subscriber) -> _Email:
     )
 
 
-def _send(web: WebContext, member: Subscriber, email: _Email, *, with_name: bool = True) -> None:
+def _send(
+    web: WebContext,
+    member: Subscriber,
+    email: _Email,
+    *,
+    with_name: bool = True,
+    to: str | None = None,
+) -> None:
     newsletter: Newsletter = web.newsletter
     batch = Batch(
         issue=OUTBOX_FOLDER,
@@ -322,7 +421,7 @@ def _send(web: WebContext, member: Subscriber, email: _Email, *, with_name: bool
         list_id=list_id(newsletter.name, newsletter.list_id),
         recipients=[
             Recipient(
-                email=member.email,
+                email=to or member.email,
                 # Not in a confirmation: the name is what the requester typed, unconfirmed.
                 name=member.name if with_name else "",
                 unsubscribe_url=web.absolute(web.link(member, Purpose.unsubscribe)),

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Browser, Page, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -33,3 +34,26 @@ def browser() -> Iterator[Browser]:
         )
         yield launched
         launched.close()
+
+
+def axe_violations(browser: Browser, page: Page) -> list[str]:
+    """What axe-core finds wrong with the page as it is shown now: ids and the elements.
+
+    The pages run without JavaScript (and their CSP forbids script), so axe runs in
+    a second context, with script, on the same HTML served at the same address:
+    the stylesheet and everything else load from the app as they did.
+    """
+    html = page.content()
+    size = page.viewport_size
+    context = browser.new_context(bypass_csp=True, viewport=size)
+    try:
+        checked = context.new_page()
+        checked.route(page.url, lambda route: route.fulfill(body=html, content_type="text/html"))
+        checked.goto(page.url)
+        results = Axe().run(checked)
+    finally:
+        context.close()
+    return [
+        f"{violation['id']}: {[node['target'] for node in violation['nodes']]}"
+        for violation in results.response["violations"]
+    ]

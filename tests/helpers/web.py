@@ -127,7 +127,7 @@ FORM_TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
 
 
 def sign_up(
-    web: Web, address: str, name: str = "", *, client: str | None = None, **extra: str
+    web: Web, address: str, name: str = "", *, client: str | None = None, **extra: str | list[str]
 ) -> httpx.Response:
     """The sign-up form, filled in and sent (as from *client*, through X-Forwarded-For when
     the server takes it), then the work the app does after answering, waited for."""

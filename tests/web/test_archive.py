@@ -35,8 +35,18 @@ def test_the_web_version_has_no_personal_data(sqlite_web: Web) -> None:
     page = sqlite_web.client.get(f"/archive/{SENT}").text
     assert "Hello there" in page
     assert "/unsubscribe/" not in page and "/preferences/" not in page
-    assert f"{sqlite_web.url}/subscribe#manage" in page
     assert "Nobody should feel left on read" not in page  # the youth-only section
+
+
+def test_the_web_version_footer_speaks_to_any_reader(sqlite_web: Web) -> None:
+    """Read by the public: no "you are receiving this", and links to sign up and past issues."""
+    mark_sent(sqlite_web, SENT)
+    page = sqlite_web.client.get(f"/archive/{SENT}").text
+    assert "receiving this" not in page
+    assert "preferences" not in page.lower() and "Unsubscribe" not in page
+    assert f'href="{sqlite_web.url}/subscribe"' in page
+    assert f'href="{sqlite_web.url}/archive/"' in page
+    assert "Subscribe to Connected Communities" in page and "Read past issues" in page
 
 
 def test_the_web_version_runs_no_script(sqlite_web: Web) -> None:

@@ -8,10 +8,14 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from helpers.browser import axe_violations
 from helpers.web import Web
 from playwright.sync_api import Browser, Page, expect
 
+from mailer.audience.segments import segments_of
+from mailer.config import Newsletter
 from mailer.store import SubscriberStatus
+from mailer.store.ledger import Ledger, new_owner
 from mailer.store.preferences import opted_out
 from mailer.tokens import Purpose
 
@@ -42,16 +46,18 @@ def fits_the_phone(page: Page) -> None:
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
 
 
-def test_unsubscribe_by_clicking(page: Page, sqlite_web: Web) -> None:
+def test_unsubscribe_by_clicking(page: Page, browser: Browser, sqlite_web: Web) -> None:
     [m] = sqlite_web.add("reader@example.org")
     page.goto(sqlite_web.url + sqlite_web.link(m.id, Purpose.unsubscribe))
     expect(page.get_by_role("heading", level=1)).to_have_text(
         "Unsubscribe from Connected Communities?"
     )
     fits_the_phone(page)
+    assert [] == axe_violations(browser, page)
     assert SubscriberStatus.active == sqlite_web.store.get(m.id).status  # opening changed nothing
     page.get_by_role("button", name="Unsubscribe").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("You are unsubscribed")
+    assert [] == axe_violations(browser, page)
     assert SubscriberStatus.unsubscribed == sqlite_web.store.get(m.id).status
     # Changing their mind takes the sign-up form's double opt-in: no other link is handed out.
     page.get_by_role("link", name="Sign up again").click()
@@ -81,7 +87,7 @@ def test_choose_topics_in_the_preference_centre(page: Page, sqlite_web: Web) -> 
     assert {m.id: frozenset({"wales"})} == opted_out(sqlite_web.store.engine, [m.id])
 
 
-def test_sign_up_and_confirm(page: Page, sqlite_web: Web) -> None:
+def test_sign_up_and_confirm(page: Page, browser: Browser, sqlite_web: Web) -> None:
     page.goto(sqlite_web.url + "/subscribe")
     fits_the_phone(page)
     expect(page.get_by_label("Leave this field empty")).not_to_be_in_viewport()  # the honeypot
@@ -101,8 +107,153 @@ def test_sign_up_and_confirm(page: Page, sqlite_web: Web) -> None:
     )
     expect(page.get_by_text("ne***@example.org")).to_be_visible()
     fits_the_phone(page)
+    assert [] == axe_violations(browser, page)
     member = sqlite_web.store.find("newcomer@example.org")
     assert member is not None and SubscriberStatus.pending == member.status  # opening: nothing
     page.get_by_role("button", name="Confirm my subscription").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("You are subscribed")
+    assert [] == axe_violations(browser, page)
     assert SubscriberStatus.active == sqlite_web.store.get(member.id).status
+
+
+def test_the_preference_centre_walked_with_the_keyboard(
+    page: Page, browser: Browser, web: Web
+) -> None:
+    """Gwen changes her interests and region, then her address, with the keyboard alone.
+
+    On a phone, without JavaScript, and axe-core finds nothing on any page she sees.
+    """
+    [m] = web.add("gwen@example.org", tags=("youth-loneliness",), name="Gwen")
+    page.goto(web.url + web.link(m.id, Purpose.preferences))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your email preferences")
+    fits_the_phone(page)
+    assert [] == axe_violations(browser, page)
+    expect(page.locator("#sections")).to_have_text(
+        "You get the sections every member gets, and those for Youth loneliness."
+    )
+    # Keyboard only: Tab to each control, Space ticks, arrows choose in the select.
+    page.get_by_role("textbox", name="Organisation").focus()
+    page.keyboard.type("Youth Cymru")
+    page.keyboard.press("Tab")  # the region
+    expect(page.get_by_label("Nation or region")).to_be_focused()
+    page.get_by_label("Nation or region").select_option("Wales")
+    page.get_by_label("Intergenerational connection").focus()
+    page.keyboard.press("Space")
+    page.get_by_label("Youth loneliness").focus()
+    page.keyboard.press("Space")
+    page.get_by_role("button", name="Save my choices").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_have_text("Your choices are saved.")
+    expect(page.locator("#sections")).to_have_text(
+        "You get the sections every member gets, and those for Intergenerational connection "
+        "and Wales."
+    )
+    fits_the_phone(page)
+    assert [] == axe_violations(browser, page)
+    member = web.store.get(m.id)
+    assert ("Youth Cymru", "Wales", ("intergenerational",)) == (
+        member.organisation,
+        member.region,
+        member.tags,
+    )
+    assert {"intergenerational", "wales"} == segments_of(member, web_newsletter(web))
+
+    # A new address: nothing changes until the link sent to it is followed.
+    page.get_by_label("New email address").focus()
+    page.keyboard.type("gwen@youthcymru.example.org")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_contain_text("We have emailed a link to g***@youthcymru")
+    assert "gwen@example.org" == web.store.get(m.id).email
+    path = web.outbox / "confirmations" / "gwen@youthcymru.example.org.eml"
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    text = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    link = re.search(r"(http://\S+/change-address/\S+)", text)
+    assert link is not None
+    page.goto(link[1])
+    expect(page.get_by_role("heading", level=1)).to_have_text("Use your new address?")
+    fits_the_phone(page)
+    assert [] == axe_violations(browser, page)
+    assert "gwen@example.org" == web.store.get(m.id).email  # opening: nothing
+    page.get_by_role("button", name="Use this address").focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your address is changed")
+    assert [] == axe_violations(browser, page)
+    assert "gwen@youthcymru.example.org" == web.store.get(m.id).email
+    assert (web.outbox / "confirmations" / "gwen@example.org.eml").exists()  # the note
+
+
+def test_sign_up_with_choices_lands_in_the_segments(
+    page: Page, browser: Browser, sqlite_web: Web
+) -> None:
+    page.goto(sqlite_web.url + "/subscribe")
+    fits_the_phone(page)
+    assert [] == axe_violations(browser, page)
+    page.get_by_label("Email address").fill("rhys@example.org")
+    page.get_by_role("textbox", name="Organisation").fill("Age Cymru Gwent")
+    page.get_by_label("Nation or region").select_option("Wales")
+    page.get_by_label("Returning to in-person services").check()
+    page.get_by_role("button", name="Subscribe").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Check your inbox")
+    sqlite_web.settle()
+    member = sqlite_web.store.find("rhys@example.org")
+    assert member is not None and "Age Cymru Gwent" == member.organisation
+    assert {"in-person", "wales"} == segments_of(member, web_newsletter(sqlite_web))
+
+
+GIF = bytes.fromhex(
+    "47494638396101000100800000ffffff00000021f90401000000002c00000000010001000002024401003b"
+)
+
+
+def test_the_archive_footer_in_the_browser(browser: Browser, sqlite_web: Web) -> None:
+    """The public web version links to the sign-up page and the past issues, which work."""
+    context = browser.new_context(viewport=PHONE, java_script_enabled=False)
+    # The issue's images are on the web, which this machine cannot reach: stand-ins.
+    context.route(
+        lambda url: not url.startswith(sqlite_web.url),
+        lambda route: route.fulfill(body=GIF, content_type="image/gif"),
+    )
+    page = context.new_page()
+    Ledger(sqlite_web.store.engine).acquire("2026-12-03-winter-connections", "outbox", new_owner())
+    page.goto(sqlite_web.url + "/archive/2026-12-03-winter-connections")
+    expect(page.get_by_text("receiving this")).to_have_count(0)
+    page.get_by_role("link", name="Read past issues").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Past issues")
+    assert [] == axe_violations(browser, page)
+    page.go_back()
+    page.get_by_role("link", name="Subscribe to Connected Communities").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Subscribe to Connected Communities")
+    context.close()
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+def test_the_member_pages_at_phone_and_desktop_widths(
+    browser: Browser, sqlite_web: Web, width: int
+) -> None:
+    """Each member page: no sideways scroll, and axe-core finds nothing, on a phone and a desktop."""
+    [m] = sqlite_web.add("gwen@example.org", region="Wales", tags=("youth-loneliness",))
+    context = browser.new_context(
+        viewport={"width": width, "height": 800}, java_script_enabled=False
+    )
+    page = context.new_page()
+    for path in (
+        sqlite_web.link(m.id, Purpose.preferences),
+        sqlite_web.link(m.id, Purpose.unsubscribe),
+        "/subscribe",
+        "/archive/",
+        sqlite_web.confirm_link(m),
+    ):
+        page.goto(sqlite_web.url + path)
+        for part in ("main", "body", "form >> nth=0"):
+            if part.startswith("form") and not page.locator("form").count():
+                continue
+            box = page.locator(part).bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, path
+        assert [] == axe_violations(browser, page), path
+    context.close()
+
+
+def web_newsletter(web: Web) -> Newsletter:
+    newsletter = web.app.state.web.newsletter
+    assert isinstance(newsletter, Newsletter)
+    return newsletter

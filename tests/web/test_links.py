@@ -233,29 +233,150 @@ class TestPreferences:
         [m] = web.add("a@example.org", tags=("youth-loneliness",), region="Wales")
         return m.id, web.link(m.id, Purpose.preferences)
 
-    def test_the_page_lists_the_member_s_segments(self, sqlite_web: Web) -> None:
+    def test_the_page_offers_every_interest_and_says_what_the_member_gets(
+        self, sqlite_web: Web
+    ) -> None:
+        """Every choosable segment is offered, not only the member's; the region is chosen."""
         _, url = self._member(sqlite_web)
         page = sqlite_web.client.get(url)
         assert 200 == page.status_code
-        assert "Youth loneliness" in page.text and "Wales" in page.text
-        assert "Scotland" not in page.text
-        assert 2 == page.text.count(" checked")
+        for label in ("Youth loneliness", "Intergenerational connection", "Returning to in-person"):
+            assert label in page.text
+        assert 'value="youth" id="interest-youth" checked' in page.text
+        assert 'value="intergenerational" id="interest-intergenerational">' in page.text
+        assert '<option value="Wales" selected>' in page.text
+        assert 'id="segment-wales" checked' in page.text  # the region's segment, to opt out of
+        assert "segment-scotland" not in page.text
+        assert "and those for Youth loneliness and Wales." in page.text
 
     def test_unticking_a_segment_opts_out_of_it_and_is_logged(self, web: Web) -> None:
         member_id, url = self._member(web)
         token = form_token(web.client.get(url))
         saved = web.client.post(
-            url, data={"form_token": token, "action": "save", "segment": ["wales"]}
+            url, data={"form_token": token, "action": "save", "interest": ["youth"]}
         )
         assert 200 == saved.status_code
         assert "Your choices are saved" in saved.text
-        assert {member_id: frozenset({"youth"})} == opted_out(web.store.engine, [member_id])
-        assert "opted out of youth" in web.store.history(member_id)[-1].detail
+        assert {member_id: frozenset({"wales"})} == opted_out(web.store.engine, [member_id])
+        assert "opted out of wales" in web.store.history(member_id)[-1].detail
         again = web.client.post(
-            url, data={"form_token": token, "action": "save", "segment": ["wales", "youth"]}
+            url, data={"form_token": token, "action": "save", "segment": ["wales"]}
         )
         assert 200 == again.status_code
         assert {} == opted_out(web.store.engine, [member_id])
+
+    def test_choosing_interests_region_and_organisation(self, web: Web) -> None:
+        """Interests become tags, the region one of the configured ones; all logged, one save."""
+        member_id, url = self._member(web)
+        token = form_token(web.client.get(url))
+        saved = web.client.post(
+            url,
+            data={
+                "form_token": token,
+                "action": "save",
+                "name": "Gwen Jones",
+                "organisation": "Youth Cymru",
+                "region": "scotland",
+                "interests_shown": "1",
+                "interest": ["intergenerational", "in-person"],
+            },
+        )
+        assert 200 == saved.status_code, saved.text
+        member = web.store.get(member_id)
+        assert ("Gwen Jones", "Youth Cymru", "Scotland") == (
+            member.name,
+            member.organisation,
+            member.region,
+        )
+        assert ("intergenerational", "in-person") == member.tags
+        assert "and those for Intergenerational connection, Returning" in saved.text
+        assert "changed name, organisation, region, tags" == web.store.history(member_id)[-1].detail
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("organisation", "=?utf-8?q?Bcc=3A_x?="),
+            ("name", "Gwen =?utf-8?b?QmNjOiB4?="),
+            ("region", "Atlantis"),
+            ("interest", "wales"),  # a region's segment is not an interest
+        ],
+    )
+    def test_a_bad_choice_is_refused_and_changes_nothing(
+        self, sqlite_web: Web, field: str, value: str
+    ) -> None:
+        member_id, url = self._member(sqlite_web)
+        before = snapshot(sqlite_web.store)
+        data = {"form_token": form_token(sqlite_web.client.get(url)), "action": "save"}
+        data |= {field: value, "interests_shown": "1"}
+        response = sqlite_web.client.post(url, data=data)
+        assert 400 == response.status_code
+        assert "Nothing was changed" in response.text
+        assert before == snapshot(sqlite_web.store)
+        assert "Wales" == sqlite_web.store.get(member_id).region
+
+    def test_a_profile_change_never_reactivates(self, sqlite_web: Web) -> None:
+        """Only active members get the form; a forged save for another status does nothing."""
+        member_id, url = self._member(sqlite_web)
+        token = form_token(sqlite_web.client.get(url))
+        sqlite_web.store.unsubscribe(member_id, reason="test", source="test")
+        response = sqlite_web.client.post(
+            url, data={"form_token": token, "action": "save", "organisation": "X"}
+        )
+        assert 400 == response.status_code
+        member = sqlite_web.store.get(member_id)
+        assert ("unsubscribed", "") == (member.status, member.organisation)
+
+    def test_changing_the_address_needs_the_new_address_s_confirmation(self, web: Web) -> None:
+        member_id, url = self._member(web)
+        asked = web.client.post(
+            url,
+            data={
+                "form_token": form_token(web.client.get(url)),
+                "action": "change_address",
+                "new_email": "Gwen@New.example.org",
+            },
+        )
+        assert 200 == asked.status_code
+        assert "We have emailed a link to G***@new.example.org" in asked.text, re.findall(
+            r'class="notice[^"]*"[^>]*>([^<]*)', asked.text
+        )
+        assert "a@example.org" == web.store.get(member_id).email  # not until confirmed
+        sent = read_eml(web.outbox / "confirmations" / "gwen@new.example.org.eml")
+        text = sent.get_body(("plain",))
+        assert text is not None
+        link = re.search(r"/change-address/[A-Za-z0-9_=-]+", str(text.get_content()))
+        assert link and "new.example.org" not in link[0]  # the address is not readable in it
+        page = web.client.get(link[0])
+        assert 200 == page.status_code and "a@example.org" == web.store.get(member_id).email
+        done = web.client.post(link[0], data={"form_token": form_token(page)})
+        assert 200 == done.status_code and "Your address is changed" in done.text
+        assert "Gwen@new.example.org" == web.store.get(member_id).email
+        note = read_eml(web.outbox / "confirmations" / "a@example.org.eml")
+        assert "was changed" in str(note["Subject"])
+        assert "changed email" == web.store.history(member_id)[-1].detail
+        again = web.client.post(link[0], data={"form_token": form_token(page)})
+        assert "Gwen@new.example.org" == web.store.get(member_id).email and again.status_code < 500
+
+    def test_an_address_taken_by_another_member_is_not_used(self, sqlite_web: Web) -> None:
+        member_id, url = self._member(sqlite_web)
+        sqlite_web.add("taken@example.org")
+        sqlite_web.client.post(
+            url,
+            data={
+                "form_token": form_token(sqlite_web.client.get(url)),
+                "action": "change_address",
+                "new_email": "taken@example.org",
+            },
+        )
+        eml = read_eml(sqlite_web.outbox / "confirmations" / "taken@example.org.eml")
+        text = eml.get_body(("plain",))
+        assert text is not None
+        link = re.search(r"/change-address/[A-Za-z0-9_=-]+", str(text.get_content()))
+        assert link
+        page = sqlite_web.client.get(link[0])
+        refused = sqlite_web.client.post(link[0], data={"form_token": form_token(page)})
+        assert 409 == refused.status_code
+        assert "a@example.org" == sqlite_web.store.get(member_id).email
 
     def test_unsubscribing_from_the_preference_centre(self, web: Web) -> None:
         member_id, url = self._member(web)

@@ -16,6 +16,8 @@ from doubles.smtp import SmtpServer
 from helpers.web import Web, sign_up, snapshot
 from pydantic import SecretStr
 
+from mailer.audience.segments import segments_of
+from mailer.config import Newsletter
 from mailer.store import SubscriberStatus
 from mailer.web.context import SignupLimits
 from mailer.web.logs import RedactTokens
@@ -390,3 +392,53 @@ class TestNamesThatWouldBeHeaders:
         assert message is not None
         assert None is message["Bcc"]
         assert ["ann@example.org"] == [a.addr_spec for a in message["To"].addresses]
+
+
+class TestChoicesOnTheForm:
+    """The form's optional fields land a new member in the right segments."""
+
+    def test_a_new_member_gets_the_organisation_region_and_interests(
+        self, web: Web, newsletter: Newsletter
+    ) -> None:
+        response = sign_up(
+            web,
+            "gwen@example.org",
+            "Gwen",
+            organisation="Youth Cymru",
+            region="wales",
+            interests_shown="1",
+            interest=["youth", "intergenerational"],
+        )
+        assert 200 == response.status_code
+        member = web.store.find("gwen@example.org")
+        assert member is not None
+        assert (SubscriberStatus.pending, "Youth Cymru", "Wales") == (
+            member.status,
+            member.organisation,
+            member.region,
+        )
+        assert ("youth-loneliness", "intergenerational") == member.tags
+        assert {"youth", "intergenerational", "wales"} == segments_of(member, newsletter)
+
+    def test_the_form_does_not_change_an_existing_member(self, web: Web) -> None:
+        """Anyone may type any address: the form's choices are a new member's only."""
+        [m] = web.add("gwen@example.org", organisation="Youth Cymru", region="Wales")
+        sign_up(web, "gwen@example.org", "Someone Else", organisation="Evil", region="Scotland")
+        member = web.store.get(m.id)
+        assert ("", "Youth Cymru", "Wales") == (member.name, member.organisation, member.region)
+
+    @pytest.mark.parametrize(
+        ("field", "value", "message"),
+        [
+            ("organisation", "=?utf-8?q?x?=", "Please write your organisation as plain text."),
+            ("region", "Atlantis", "Please check the region"),
+            ("interest", "wales", "Please check the interests"),
+        ],
+    )
+    def test_a_bad_choice_is_refused_and_nothing_is_stored(
+        self, sqlite_web: Web, field: str, value: str, message: str
+    ) -> None:
+        response = sign_up(sqlite_web, "gwen@example.org", **{field: value})
+        assert 400 == response.status_code
+        assert message in response.text
+        assert sqlite_web.store.find("gwen@example.org") is None
