@@ -4,10 +4,7 @@ key only where it is harmless, and bounds on what one client can hold."""
 from __future__ import annotations
 
 import logging
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +14,7 @@ import httpx
 import pytest
 import uvicorn
 from helpers.project import ROOT
+from helpers.serving import Served
 from helpers.web import LiveServer, Web
 
 from mailer.config import Settings, TransportName, load_newsletter
@@ -24,71 +22,6 @@ from mailer.errors import ConfigError
 from mailer.tokens import DEVELOPMENT_KEY, Purpose, TokenSigner, secret_keys
 from mailer.web import create_app
 from mailer.web.server import KEEP_ALIVE_SECONDS, server_config
-
-MAILER = str(Path(sys.executable).with_name("mailer"))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Served:
-    """`mailer serve` in a subprocess, with its stderr."""
-
-    def __init__(self, tmp_path: Path, *args: str, **env: str) -> None:
-        self.port = free_port()
-        self.log = tmp_path / "serve.log"
-        environment = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("MAILER_")},
-            "MAILER_CONFIG_PATH": str(ROOT / "mailer.toml"),
-            "MAILER_DATABASE_URL": f"sqlite:///{tmp_path / 'mailer.db'}",
-            "MAILER_OUTBOX_DIR": str(tmp_path / "outbox"),
-            **env,
-        }
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [MAILER, "serve", "--port", str(self.port), *args],
-                env=environment,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    @property
-    def output(self) -> str:
-        return self.log.read_text()
-
-    def wait_until_serving(self) -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1)
-                return
-            except httpx.TransportError:
-                if self.process.poll() is not None:
-                    raise AssertionError(f"mailer serve exited: {self.output}") from None
-                time.sleep(0.1)
-        raise AssertionError(f"mailer serve did not start: {self.output}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
-    started: list[Served] = []
-
-    def start(*args: str, **env: str) -> Served:
-        served = Served(tmp_path, *args, **env)
-        started.append(served)
-        return served
-
-    yield start
-    for served in started:
-        served.stop()
 
 
 class TestTheDevelopmentKey:
@@ -145,7 +78,12 @@ class TestTheChecksSendMakes:
     def test_beyond_this_machine_it_warns_about_plain_http(
         self, serve: Callable[..., Served]
     ) -> None:
-        served = serve("--host", "0.0.0.0", MAILER_SECRET_KEY="a-real-secret-key-0123456789")
+        served = serve(
+            "--host",
+            "0.0.0.0",
+            MAILER_SECRET_KEY="a-real-secret-key-0123456789",
+            MAILER_TRANSPORT="outbox",
+        )
         served.wait_until_serving()
         assert "over plain HTTP" in served.output
         assert "docs/deploying.md" in served.output
