@@ -3,7 +3,9 @@ key only where it is harmless, and bounds on what one client can hold."""
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -93,6 +95,83 @@ class TestTheChecksSendMakes:
         served.wait_until_serving()
         assert "plain HTTP" not in served.output
         assert "prove nothing" not in served.output
+
+
+class TestStartChecks:
+    """The checks `mailer doctor` and the scheduler make, at start: every problem named at once."""
+
+    def test_it_refuses_to_start_naming_each_problem(self, serve: Callable[..., Served]) -> None:
+        served = serve(
+            MAILER_TRANSPORT="sendgrid",
+            MAILER_SECRET_KEY="a-real-secret-key-0123456789",
+            MAILER_BASE_URL="http://news.example.org",
+            MAILER_DATABASE_URL="postgresql://mailer@127.0.0.1:1/mailer",
+            MAILER_SENDGRID_WEBHOOK_PUBLIC_KEY="not-a-key",
+        )
+        assert 2 == served.process.wait(30)
+        output = served.output
+        assert "mailer serve will not start" in output
+        for problem in (
+            "SENDGRID_API_KEY is not set",
+            "MAILER_BASE_URL is http://news.example.org",
+            "database: cannot reach",
+            "MAILER_SENDGRID_WEBHOOK_PUBLIC_KEY",
+        ):
+            assert problem in output, problem
+
+    def test_beyond_this_machine_the_transport_must_be_chosen(
+        self, serve: Callable[..., Served]
+    ) -> None:
+        """A typo in MAILER_TRANSPORT's name must not turn public sign-ups into files."""
+        served = serve("--host", "0.0.0.0", MAILER_SECRET_KEY="a-real-secret-key-0123456789")
+        assert 2 == served.process.wait(30)
+        assert "MAILER_TRANSPORT is not set" in served.output
+        assert "loopback" in served.output
+
+    def test_on_loopback_the_outbox_is_the_default_and_the_banner_says_so(
+        self, serve: Callable[..., Served]
+    ) -> None:
+        served = serve(MAILER_SECRET_KEY="a-real-secret-key-0123456789")
+        served.wait_until_serving()
+        assert "MAILER_TRANSPORT is not set: on this machine only" in served.output
+        assert "transport outbox" in served.output
+
+    def test_chosen_on_purpose_it_says_nothing_more(self, serve: Callable[..., Served]) -> None:
+        served = serve(MAILER_SECRET_KEY="a-real-secret-key-0123456789", MAILER_TRANSPORT="outbox")
+        served.wait_until_serving()
+        assert "MAILER_TRANSPORT is not set" not in served.output
+
+
+class TestLogs:
+    """Every line `mailer serve` writes, uvicorn's included, in MAILER_LOG_FORMAT with a time."""
+
+    def run(self, serve: Callable[..., Served], **env: str) -> list[str]:
+        served = serve(MAILER_SECRET_KEY="a-real-secret-key-0123456789", **env)
+        served.wait_until_serving()
+        assert 200 == httpx.get(f"http://127.0.0.1:{served.port}/archive/").status_code
+        assert 404 == httpx.get(f"http://127.0.0.1:{served.port}/nowhere").status_code
+        served.stop()
+        return [line for line in served.output.splitlines() if line]
+
+    def test_json(self, serve: Callable[..., Served]) -> None:
+        entries = [json.loads(line) for line in self.run(serve, MAILER_LOG_FORMAT="json")]
+        assert all(re.match(r"^\d{4}-\d\d-\d\dT[\d:.]+Z$", entry["time"]) for entry in entries)
+        loggers = {entry["logger"] for entry in entries}
+        assert {"mailer.serve", "uvicorn.error", "uvicorn.access"} <= loggers, loggers
+        access = [e["message"] for e in entries if e["logger"] == "uvicorn.access"]
+        assert any('"GET /archive/ HTTP/1.1" 200' in line for line in access), access
+        assert any("Shutting down" in e["message"] for e in entries)
+
+    def test_text(self, serve: Callable[..., Served]) -> None:
+        lines = self.run(serve, MAILER_TRANSPORT="outbox")
+        stamped = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (INFO|WARNING|ERROR) [\w.]+: ")
+        assert all(stamped.match(line) for line in lines), lines
+        assert any(" INFO uvicorn.access: " in line for line in lines), lines
+        assert any(" INFO uvicorn.error: " in line for line in lines), lines
+
+    def test_the_level(self, serve: Callable[..., Served]) -> None:
+        lines = self.run(serve, MAILER_TRANSPORT="outbox", MAILER_LOG_LEVEL="WARNING")
+        assert [] == [line for line in lines if " INFO " in line]
 
 
 class TestBoundedConnections:
