@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from helpers.members import add_members
+from helpers.project import ROOT, SAMPLE_ISSUE
 
 from mailer.logs import configure_logging
+from mailer.store import open_store
+
+MAILER = str(Path(sys.executable).with_name("mailer"))
 
 TEXT_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (DEBUG|INFO|WARNING|ERROR) [\w.]+: ")
 JSON_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -73,3 +82,28 @@ def test_the_level_setting_and_other_libraries_kept_to_warnings(stderr: Stderr) 
     logging.getLogger("mailer.test").warning("shown")
     logging.getLogger("apscheduler.executors.default").info('Job "check" executed')
     assert ["shown"] == [line.rpartition(": ")[2] for line in stderr.getvalue().splitlines()]
+
+
+def test_mailer_send_logs_each_batch_in_the_format_asked_for(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'mailer.db'}"
+    with open_store(database) as store:
+        add_members(store, 5)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("MAILER_", "SENDGRID_"))},
+        "MAILER_CONFIG_PATH": str(ROOT / "mailer.toml"),
+        "MAILER_DATABASE_URL": database,
+        "MAILER_OUTBOX_DIR": str(tmp_path / "outbox"),
+        "MAILER_LOG_FORMAT": "json",
+    }
+    done = subprocess.run(
+        [MAILER, "send", str(SAMPLE_ISSUE), "--yes", "--batch-size", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert 0 == done.returncode, done.stderr
+    entries = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    handed = [e for e in entries if e["message"].startswith("batch handed over")]
+    assert len(handed) >= 3, done.stderr
+    assert all(JSON_TIME.match(e["time"]) and e["logger"] == "mailer.sending.run" for e in handed)
