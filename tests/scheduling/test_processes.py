@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -195,6 +196,40 @@ def test_sigterm_mid_send_finishes_the_batch_and_a_restart_resumes(
     assert {email: 1 for email in sorted(member_emails(MEMBERS))} == per_member(smtp_server)
     assert Counter({"sent": MEMBERS}) == ledger_states(database, issue)
     assert "taking over from a stopped run (interrupted): resuming" in second.text
+
+
+def unit_stop_timeout() -> int:
+    """TimeoutStopSec of deploy/'s scheduler unit: how long systemd waits before SIGKILL."""
+    unit = (ROOT / "deploy" / "systemd" / "mailer-scheduler.service").read_text()
+    found = re.search(r"(?m)^TimeoutStopSec=(\d+)$", unit)
+    assert found, "the unit gives no TimeoutStopSec"
+    return int(found[1])
+
+
+def test_a_slow_rate_limited_send_stops_well_within_the_units_stop_timeout(
+    due: tuple[Project, dt.datetime, str],
+    database: str,
+    smtp_server: SmtpServer,
+    scheduler: Callable[[dict[str, str]], Scheduler],
+) -> None:
+    """One message every 20 s: the 20-member batch in hand alone would take 400 s, past the
+    unit's TimeoutStopSec (300), whose SIGKILL would leave it unknown. After SIGTERM the wait
+    ends and nothing more is handed over: the stop takes seconds, and nothing is left unknown."""
+    project, _, issue = due
+    rate = 0.05
+    timeout = unit_stop_timeout()
+    assert 20 / rate > timeout  # without the stop ending the wait, systemd would kill it
+    process = scheduler(
+        environment(project, database, MAILER_SEND_RATE=str(rate), **smtp(smtp_server))
+    )
+    wait_for(lambda: len(smtp_server.messages) > 0, "the first message", timeout=60)
+    asked = time.monotonic()
+    assert 0 == process.stop(signal.SIGTERM, timeout=timeout)
+    took = time.monotonic() - asked
+    assert took < 15, f"the stop took {took:.1f} s"
+    states = ledger_states(database, issue)
+    assert 0 == states["in_flight"] == states["unknown"]
+    assert len(per_member(smtp_server)) == states["sent"] < 20
 
 
 def test_kill_9_mid_send_is_resumed_by_the_next_start_through_the_outbox(
