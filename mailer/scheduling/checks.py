@@ -10,7 +10,8 @@ says what is wrong and what to do. :func:`run_checks` runs those a role needs:
                rendering the next ready issue, the editors' addresses, the notice channel
 ``serve``      ``mailer serve`` beyond this machine: MAILER_TRANSPORT chosen explicitly
                (it sends sign-up confirmations), its keys, the secret key, an ``https``
-               base URL for real mail, the database, the webhook key (well-formed if set)
+               base URL for real mail, the database, the webhook key (well-formed if set),
+               PROMETHEUS_MULTIPROC_DIR (a writable folder, if set)
 ``serve-loopback``  the same on a loopback address, where the outbox is the default
                (the demo) and, with it, the public development key will do
 ``doctor``     all of them
@@ -240,6 +241,24 @@ def webhook_key(settings: Settings, newsletter: Newsletter) -> Check:
     return _passed(name, "a valid key")
 
 
+def metrics_folder(settings: Settings, newsletter: Newsletter) -> Check:
+    """PROMETHEUS_MULTIPROC_DIR, when set, is a folder the web app can write its counts to."""
+    import os
+    from pathlib import Path
+
+    name = "PROMETHEUS_MULTIPROC_DIR"
+    folder = os.environ.get(name)
+    if not folder:
+        return _passed(name, "not set: /metrics counts this process's requests")
+    if not Path(folder).is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        return _failed(
+            name,
+            f"PROMETHEUS_MULTIPROC_DIR is {folder}, which is not a folder this user can write "
+            "to: create it (empty) before starting, or unset it",
+        )
+    return _passed(name, f"{folder}: counts shared between processes")
+
+
 CheckFunction = Callable[[Settings, Newsletter], Check]
 ROLES: dict[Role, tuple[CheckFunction, ...]] = {
     "scheduler": (
@@ -259,8 +278,16 @@ ROLES: dict[Role, tuple[CheckFunction, ...]] = {
         base_url,
         database,
         webhook_key,
+        metrics_folder,
     ),
-    "serve-loopback": (transport_settings, secret_key, base_url, database, webhook_key),
+    "serve-loopback": (
+        transport_settings,
+        secret_key,
+        base_url,
+        database,
+        webhook_key,
+        metrics_folder,
+    ),
     "doctor": (
         transport_settings,
         secret_key,
@@ -270,6 +297,7 @@ ROLES: dict[Role, tuple[CheckFunction, ...]] = {
         editors,
         notice_channel,
         webhook_key,
+        metrics_folder,
     ),
 }
 

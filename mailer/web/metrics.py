@@ -23,6 +23,7 @@ a loopback address, not passed on by a proxy) is answered. See docs/deploying.md
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hmac
 import logging
 import os
@@ -74,39 +75,50 @@ log = logging.getLogger("mailer.web")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-# The web app's own counters. Module-level: prometheus_client keeps one per name in a
-# process (and, in multiprocess mode, writes them to PROMETHEUS_MULTIPROC_DIR).
-_OWN = CollectorRegistry()
-_WEBHOOK_APPLIED = Counter(
-    "mailer_webhook_events_applied",
-    "SendGrid webhook events stored and applied (members' statuses, the ledger).",
-    registry=_OWN,
-)
-_WEBHOOK_REJECTED = Counter(
-    "mailer_webhook_events_rejected",
-    "SendGrid webhook events in verified batches that were not applied, by reason.",
-    ["reason"],
-    registry=_OWN,
-)
-_WEBHOOK_BATCHES_REJECTED = Counter(
-    "mailer_webhook_batches_rejected",
-    "Webhook requests refused whole (nothing in them applied), by reason.",
-    ["reason"],
-    registry=_OWN,
-)
-_SIGNUPS = Counter(
-    "mailer_signups",
-    "Sign-up form posts and confirmations, by outcome.",
-    ["outcome"],
-    registry=_OWN,
-)
-_REQUEST_SECONDS = Histogram(
-    "mailer_http_request_duration_seconds",
-    "Time to answer a request, by route (its pattern, never a member's token).",
-    ["method", "route", "status"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-    registry=_OWN,
-)
+
+class _Own:
+    """The web app's own counters, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.webhook_applied = Counter(
+            "mailer_webhook_events_applied",
+            "SendGrid webhook events stored and applied (members' statuses, the ledger).",
+            registry=self.registry,
+        )
+        self.webhook_rejected = Counter(
+            "mailer_webhook_events_rejected",
+            "SendGrid webhook events in verified batches that were not applied, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.batches_rejected = Counter(
+            "mailer_webhook_batches_rejected",
+            "Webhook requests refused whole (nothing in them applied), by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.signups = Counter(
+            "mailer_signups",
+            "Sign-up form posts and confirmations, by outcome.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            "mailer_http_request_duration_seconds",
+            "Time to answer a request, by route (its pattern, never a member's token).",
+            ["method", "route", "status"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
+
+
+@functools.cache
+def _own() -> _Own:
+    """Made on first use, not on import: in multiprocess mode making a counter opens a file
+    in PROMETHEUS_MULTIPROC_DIR, which `mailer serve` checks first (and one per process)."""
+    return _Own()
+
 
 SIGNUP_OUTCOMES = ("requested", "confirmed", "refused", "honeypot")
 
@@ -117,7 +129,7 @@ SIGNUP_OUTCOMES = ("requested", "confirmed", "refused", "honeypot")
 def webhook_events_applied(count: int) -> None:
     """Events of a verified batch stored and applied."""
     if count:
-        _WEBHOOK_APPLIED.inc(count)
+        _own().webhook_applied.inc(count)
 
 
 def webhook_events_rejected(reason: str, count: int = 1) -> None:
@@ -128,7 +140,7 @@ def webhook_events_rejected(reason: str, count: int = 1) -> None:
     refuses events for another reason (e.g. a table of rejected events) calls this too.
     """
     if count:
-        _WEBHOOK_REJECTED.labels(reason=reason).inc(count)
+        _own().webhook_rejected.labels(reason=reason).inc(count)
 
 
 def webhook_batch_rejected(error: RequestRefused) -> None:
@@ -141,12 +153,12 @@ def webhook_batch_rejected(error: RequestRefused) -> None:
         reason = "too_large"
     else:
         reason = "other"
-    _WEBHOOK_BATCHES_REJECTED.labels(reason=reason).inc()
+    _own().batches_rejected.labels(reason=reason).inc()
 
 
 def signup(outcome: str) -> None:
     """A sign-up post or confirmation: one of :data:`SIGNUP_OUTCOMES`."""
-    _SIGNUPS.labels(outcome=outcome).inc()
+    _own().signups.labels(outcome=outcome).inc()
 
 
 class RequestTimer:
@@ -178,7 +190,7 @@ class RequestTimer:
         try:
             await self.app(scope, receive, sending)
         finally:
-            _REQUEST_SECONDS.labels(scope["method"], route, str(status)).observe(
+            _own().request_seconds.labels(scope["method"], route, str(status)).observe(
                 time.perf_counter() - started
             )
 
@@ -314,7 +326,7 @@ def exposition(web: WebContext) -> bytes:
         own = CollectorRegistry()
         MultiProcessCollector(own)  # type: ignore[no-untyped-call]
     else:
-        own = _OWN
+        own = _own().registry
     store = CollectorRegistry(auto_describe=False)
     store.register(StoreCollector(web))
     return generate_latest(own) + generate_latest(store)

@@ -107,6 +107,7 @@ class TestStartChecks:
             MAILER_BASE_URL="http://news.example.org",
             MAILER_DATABASE_URL="postgresql://mailer@127.0.0.1:1/mailer",
             MAILER_SENDGRID_WEBHOOK_PUBLIC_KEY="not-a-key",
+            PROMETHEUS_MULTIPROC_DIR="/nonexistent/prometheus",
         )
         assert 2 == served.process.wait(30)
         output = served.output
@@ -116,6 +117,7 @@ class TestStartChecks:
             "MAILER_BASE_URL is http://news.example.org",
             "database: cannot reach",
             "MAILER_SENDGRID_WEBHOOK_PUBLIC_KEY",
+            "PROMETHEUS_MULTIPROC_DIR is /nonexistent/prometheus",
         ):
             assert problem in output, problem
 
