@@ -10,6 +10,7 @@ to the outbox.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import signal
@@ -331,3 +332,30 @@ def test_a_crashed_sender_is_taken_over_by_the_other_scheduler_within_60_seconds
     assert took <= 60, f"taken over after {took:.0f} s"
     assert MEMBERS == len(list(folder.glob("*.eml")))
     assert Counter({"sent": MEMBERS}) == ledger_states(database, issue)
+
+
+def test_json_logs_one_object_a_line_with_a_time(
+    due: tuple[Project, dt.datetime, str],
+    database: str,
+    tmp_path: Path,
+    scheduler: Callable[[dict[str, str]], Scheduler],
+) -> None:
+    """MAILER_LOG_FORMAT=json: every line the scheduler writes, from start to stop, is one
+    JSON object, the send's batches included."""
+    project, slot, issue = due
+    env = environment(
+        project,
+        database,
+        MAILER_TRANSPORT="outbox",
+        MAILER_OUTBOX_DIR=str(tmp_path / "outbox"),
+        MAILER_LOG_FORMAT="json",
+    )
+    process = scheduler(env)
+    wait_for(final(database, slot), "the slot to be sent")
+    assert 0 == process.stop()
+    entries = [json.loads(line) for line in process.text.splitlines()]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["time"]) for e in entries)
+    messages = [e["message"] for e in entries]
+    assert any(m.startswith("scheduler started") for m in messages)
+    assert any(m.startswith(f"batch handed over: issue={issue}") for m in messages)
+    assert "scheduler stopped" in messages[-1]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers.databases import BACKENDS, backend_url
 from helpers.events import Signer, body_of, sg_event
 from helpers.project import ROOT
 from helpers.serving import Served
@@ -69,10 +70,11 @@ def post_events(served: Served, signer: Signer, body: bytes, **headers: str) -> 
     )
 
 
-@pytest.fixture
-def database(tmp_path: Path) -> str:
-    """A store whose ledger says 3 members got the issue through SendGrid and 1 did not."""
-    url = f"sqlite:///{tmp_path / 'mailer.db'}"
+@pytest.fixture(params=BACKENDS)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store whose ledger says 3 members got the issue through SendGrid and 1 did not
+    (SQLite, and a PostgreSQL schema)."""
+    url = backend_url(request.param, request, tmp_path)
     with open_store(url) as store:
         members = store.add(
             [MemberRecord(email=f"m{i}@example.org") for i in range(4)], source="test"
@@ -97,6 +99,7 @@ def test_a_scrape_says_what_was_sent_received_and_signed_up(
     serve: Callable[..., Served], database: str, webhook_signer: Signer
 ) -> None:
     served = serve(
+        MAILER_DATABASE_URL=database,
         MAILER_TRANSPORT="outbox",
         MAILER_SECRET_KEY=SECRET,
         MAILER_SENDGRID_WEBHOOK_PUBLIC_KEY=webhook_signer.public_key,
@@ -152,7 +155,9 @@ def test_a_scrape_says_what_was_sent_received_and_signed_up(
 def test_a_send_in_progress_is_counted_while_its_owner_runs(
     serve: Callable[..., Served], database: str
 ) -> None:
-    served = serve(MAILER_TRANSPORT="outbox", MAILER_SECRET_KEY=SECRET)
+    served = serve(
+        MAILER_DATABASE_URL=database, MAILER_TRANSPORT="outbox", MAILER_SECRET_KEY=SECRET
+    )
     served.wait_until_serving()
     with open_store(database) as store:
         ledger, owner = Ledger(store.engine), new_owner()
@@ -196,6 +201,7 @@ def test_several_processes_add_up_through_prometheus_multiproc_dir(
     folder = tmp_path / "prometheus"
     folder.mkdir()
     env = {
+        "MAILER_DATABASE_URL": database,
         "MAILER_TRANSPORT": "outbox",
         "MAILER_SECRET_KEY": SECRET,
         "MAILER_SENDGRID_WEBHOOK_PUBLIC_KEY": webhook_signer.public_key,
