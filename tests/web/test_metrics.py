@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -192,6 +193,29 @@ class TestWhoMayRead:
             assert 403 == refused.status_code
             assert "MAILER_METRICS_TOKEN" in refused.text
         scrape(served)
+
+    def test_without_one_nothing_from_another_machine(self, serve: Callable[..., Served]) -> None:
+        """Listening on every interface, asked at this machine's own network address."""
+        address = this_machines_address()
+        served = serve("--host", "0.0.0.0", MAILER_TRANSPORT="outbox", MAILER_SECRET_KEY=SECRET)
+        served.wait_until_serving()
+        refused = httpx.get(
+            f"http://{address}:{served.port}/metrics", headers={"Host": "127.0.0.1"}
+        )
+        assert 403 == refused.status_code
+        scrape(served)
+
+
+def this_machines_address() -> str:
+    """An address of this machine that is not loopback (where a route out would leave from)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("203.0.113.1", 9))  # no packet is sent: this only picks the route
+            address = str(probe.getsockname()[0])
+    except OSError:  # no route out: the host name's address, then
+        address = socket.gethostbyname(socket.gethostname())
+    assert not address.startswith("127."), "this machine has no address but loopback"
+    return address
 
 
 def test_several_processes_add_up_through_prometheus_multiproc_dir(
