@@ -220,6 +220,11 @@ class Settings(BaseSettings):
         "smtp(s)://user:pass@relay:587 (another relay) or https://... (a JSON POST, as chat and "
         "monitoring webhooks take); secret, since it may hold a password or a token.",
     )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="A bearer token that GET /metrics asks for (Authorization: Bearer ...); "
+        "unset, /metrics answers requests made on this machine only, not through a proxy.",
+    )
     log_format: LogFormat = Field(
         LogFormat.text,
         description="text (one line per event) or json (one JSON object per line) for what "

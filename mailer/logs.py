@@ -83,12 +83,32 @@ def _formatter(fmt: str) -> type[logging.Formatter]:
         raise ValueError(f"log format {fmt!r}: use text or json") from None
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record comes (a test's CLI runner swaps it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # always the current sys.stderr
+
+
 def configure_logging(level: int | str = logging.INFO, fmt: str = "text") -> None:
-    """Send log records to stderr, one line each: mailer's from ``level``, others' warnings."""
-    handler = logging.StreamHandler(sys.stderr)
+    """Send log records to stderr, one line each: mailer's from ``level``, others' warnings.
+
+    Replaces plain stream handlers (a second call, ``basicConfig``'s), and leaves any
+    other (a test framework's capture) alone.
+    """
+    handler = StderrHandler()
     handler.setFormatter(_formatter(fmt)())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    kept = [h for h in root.handlers if type(h) not in (logging.StreamHandler, StderrHandler)]
+    root.handlers[:] = [*kept, handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("mailer").setLevel(level)
     logging.captureWarnings(True)

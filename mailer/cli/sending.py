@@ -122,6 +122,11 @@ def send(
             param_hint="--batch-size",
         )
     settings, newsletter = load_context()
+    if not dry_run:
+        from mailer.logs import configure_logging
+
+        # Each batch handed over, settlements and stops, in MAILER_LOG_FORMAT on stderr.
+        configure_logging(settings.log_level.value, settings.log_format.value)
     issue = load_issue(issue_path, newsletter)
     if release:
         _release(issue.slug, settings, yes=yes)

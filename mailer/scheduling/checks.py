@@ -8,7 +8,12 @@ says what is wrong and what to do. :func:`run_checks` runs those a role needs:
                keys present and well-formed, an ``https`` base URL for real mail,
                the database reachable and its schema known, the templates
                rendering the next ready issue, the editors' addresses, the notice channel
-``serve``      the secret key, the database, the webhook key (well-formed if set)
+``serve``      ``mailer serve`` beyond this machine: MAILER_TRANSPORT chosen explicitly
+               (it sends sign-up confirmations), its keys, the secret key, an ``https``
+               base URL for real mail, the database, the webhook key (well-formed if set),
+               PROMETHEUS_MULTIPROC_DIR (a writable folder, if set)
+``serve-loopback``  the same on a loopback address, where the outbox is the default
+               (the demo) and, with it, the public development key will do
 ``doctor``     all of them
 
 :func:`require` turns failed checks into one ConfigError naming each.
@@ -28,7 +33,7 @@ from mailer.errors import ConfigError, MailerError
 
 __all__ = ["Check", "Role", "require", "run_checks"]
 
-Role = Literal["scheduler", "serve", "doctor"]
+Role = Literal["scheduler", "serve", "serve-loopback", "doctor"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,18 @@ def transport_chosen(settings: Settings, newsletter: Newsletter) -> Check:
             name,
             "MAILER_TRANSPORT is not set: the scheduler sends real issues, so it never falls "
             "back to the outbox. Set it to sendgrid or smtp (or outbox, to write files on purpose)",
+        )
+    return _passed(name, f"{settings.transport}")
+
+
+def transport_chosen_for_serve(settings: Settings, newsletter: Newsletter) -> Check:
+    name = "MAILER_TRANSPORT"
+    if "transport" not in settings.model_fields_set:
+        return _failed(
+            name,
+            "MAILER_TRANSPORT is not set: beyond this machine, mailer serve sends real sign-up "
+            "confirmations, so it falls back to the outbox only on a loopback address "
+            "(--host 127.0.0.1). Set it to sendgrid or smtp (or outbox, on purpose)",
         )
     return _passed(name, f"{settings.transport}")
 
@@ -224,6 +241,24 @@ def webhook_key(settings: Settings, newsletter: Newsletter) -> Check:
     return _passed(name, "a valid key")
 
 
+def metrics_folder(settings: Settings, newsletter: Newsletter) -> Check:
+    """PROMETHEUS_MULTIPROC_DIR, when set, is a folder the web app can write its counts to."""
+    import os
+    from pathlib import Path
+
+    name = "PROMETHEUS_MULTIPROC_DIR"
+    folder = os.environ.get(name)
+    if not folder:
+        return _passed(name, "not set: /metrics counts this process's requests")
+    if not Path(folder).is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        return _failed(
+            name,
+            f"PROMETHEUS_MULTIPROC_DIR is {folder}, which is not a folder this user can write "
+            "to: create it (empty) before starting, or unset it",
+        )
+    return _passed(name, f"{folder}: counts shared between processes")
+
+
 CheckFunction = Callable[[Settings, Newsletter], Check]
 ROLES: dict[Role, tuple[CheckFunction, ...]] = {
     "scheduler": (
@@ -236,7 +271,23 @@ ROLES: dict[Role, tuple[CheckFunction, ...]] = {
         editors,
         notice_channel,
     ),
-    "serve": (secret_key_set, database, webhook_key),
+    "serve": (
+        transport_chosen_for_serve,
+        transport_settings,
+        secret_key_set,
+        base_url,
+        database,
+        webhook_key,
+        metrics_folder,
+    ),
+    "serve-loopback": (
+        transport_settings,
+        secret_key,
+        base_url,
+        database,
+        webhook_key,
+        metrics_folder,
+    ),
     "doctor": (
         transport_settings,
         secret_key,
@@ -246,6 +297,7 @@ ROLES: dict[Role, tuple[CheckFunction, ...]] = {
         editors,
         notice_channel,
         webhook_key,
+        metrics_folder,
     ),
 }
 
@@ -259,7 +311,12 @@ def require(settings: Settings, newsletter: Newsletter, role: Role) -> list[Chec
     checks = run_checks(settings, newsletter, role)
     failed = [check for check in checks if not check.ok]
     if failed:
-        what = {"scheduler": "the scheduler", "serve": "mailer serve", "doctor": "mailer"}[role]
+        what = {
+            "scheduler": "the scheduler",
+            "serve": "mailer serve",
+            "serve-loopback": "mailer serve",
+            "doctor": "mailer",
+        }[role]
         raise ConfigError(
             f"{what} will not start: "
             + "; ".join(f"{check.name}: {check.message}" for check in failed)

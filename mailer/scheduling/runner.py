@@ -214,10 +214,17 @@ class Runner:
         """Slots between the last one dealt with and the due one that nobody dealt with (the
         scheduler was down for weeks): recorded as missed, and the editors told of each."""
         last = self.slots.latest()
-        if last is None or last.slot_at >= due.utc:
-            return []
+        if last is not None:
+            if last.slot_at >= due.utc:
+                return []
+            start = last.slot_at.astimezone(self.schedule.zone).date() + dt.timedelta(days=1)
+        else:
+            # No slot was ever dealt with: those since a scheduler first ran were its to send.
+            first = self.slots.first_started()
+            if first is None:
+                return []
+            start = first.astimezone(self.schedule.zone).date()
         skipped: list[Outcome] = []
-        start = last.slot_at.astimezone(self.schedule.zone).date() + dt.timedelta(days=1)
         for slot in slots_from(self.schedule, start):
             if slot.at >= due.at:
                 break

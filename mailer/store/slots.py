@@ -45,6 +45,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     delete,
+    func,
     insert,
     select,
     update,
@@ -584,10 +585,15 @@ class SlotStore:
                         "stopped_at": None,
                     },
                 )
-                # Old runs' rows would only pile up: a new run is the time to tidy.
+                # Old runs' rows would only pile up: a new run is the time to tidy. The first
+                # run's row stays: it says since when slots are the scheduler's to send (and
+                # to report as missed after weeks of downtime, see Runner.report_skipped).
+                first = select(func.min(_BEAT.started_at)).scalar_subquery()
                 connection.execute(
                     delete(_BEAT).where(
-                        _BEAT.stopped_at.is_not(None), _BEAT.stopped_at < now - _KEEP_HEARTBEATS
+                        _BEAT.stopped_at.is_not(None),
+                        _BEAT.stopped_at < now - _KEEP_HEARTBEATS,
+                        _BEAT.started_at > first,
                     )
                 )
 
@@ -600,6 +606,12 @@ class SlotStore:
             )
 
         run_write(self.engine, work)
+
+    def first_started(self) -> dt.datetime | None:
+        """When a scheduler first ran on this database; None if none ever did."""
+        with read(self.engine) as connection:
+            first: dt.datetime | None = connection.scalar(select(func.min(_BEAT.started_at)))
+        return first
 
     def last_beat(self) -> Heartbeat | None:
         """The scheduler process that checked the clock most recently."""

@@ -66,6 +66,13 @@ from mailer.web.captcha import captcha_for
 from mailer.web.context import SignupLimits, WebContext, context_of
 from mailer.web.links import change_address, preferences, unsubscribe
 from mailer.web.logs import redact
+from mailer.web.metrics import (
+    RequestTimer,
+    metrics,
+    webhook_batch_rejected,
+    webhook_events_applied,
+    webhook_events_rejected,
+)
 from mailer.web.pages import Pages
 from mailer.web.security import (
     AddressChangeTokens,
@@ -150,9 +157,11 @@ def create_app(
             await chores
         store.close()
 
+    routes = _routes()
     app = Starlette(
-        routes=_routes(),
+        routes=routes,
         middleware=[
+            Middleware(RequestTimer, routes=routes),
             Middleware(SecurityHeaders, hsts=settings.base_url.startswith("https://")),
             Middleware(TrustedHostMiddleware, allowed_hosts=served_hosts(settings)),
         ],
@@ -211,6 +220,7 @@ def _routes() -> list[Route]:
         Route("/subscribe", subscribe, methods=["GET", "POST"]),
         Route("/confirm/{token}", confirm, methods=["GET", "POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
         Route("/static/site.css", stylesheet, methods=["GET"]),
         Route("/static/icon.svg", icon, methods=["GET"]),
     ]
@@ -220,12 +230,21 @@ async def sendgrid_webhook(request: Request) -> Response:
     """Verify, parse, then store and apply the batch in one transaction; 2xx once stored."""
     web = context_of(request)
     settings = web.settings
-    body = await read_body(request, web.max_webhook_body)
-    verify(body, request.headers, web.webhook_key, settings.sendgrid_webhook_max_age, web.clock())
-    events = parse(body)
+    try:
+        body = await read_body(request, web.max_webhook_body)
+        verify(
+            body, request.headers, web.webhook_key, settings.sendgrid_webhook_max_age, web.clock()
+        )
+        events = parse(body)
+    except RequestRefused as error:
+        webhook_batch_rejected(error)
+        raise
     applied = await run_in_threadpool(
         apply_events, web.store, events, soft_bounce_limit=settings.soft_bounce_limit
     )
+    webhook_events_applied(max(0, applied.stored - applied.unknown_addresses))
+    webhook_events_rejected("duplicate", applied.duplicates)
+    webhook_events_rejected("unknown_address", applied.unknown_addresses)
     log.info(
         "webhook batch: received=%d stored=%d duplicates=%d unknown=%d status=%s",
         applied.received,

@@ -48,11 +48,12 @@ def log_config(level: str = "INFO", fmt: str = "text") -> dict[str, Any]:
     config = logging_config(level, fmt)
     config["filters"] = {"redact_tokens": {"()": f"{__name__}.RedactTokens"}}
     config["handlers"]["stderr"]["filters"] = ["redact_tokens"]
+    # uvicorn's loggers follow MAILER_LOG_LEVEL too (WARNING drops the access log).
     config["loggers"].update(
         {
-            "uvicorn": {"level": "INFO"},
-            "uvicorn.error": {"level": "INFO"},
-            "uvicorn.access": {"level": "INFO"},
+            "uvicorn": {"level": level},
+            "uvicorn.error": {"level": level},
+            "uvicorn.access": {"level": level},
         }
     )
     return config

@@ -21,15 +21,22 @@ MAX_CONNECTIONS = 200
 
 
 def server_config(
-    app: Starlette, host: str, port: int, *, max_connections: int = MAX_CONNECTIONS
+    app: Starlette,
+    host: str,
+    port: int,
+    *,
+    max_connections: int = MAX_CONNECTIONS,
+    log_level: str = "INFO",
+    log_format: str = "text",
 ) -> uvicorn.Config:
     """uvicorn's configuration for the app: client addresses from the proxy, tokens kept
-    out of the access log, no Server header, no websockets, and the limits above."""
+    out of the access log and every line in mailer's format (MAILER_LOG_FORMAT), no Server
+    header, no websockets, and the limits above."""
     return uvicorn.Config(
         app,
         host=host,
         port=port,
-        log_config=log_config(),
+        log_config=log_config(log_level, log_format),
         proxy_headers=True,
         server_header=False,
         ws="none",

@@ -59,6 +59,7 @@ from mailer.store.emails import InvalidEmail, mailbox_key, normalise_email
 from mailer.store.signups import CONFIRM_DAYS, attempt, limit_key
 from mailer.tokens import Purpose
 from mailer.transports.message import list_id
+from mailer.web import metrics
 from mailer.web.context import WebContext, context_of
 from mailer.web.pages import masked
 from mailer.web.security import CSP, FORM_BODY, READ_ONLY, parse_form, read_body
@@ -110,6 +111,7 @@ async def subscribe(request: Request) -> Response:
     client = client_key(request.client.host if request.client else "unknown")
     if _text(form.get("website")):
         log.info("sign-up ignored: the honeypot field was filled in")
+        metrics.signup("honeypot")
         # Counted like any sign-up: the same work, so the same time, as a real one.
         await run_in_threadpool(_count_attempt, web, email_given.lower(), client)
         return _sent(web)
@@ -123,18 +125,21 @@ async def subscribe(request: Request) -> Response:
         )
     if web.captcha is not None and not await run_in_threadpool(web.captcha.verify, form, client):
         log.info("sign-up refused: the CAPTCHA was not passed")
+        metrics.signup("refused")
         return _form(
             web, email_given, given, "Please complete the check below the form, then send it.", 400
         )
     over = await run_in_threadpool(_count_attempt, web, address, client)
     if "client" in over:
         log.warning("sign-up refused: too many from one client")
+        metrics.signup("refused")
         return web.pages.message(
             "Too many sign-ups",
             ["We have had a lot of sign-ups from your connection. Please try again in an hour."],
             status=429,
         )
     sent = _sent(web)
+    metrics.signup("requested")
     if "address" in over:
         log.info("sign-up: no email sent, too many requests for one mailbox")
     else:
@@ -486,6 +491,7 @@ async def confirm(request: Request) -> Response:
             source=SOURCE,
         )
     log.info("sign-up confirmed: subscriber=%d", member.id)
+    metrics.signup("confirmed")
     return _confirmed(web, already=False)
 
 

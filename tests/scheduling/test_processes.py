@@ -10,7 +10,9 @@ to the outbox.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -197,6 +199,40 @@ def test_sigterm_mid_send_finishes_the_batch_and_a_restart_resumes(
     assert "taking over from a stopped run (interrupted): resuming" in second.text
 
 
+def unit_stop_timeout() -> int:
+    """TimeoutStopSec of deploy/'s scheduler unit: how long systemd waits before SIGKILL."""
+    unit = (ROOT / "deploy" / "systemd" / "mailer-scheduler.service").read_text()
+    found = re.search(r"(?m)^TimeoutStopSec=(\d+)$", unit)
+    assert found, "the unit gives no TimeoutStopSec"
+    return int(found[1])
+
+
+def test_a_slow_rate_limited_send_stops_well_within_the_units_stop_timeout(
+    due: tuple[Project, dt.datetime, str],
+    database: str,
+    smtp_server: SmtpServer,
+    scheduler: Callable[[dict[str, str]], Scheduler],
+) -> None:
+    """One message every 20 s: the 20-member batch in hand alone would take 400 s, past the
+    unit's TimeoutStopSec (300), whose SIGKILL would leave it unknown. After SIGTERM the wait
+    ends and nothing more is handed over: the stop takes seconds, and nothing is left unknown."""
+    project, _, issue = due
+    rate = 0.05
+    timeout = unit_stop_timeout()
+    assert 20 / rate > timeout  # without the stop ending the wait, systemd would kill it
+    process = scheduler(
+        environment(project, database, MAILER_SEND_RATE=str(rate), **smtp(smtp_server))
+    )
+    wait_for(lambda: len(smtp_server.messages) > 0, "the first message", timeout=60)
+    asked = time.monotonic()
+    assert 0 == process.stop(signal.SIGTERM, timeout=timeout)
+    took = time.monotonic() - asked
+    assert took < 15, f"the stop took {took:.1f} s"
+    states = ledger_states(database, issue)
+    assert 0 == states["in_flight"] == states["unknown"]
+    assert len(per_member(smtp_server)) == states["sent"] < 20
+
+
 def test_kill_9_mid_send_is_resumed_by_the_next_start_through_the_outbox(
     due: tuple[Project, dt.datetime, str],
     database: str,
@@ -259,3 +295,67 @@ def test_a_configuration_error_exits_2_with_the_reason(
 def _last_beat(database_url: str) -> Heartbeat | None:
     with open_store(database_url) as store:
         return SlotStore(store.engine).last_beat()
+
+
+@both_databases
+def test_a_crashed_sender_is_taken_over_by_the_other_scheduler_within_60_seconds(
+    due: tuple[Project, dt.datetime, str],
+    database: str,
+    tmp_path: Path,
+    scheduler: Callable[[dict[str, str]], Scheduler],
+) -> None:
+    """Two schedulers running; the one sending is killed outright mid-send. The other one
+    notices at its next check (every 30 s) and finishes the slot: within the 60 s that
+    docs/deploying.md gives, and nobody gets the issue twice (the outbox is settled from its
+    files; through SMTP the batch in hand would be left unknown, and the editors told)."""
+    project, slot, issue = due
+    outbox = tmp_path / "outbox"
+    env = environment(
+        project,
+        database,
+        MAILER_TRANSPORT="outbox",
+        MAILER_OUTBOX_DIR=str(outbox),
+        MAILER_SEND_RATE="10",
+    )
+    first, second = scheduler(env), scheduler(env)
+    folder = outbox / issue
+    wait_for(lambda: len(list(folder.glob("*.eml"))) >= 3, "the send to start")
+    sender, other = (first, second) if f"sending {issue}" in first.text else (second, first)
+    assert f"sending {issue}" in sender.text
+    sender.kill()
+    killed = time.monotonic()
+    assert 0 < len(list(folder.glob("*.eml"))) < MEMBERS
+    wait_for(lambda: "taking over from" in other.text, "the takeover", timeout=60)
+    took = time.monotonic() - killed
+    wait_for(final(database, slot), "the slot to be finished")
+    assert 0 == other.stop()
+    assert took <= 60, f"taken over after {took:.0f} s"
+    assert MEMBERS == len(list(folder.glob("*.eml")))
+    assert Counter({"sent": MEMBERS}) == ledger_states(database, issue)
+
+
+def test_json_logs_one_object_a_line_with_a_time(
+    due: tuple[Project, dt.datetime, str],
+    database: str,
+    tmp_path: Path,
+    scheduler: Callable[[dict[str, str]], Scheduler],
+) -> None:
+    """MAILER_LOG_FORMAT=json: every line the scheduler writes, from start to stop, is one
+    JSON object, the send's batches included."""
+    project, slot, issue = due
+    env = environment(
+        project,
+        database,
+        MAILER_TRANSPORT="outbox",
+        MAILER_OUTBOX_DIR=str(tmp_path / "outbox"),
+        MAILER_LOG_FORMAT="json",
+    )
+    process = scheduler(env)
+    wait_for(final(database, slot), "the slot to be sent")
+    assert 0 == process.stop()
+    entries = [json.loads(line) for line in process.text.splitlines()]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["time"]) for e in entries)
+    messages = [e["message"] for e in entries]
+    assert any(m.startswith("scheduler started") for m in messages)
+    assert any(m.startswith(f"batch handed over: issue={issue}") for m in messages)
+    assert "scheduler stopped" in messages[-1]

@@ -7,11 +7,13 @@ as the service's jobs do, on SQLite and on PostgreSQL, sending through the outbo
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 from collections.abc import Callable
 
 import pytest
+from doubles.smtp import SmtpServer
 from helpers.catcher import catcher
 from helpers.members import add_members, member_emails
 from helpers.outbox import outbox_folders, read_eml, recipients
@@ -20,7 +22,9 @@ from helpers.scheduling import EDITORS, Project, both_databases, london
 from pydantic import SecretStr
 from sqlalchemy import select
 from time_machine import TimeMachineFixture
+from typer.testing import CliRunner
 
+from mailer.cli import app
 from mailer.config import Settings, load_newsletter
 from mailer.mail import Batch, Delivery, DeliveryState
 from mailer.scheduling.runner import Action, Outcome, Runner
@@ -510,13 +514,14 @@ class TestExactlyOnce:
 
 
 class Refusing(TransportBase):
-    """A transport whose every issue batch fails as a whole (a relay that is down); notices pass."""
+    """A transport whose every issue batch fails as a whole (a relay that is down); notices
+    pass, unless ``notices_too``."""
 
-    def __init__(self, notices: Transport) -> None:
-        self.notices, self.name = notices, "smtp"
+    def __init__(self, notices: Transport, *, notices_too: bool = False) -> None:
+        self.notices, self.name, self.notices_too = notices, "smtp", notices_too
 
     def send(self, batch: Batch) -> list[Delivery]:
-        if batch.issue.startswith("scheduler-"):
+        if batch.issue.startswith("scheduler-") and not self.notices_too:
             return self.notices.send(batch)
         error = "cannot connect to the SMTP server: Connection refused"
         return [Delivery(email=r.email, state="failed", error=error) for r in batch.recipients]
@@ -613,3 +618,155 @@ class TestFailures:
         assert sent == delivered(store, "2026-12-03-bulletin")[DeliveryState.sent]
         assert SlotState.failed == slot_state(store, london(2026, 12, 3))
         assert len(EDITORS) == outbox_folders(settings.outbox_dir)["scheduler-2026-12-03-failed"]
+
+
+class Unanswered(TransportBase):
+    """A real transport whose answer about each batch's first member never arrived."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport, self.name = transport, transport.name
+
+    def send(self, batch: Batch) -> list[Delivery]:
+        deliveries = self.transport.send(batch)
+        if batch.issue.startswith("scheduler-"):
+            return deliveries
+        first = deliveries[0]
+        return [Delivery(email=first.email, state="unknown", error="timed out"), *deliveries[1:]]
+
+
+class TestTheEditorsAreTold:
+    """Every outcome the editors must know reaches them, and `mailer schedule` shows it."""
+
+    def test_a_send_left_with_unknown_deliveries_is_reported_as_incomplete(
+        self,
+        project: Project,
+        store: SubscriberStore,
+        runner: Make,
+        settings: Settings,
+        time_machine: TimeMachineFixture,
+    ) -> None:
+        add_members(store, MEMBERS)
+        project.write_issue("2026-12-03")
+        outbox = OutboxTransport(settings.outbox_dir)
+        time_machine.move_to(london(2026, 12, 3), tick=False)
+        [outcome] = runner(transport=lambda: Unanswered(outbox)).tick()
+        assert Action.incomplete == outcome.action
+        assert SlotState.incomplete == slot_state(store, london(2026, 12, 3))
+        folder = settings.outbox_dir / "scheduler-2026-12-03-failed"  # one notice per slot
+        assert {f"{e}.eml" for e in EDITORS} == {p.name for p in folder.iterdir()}
+        notice = read_eml(folder / f"{EDITORS[0]}.eml")
+        assert "The send of 2026-12-03-bulletin did not reach everyone" == notice["Subject"]
+        body = notice.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert "0 failed and 3 are unknown" in body
+        assert "settle unknown ones" in body
+
+    def test_slots_skipped_while_the_scheduler_was_down_for_weeks_are_each_reported(
+        self,
+        project: Project,
+        store: SubscriberStore,
+        runner: Make,
+        settings: Settings,
+        time_machine: TimeMachineFixture,
+    ) -> None:
+        """Started on 1 December (before any slot), then down until 14 January: three slots
+        passed, two of them more than a fortnight ago, one with a ready issue; each is
+        recorded as missed and told, and the due one goes out. (None was reported: with no
+        slot dealt with yet, nothing said since when slots were the scheduler's.)"""
+        add_members(store, 3)
+        for day in ("2026-12-03", "2027-01-14"):
+            project.write_issue(day)
+        ran_until(runner, time_machine, london(2026, 12, 1))
+        time_machine.move_to(london(2027, 1, 14, 10), tick=False)
+        seen = actions(runner().tick())
+        assert [
+            ("2026-12-03", Action.missed),
+            ("2026-12-17", Action.missed),
+            ("2026-12-31", Action.missed),
+            ("2027-01-14", Action.sent),
+        ] == seen
+        told = {name for name in outbox_folders(settings.outbox_dir) if name.startswith("sched")}
+        assert {
+            "scheduler-2026-12-03-missed",
+            "scheduler-2026-12-17-missed",
+            "scheduler-2026-12-31-missed",
+        } <= told
+        for day in ("2026-12-03", "2026-12-17", "2026-12-31"):
+            assert SlotState.missed == slot_state(store, london(*map(int, day.split("-"))))
+
+    def test_a_failed_slot_reaches_them_through_a_second_relay(
+        self,
+        project: Project,
+        store: SubscriberStore,
+        runner: Make,
+        settings: Settings,
+        time_machine: TimeMachineFixture,
+        smtp_server: SmtpServer,
+    ) -> None:
+        """MAILER_NOTICE_URL=smtp://...: the newsletter's relay is down, the second one is not."""
+        add_members(store, 3)
+        project.write_issue("2026-12-03")
+        settings.notice_url = SecretStr(smtp_server.url())
+        outbox = OutboxTransport(settings.outbox_dir)
+        scheduler = runner(transport=lambda: Refusing(outbox))
+        at = london(2026, 12, 3)
+        seen: list[Action] = []
+        while not seen or seen[-1] == Action.retrying:
+            time_machine.move_to(at, tick=False)
+            seen += [o.action for o in scheduler.tick()]
+            at += dt.timedelta(minutes=1)
+        assert Action.failed == seen[-1]
+        assert sorted(EDITORS) == sorted(r for m in smtp_server.messages for r in m.rcpt_tos)
+        assert {} == outbox_folders(settings.outbox_dir)  # nothing through the broken relay
+
+    def test_mailer_schedule_says_whether_they_were_told(
+        self,
+        project: Project,
+        store: SubscriberStore,
+        runner: Make,
+        settings: Settings,
+        time_machine: TimeMachineFixture,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A failed slot told through the webhook, then one that nobody could be told of."""
+        add_members(store, 3)
+        project.write_issue("2026-12-03")
+        project.write_issue("2026-12-17")
+        outbox = OutboxTransport(settings.outbox_dir)
+        for name, value in (
+            ("MAILER_CONFIG_PATH", str(settings.config_path)),
+            ("MAILER_DATABASE_URL", settings.database_url),
+            ("MAILER_OUTBOX_DIR", str(settings.outbox_dir)),
+        ):
+            monkeypatch.setenv(name, value)
+
+        def fail_all_morning(
+            day: int, down: Callable[[], Transport] = lambda: Refusing(outbox)
+        ) -> None:
+            scheduler = runner(transport=down)
+            at = london(2026, 12, day)
+            seen: list[Action] = []
+            while not seen or seen[-1] == Action.retrying:
+                time_machine.move_to(at, tick=False)
+                seen += [o.action for o in scheduler.tick()]
+                at += dt.timedelta(minutes=1)
+            assert Action.failed == seen[-1]
+
+        def last_slot(day: int) -> dict[str, str]:
+            time_machine.move_to(london(2026, 12, day, 12), tick=False)
+            result = CliRunner().invoke(app, ["schedule", "--json", "--count", "1"])
+            assert 0 == result.exit_code, result.output
+            last: dict[str, str] = json.loads(result.stdout)["last"]
+            return last
+
+        with catcher() as webhook:
+            settings.notice_url = SecretStr(webhook.url)
+            fail_all_morning(3)
+        told = last_slot(5)
+        assert ("2026-12-03", "failed") == (told["date"], told["state"])
+        assert told["detail"].endswith("; the editors were told"), told
+        # Then the relay refuses the notices too, and nothing listens at the notice URL.
+        settings.notice_url = SecretStr("http://127.0.0.1:9/")
+        fail_all_morning(17, down=lambda: Refusing(Refusing(outbox), notices_too=True))
+        untold = last_slot(18)
+        assert ("2026-12-17", "failed") == (untold["date"], untold["state"])
+        assert "the editors were NOT told" in untold["detail"], untold

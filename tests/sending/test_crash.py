@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from pathlib import Path
 
 import pytest
 from doubles.sendgrid import SendGridDouble
+from doubles.smtp import SmtpServer
 from helpers.members import add_members
 from helpers.outbox import read_eml
 from helpers.project import BASE_URL, ROOT, SAMPLE_ISSUE
@@ -219,3 +221,36 @@ def test_sigterm_finishes_the_batch_in_hand_and_stops(
             counts[row.state] += row.count
     assert 0 < accepted < MEMBERS
     assert {"sent": accepted} == dict(counts)  # each batch handed over recorded; none in flight
+
+
+def test_sigterm_ends_a_slow_rate_limits_wait_within_the_units_stop_timeout(
+    project: dict[str, str], tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """`mailer send` at one message every 20 s (a batch of 3 would take a minute): after
+    SIGTERM it stops in seconds, with nothing handed over after the signal nor left unknown,
+    well within the TimeoutStopSec that deploy/'s units give a stop."""
+    unit = (ROOT / "deploy" / "systemd" / "mailer-scheduler.service").read_text()
+    stop_timeout = int(re.search(r"(?m)^TimeoutStopSec=(\d+)$", unit)[1])  # type: ignore[index]
+    env = {
+        **project,
+        "MAILER_TRANSPORT": "smtp",
+        "MAILER_SMTP_URL": smtp_server.url(),
+        "MAILER_SEND_RATE": "0.05",
+    }
+    log = tmp_path / "slow.log"
+    process = send(env, log)
+    deadline = time.monotonic() + 60
+    while not smtp_server.messages:
+        assert time.monotonic() < deadline and process.poll() is None, log.read_text()
+        time.sleep(0.05)
+    asked = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    assert 3 == process.wait(timeout=stop_timeout), log.read_text()
+    took = time.monotonic() - asked
+    assert took < 15, f"the stop took {took:.1f} s"
+    with open_store(project["MAILER_DATABASE_URL"]) as store:
+        counts = Counter[str]()
+        for row in Ledger(store.engine).counts(ISSUE):
+            counts[row.state] += row.count
+    assert 0 == counts["in_flight"] == counts["unknown"]
+    assert len(smtp_server.messages) == counts["sent"] < 3

@@ -21,10 +21,12 @@ from helpers.sending import SG_KEY, AfterEachBatch, Sending
 from pydantic import SecretStr
 
 from mailer.config import TransportName
+from mailer.errors import SendRefused
 from mailer.events.reconcile import reconcile
 from mailer.mail import DeliveryState
 from mailer.sending.run import SendStopped
 from mailer.store import Subscriber, SubscriberStatus
+from mailer.store.ledger import Ledger
 from mailer.tokens import Purpose, read_token
 from mailer.transports import open_transport
 from mailer.transports.outbox import OutboxTransport
@@ -132,6 +134,49 @@ class TestOutbox:
         assert (folder / f"{unwritten.email}.eml").exists()
         assert b"written before the crash" in (folder / f"{written.email}.eml").read_bytes()
         assert not (folder / ".partial.tmp").exists()
+
+    def test_a_send_written_to_another_folder_is_settled_from_that_folder(
+        self, sending: Sending, tmp_path: Path
+    ) -> None:
+        """Two schedulers with different working folders on one database: the one taking over
+        looks in the folder the dead one wrote to (the ledger records it), not its own, and
+        writes nobody twice."""
+        written, unwritten = add_members(sending.store, 2)
+        elsewhere = tmp_path / "other-scheduler" / "outbox"
+        dead_sender(
+            sending.settings.database_url,
+            ISSUE,
+            claim=[written.id, unwritten.id],
+            outbox_dir=str(elsewhere),
+        )
+        (elsewhere / ISSUE).mkdir(parents=True)
+        (elsewhere / ISSUE / f"{written.email}.eml").write_bytes(b"Subject: written\r\n\r\n.")
+        assert elsewhere != sending.settings.outbox_dir
+        with OutboxTransport(sending.settings.outbox_dir) as transport:
+            summary = sending.run(transport)
+        assert (1, 1) == (summary.settled.sent, summary.settled.resend)
+        own = sending.settings.outbox_dir / ISSUE
+        assert [f"{unwritten.email}.eml"] == sorted(p.name for p in own.iterdir())
+
+    def test_a_folder_this_process_cannot_see_is_refused_naming_it(
+        self, sending: Sending, tmp_path: Path
+    ) -> None:
+        written, unwritten = add_members(sending.store, 2)
+        gone = tmp_path / "on-another-machine"
+        dead_sender(
+            sending.settings.database_url,
+            ISSUE,
+            claim=[written.id, unwritten.id],
+            outbox_dir=str(gone),
+        )
+        with (
+            OutboxTransport(sending.settings.outbox_dir) as transport,
+            pytest.raises(SendRefused, match=re.escape(str(gone))),
+        ):
+            sending.run(transport)
+        assert not (sending.settings.outbox_dir / ISSUE).exists()
+        states = Ledger(sending.store.engine).in_flight(ISSUE)
+        assert {written.id, unwritten.id} == {row.subscriber_id for row in states}
 
 
 class TestSmtp:

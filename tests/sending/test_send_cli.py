@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from doubles.sendgrid import SendGridDouble
 from helpers.members import add_members
 from helpers.outbox import outbox_files
+from helpers.owners import holder_command, project_env
 from helpers.project import BASE_URL, ROOT, SAMPLE_ISSUE
 from helpers.sending import SECRET, SG_KEY
 from typer.testing import CliRunner, Result
@@ -274,3 +276,49 @@ def test_the_batch_limit_is_the_transports(invoke: Invoke) -> None:
     result = invoke(str(SAMPLE_ISSUE), "--dry-run", "--batch-size", "1001")
     assert 2 == result.exit_code
     assert "1000" in result.output
+
+
+class TestRelease:
+    """`mailer send ISSUE --release`: a claim stuck on a process that hangs, ended by hand."""
+
+    def test_it_says_who_holds_it_and_asks_first(
+        self, env: dict[str, str], project_store: SubscriberStore, invoke: Invoke
+    ) -> None:
+        holder = subprocess.Popen(
+            holder_command(env["MAILER_DATABASE_URL"], ISSUE, hold=120),
+            stdout=subprocess.PIPE,
+            text=True,
+            env=project_env(),
+        )
+        try:
+            assert holder.stdout is not None
+            assert "held" == holder.stdout.readline().strip()
+            with open_store(env["MAILER_DATABASE_URL"]) as store:
+                ledger = Ledger(store.engine)
+                held = ledger.holder(ISSUE)
+                assert held is not None and held.running
+                declined = invoke(str(SAMPLE_ISSUE), "--release", input="n\n")
+                assert 1 == declined.exit_code
+                assert held.owner in declined.output
+                assert "still running" in declined.output
+                assert held.owner == (ledger.holder(ISSUE) or held).owner  # nothing changed
+
+                released = invoke(str(SAMPLE_ISSUE), "--release", input="y\n")
+                assert 0 == released.exit_code, released.output
+                assert f"Released the send of {ISSUE} (held by {held.owner})" in " ".join(
+                    released.output.split()
+                )
+                after = ledger.holder(ISSUE)
+                assert after is not None and "" == after.owner
+        finally:
+            holder.kill()
+            holder.wait()
+            if holder.stdout is not None:
+                holder.stdout.close()
+        assert 0 == invoke(str(SAMPLE_ISSUE), "--yes").exit_code  # and the send carries on
+        assert 6 == len(outbox_files(Path(env["MAILER_OUTBOX_DIR"]) / ISSUE))
+
+    def test_nothing_to_release(self, project_store: SubscriberStore, invoke: Invoke) -> None:
+        result = invoke(str(SAMPLE_ISSUE), "--release")
+        assert 0 == result.exit_code
+        assert "there is nothing to release" in " ".join(result.output.split())

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 from helpers.events import Signer
+from helpers.serving import Served
 from helpers.web import SECRET, LiveServer, Web
 from pydantic import SecretStr
 
@@ -90,3 +91,18 @@ def web(database_url: str, make_web: Callable[..., Web]) -> Web:
 def sqlite_web(make_web: Callable[..., Web]) -> Web:
     """The app on an empty SQLite database."""
     return make_web()
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
+    """``serve(*args, **env)``: `mailer serve` in a subprocess on a free port, stopped after."""
+    started: list[Served] = []
+
+    def start(*args: str, **env: str) -> Served:
+        served = Served(tmp_path, *args, **env)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        served.stop()

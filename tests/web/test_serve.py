@@ -3,11 +3,10 @@ key only where it is harmless, and bounds on what one client can hold."""
 
 from __future__ import annotations
 
+import json
 import logging
-import os
+import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +16,7 @@ import httpx
 import pytest
 import uvicorn
 from helpers.project import ROOT
+from helpers.serving import Served
 from helpers.web import LiveServer, Web
 
 from mailer.config import Settings, TransportName, load_newsletter
@@ -24,71 +24,6 @@ from mailer.errors import ConfigError
 from mailer.tokens import DEVELOPMENT_KEY, Purpose, TokenSigner, secret_keys
 from mailer.web import create_app
 from mailer.web.server import KEEP_ALIVE_SECONDS, server_config
-
-MAILER = str(Path(sys.executable).with_name("mailer"))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Served:
-    """`mailer serve` in a subprocess, with its stderr."""
-
-    def __init__(self, tmp_path: Path, *args: str, **env: str) -> None:
-        self.port = free_port()
-        self.log = tmp_path / "serve.log"
-        environment = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("MAILER_")},
-            "MAILER_CONFIG_PATH": str(ROOT / "mailer.toml"),
-            "MAILER_DATABASE_URL": f"sqlite:///{tmp_path / 'mailer.db'}",
-            "MAILER_OUTBOX_DIR": str(tmp_path / "outbox"),
-            **env,
-        }
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [MAILER, "serve", "--port", str(self.port), *args],
-                env=environment,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    @property
-    def output(self) -> str:
-        return self.log.read_text()
-
-    def wait_until_serving(self) -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1)
-                return
-            except httpx.TransportError:
-                if self.process.poll() is not None:
-                    raise AssertionError(f"mailer serve exited: {self.output}") from None
-                time.sleep(0.1)
-        raise AssertionError(f"mailer serve did not start: {self.output}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-
-
-@pytest.fixture
-def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
-    started: list[Served] = []
-
-    def start(*args: str, **env: str) -> Served:
-        served = Served(tmp_path, *args, **env)
-        started.append(served)
-        return served
-
-    yield start
-    for served in started:
-        served.stop()
 
 
 class TestTheDevelopmentKey:
@@ -145,7 +80,12 @@ class TestTheChecksSendMakes:
     def test_beyond_this_machine_it_warns_about_plain_http(
         self, serve: Callable[..., Served]
     ) -> None:
-        served = serve("--host", "0.0.0.0", MAILER_SECRET_KEY="a-real-secret-key-0123456789")
+        served = serve(
+            "--host",
+            "0.0.0.0",
+            MAILER_SECRET_KEY="a-real-secret-key-0123456789",
+            MAILER_TRANSPORT="outbox",
+        )
         served.wait_until_serving()
         assert "over plain HTTP" in served.output
         assert "docs/deploying.md" in served.output
@@ -155,6 +95,85 @@ class TestTheChecksSendMakes:
         served.wait_until_serving()
         assert "plain HTTP" not in served.output
         assert "prove nothing" not in served.output
+
+
+class TestStartChecks:
+    """The checks `mailer doctor` and the scheduler make, at start: every problem named at once."""
+
+    def test_it_refuses_to_start_naming_each_problem(self, serve: Callable[..., Served]) -> None:
+        served = serve(
+            MAILER_TRANSPORT="sendgrid",
+            MAILER_SECRET_KEY="a-real-secret-key-0123456789",
+            MAILER_BASE_URL="http://news.example.org",
+            MAILER_DATABASE_URL="postgresql://mailer@127.0.0.1:1/mailer",
+            MAILER_SENDGRID_WEBHOOK_PUBLIC_KEY="not-a-key",
+            PROMETHEUS_MULTIPROC_DIR="/nonexistent/prometheus",
+        )
+        assert 2 == served.process.wait(30)
+        output = served.output
+        assert "mailer serve will not start" in output
+        for problem in (
+            "SENDGRID_API_KEY is not set",
+            "MAILER_BASE_URL is http://news.example.org",
+            "database: cannot reach",
+            "MAILER_SENDGRID_WEBHOOK_PUBLIC_KEY",
+            "PROMETHEUS_MULTIPROC_DIR is /nonexistent/prometheus",
+        ):
+            assert problem in output, problem
+
+    def test_beyond_this_machine_the_transport_must_be_chosen(
+        self, serve: Callable[..., Served]
+    ) -> None:
+        """A typo in MAILER_TRANSPORT's name must not turn public sign-ups into files."""
+        served = serve("--host", "0.0.0.0", MAILER_SECRET_KEY="a-real-secret-key-0123456789")
+        assert 2 == served.process.wait(30)
+        assert "MAILER_TRANSPORT is not set" in served.output
+        assert "loopback" in served.output
+
+    def test_on_loopback_the_outbox_is_the_default_and_the_banner_says_so(
+        self, serve: Callable[..., Served]
+    ) -> None:
+        served = serve(MAILER_SECRET_KEY="a-real-secret-key-0123456789")
+        served.wait_until_serving()
+        assert "MAILER_TRANSPORT is not set: on this machine only" in served.output
+        assert "transport outbox" in served.output
+
+    def test_chosen_on_purpose_it_says_nothing_more(self, serve: Callable[..., Served]) -> None:
+        served = serve(MAILER_SECRET_KEY="a-real-secret-key-0123456789", MAILER_TRANSPORT="outbox")
+        served.wait_until_serving()
+        assert "MAILER_TRANSPORT is not set" not in served.output
+
+
+class TestLogs:
+    """Every line `mailer serve` writes, uvicorn's included, in MAILER_LOG_FORMAT with a time."""
+
+    def run(self, serve: Callable[..., Served], **env: str) -> list[str]:
+        served = serve(MAILER_SECRET_KEY="a-real-secret-key-0123456789", **env)
+        served.wait_until_serving()
+        assert 200 == httpx.get(f"http://127.0.0.1:{served.port}/archive/").status_code
+        assert 404 == httpx.get(f"http://127.0.0.1:{served.port}/nowhere").status_code
+        served.stop()
+        return [line for line in served.output.splitlines() if line]
+
+    def test_json(self, serve: Callable[..., Served]) -> None:
+        entries = [json.loads(line) for line in self.run(serve, MAILER_LOG_FORMAT="json")]
+        assert all(re.match(r"^\d{4}-\d\d-\d\dT[\d:.]+Z$", entry["time"]) for entry in entries)
+        loggers = {entry["logger"] for entry in entries}
+        assert {"mailer.serve", "uvicorn.error", "uvicorn.access"} <= loggers, loggers
+        access = [e["message"] for e in entries if e["logger"] == "uvicorn.access"]
+        assert any('"GET /archive/ HTTP/1.1" 200' in line for line in access), access
+        assert any("Shutting down" in e["message"] for e in entries)
+
+    def test_text(self, serve: Callable[..., Served]) -> None:
+        lines = self.run(serve, MAILER_TRANSPORT="outbox")
+        stamped = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (INFO|WARNING|ERROR) [\w.]+: ")
+        assert all(stamped.match(line) for line in lines), lines
+        assert any(" INFO uvicorn.access: " in line for line in lines), lines
+        assert any(" INFO uvicorn.error: " in line for line in lines), lines
+
+    def test_the_level(self, serve: Callable[..., Served]) -> None:
+        lines = self.run(serve, MAILER_TRANSPORT="outbox", MAILER_LOG_LEVEL="WARNING")
+        assert [] == [line for line in lines if " INFO " in line]
 
 
 class TestBoundedConnections:
