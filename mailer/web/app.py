@@ -7,6 +7,7 @@ with :mod:`mailer.events`, :mod:`~mailer.web.archive`, :mod:`~mailer.web.signup`
 
 Routes::
 
+    GET       /                       the home page: the newsletter, latest issues, sign-up form
     GET       /unsubscribe/{token}    confirmation page (changes nothing)
     POST      /unsubscribe/{token}    unsubscribe; RFC 8058 one-click too
     GET|POST  /preferences/{token}    the preference centre
@@ -59,6 +60,7 @@ from mailer.transports import Transport, open_transport
 from mailer.web.archive import Archive, archive_index, archive_issue
 from mailer.web.captcha import captcha_for
 from mailer.web.context import SignupLimits, WebContext, context_of
+from mailer.web.home import home
 from mailer.web.links import preferences, unsubscribe
 from mailer.web.logs import redact
 from mailer.web.pages import Pages
@@ -189,6 +191,7 @@ async def _hourly_chores(web: WebContext) -> None:
 
 def _routes() -> list[Route]:
     return [
+        Route("/", home, methods=["GET"]),
         Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
         Route("/preferences/{token}", preferences, methods=["GET", "POST"]),
         Route("/webhooks/sendgrid", sendgrid_webhook, methods=["POST"]),
