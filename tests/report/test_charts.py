@@ -80,3 +80,20 @@ class TestSvg:
 
     def test_one_issue_is_a_chart_too(self) -> None:
         assert 'id="health"' in health_chart(POINTS[:1])
+
+
+class TestHealthLabels:
+    def test_issues_are_labelled_by_name_and_day(self) -> None:
+        """Two issues sent the same day are told apart on the axis."""
+        same_day = [
+            POINTS[0].model_copy(update={"issue": "2026-01-05-morning-news"}),
+            POINTS[0].model_copy(update={"issue": "2026-01-05-evening-extra"}),
+        ]
+        svg = health_chart(same_day)
+        assert "morning-news" in svg and "evening-extra" in svg
+        assert 2 == svg.count(">2026-01-05<")
+
+    def test_text_is_text_in_the_pages_font(self) -> None:
+        """Text stays <text> naming no font, so it inherits the page's."""
+        svg = health_chart(POINTS) + funnel_chart(ROWS)
+        assert "<text" in svg and "font-family" not in svg
