@@ -70,6 +70,7 @@ def send(
     resolve_unknown: Resolve | None = typer.Option(
         None,
         "--resolve-unknown",
+        metavar="ACTION",
         help="Settle deliveries left unknown (handed to SMTP or SendGrid, no answer) before "
         "sending: 'sent' if you know they went out, 'resend' to send them again.",
         show_default=False,

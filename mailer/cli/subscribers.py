@@ -129,10 +129,14 @@ def export(
 @app.command("list")
 def list_(
     status: SubscriberStatus | None = typer.Option(
-        None, "--status", "-s", help="Only members with this status.", show_default=False
+        None, "--status", help="Only members with this status.", show_default=False
     ),
     segment: str | None = typer.Option(
-        None, "--segment", help="Only members in this segment of mailer.toml.", show_default=False
+        None,
+        "--segment",
+        "-s",
+        help="Only members in this segment of mailer.toml.",
+        show_default=False,
     ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
