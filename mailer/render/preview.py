@@ -176,7 +176,7 @@ def preview_table(
         variant = entry.variant
         table.add_row(
             stacked(variant.name),
-            *([_segment_labels(variant, newsletter)] if labelled else []),
+            *([_segment_labels(variant, newsletter, sep="\n")] if labelled else []),
             *([str(entry.members or 0)] if counted else []),
             entry.message.subject,
             _kb(variant.html_size),
@@ -186,11 +186,11 @@ def preview_table(
     return table
 
 
-def _segment_labels(variant: CompiledVariant, newsletter: Newsletter) -> str:
+def _segment_labels(variant: CompiledVariant, newsletter: Newsletter, *, sep: str = ", ") -> str:
     if not variant.segments:
-        return "in none of the\nissue's segments"
+        return "members in none of the issue's segments"
     labels = {segment.name: segment.label for segment in newsletter.segments}
-    return "\n".join(labels.get(name, name) for name in variant.segments)
+    return sep.join(labels.get(name, name) for name in variant.segments)
 
 
 def _kb(size: int) -> str:
