@@ -128,51 +128,7 @@ def _stage_count(row: SegmentRow, stage: str) -> int | None:
 def health_chart(points: Sequence[HealthPoint], *, chart_id: str = "health") -> str:
     """Members by status when each issue went out: active above; those who left below."""
     with rc_context(STYLE):
-        figure = Figure(figsize=(6.4, 5), layout="constrained")
-        active_axes, left_axes = figure.subplots(2, 1, sharex=True, height_ratios=(1, 1))
-        labels = [_point_label(point) for point in points]
-        positions = list(range(len(points)))
-        bars = active_axes.bar(positions, [p.active for p in points], color=BLUE, width=0.6)
-        active_axes.bar_label(bars, labels=[f"{p.active:,}" for p in points], padding=2, fontsize=8)
-        active_axes.set_ylabel("Active members")
-        active_axes.set_ylim(0, max([p.active for p in points] + [1]) * 1.15)
-        figure.suptitle("List health at each issue's send", fontweight="bold")
-        active_axes.set_xlim(-0.5, len(points) - 0.5)  # the bars share the chart's whole width
-        for name, colour, marker in (
-            ("unsubscribed", ORANGE, "o"),
-            ("bounced", VERMILION, "s"),
-            ("complained", PURPLE, "^"),
-        ):
-            left_axes.plot(
-                positions,
-                [getattr(p, name) for p in points],
-                color=colour,
-                marker=marker,
-                linewidth=2,
-                label=name.capitalize(),
-            )
-        left_axes.set_ylabel("Members who left")
-        left_axes.set_ylim(
-            bottom=0,
-            top=max(
-                [p.unsubscribed for p in points]
-                + [p.bounced for p in points]
-                + [p.complained for p in points]
-                + [1]
-            )
-            * 1.2,
-        )
-        left_axes.yaxis.get_major_locator().set_params(integer=True)
-        left_axes.legend(loc="upper left", ncols=3, fontsize=8, frameon=False)
-        # Level names while they fit side by side; slanted when there are many.
-        slanted = len(points) > 4
-        left_axes.set_xticks(
-            positions,
-            labels,
-            rotation=35 if slanted else 0,
-            ha="right" if slanted else "center",
-            fontsize=8,
-        )
+        figure = health_figure(points)
         described = "; ".join(
             f"{p.issue} (sent {p.at:%Y-%m-%d}): {p.active} active, {p.unsubscribed} unsubscribed, "
             f"{p.bounced} bounced, {p.complained} complained"
@@ -184,6 +140,56 @@ def health_chart(points: Sequence[HealthPoint], *, chart_id: str = "health") -> 
             "List health at each issue's send",
             f"Members by status when each issue's send started. {described}.",
         )
+
+
+def health_figure(points: Sequence[HealthPoint]) -> Figure:
+    """The list health chart as a figure (drawn within ``rc_context(STYLE)``)."""
+    figure = Figure(figsize=(6.4, 5), layout="constrained")
+    active_axes, left_axes = figure.subplots(2, 1, sharex=True, height_ratios=(1, 1))
+    labels = [_point_label(point) for point in points]
+    positions = list(range(len(points)))
+    bars = active_axes.bar(positions, [p.active for p in points], color=BLUE, width=0.6)
+    active_axes.bar_label(bars, labels=[f"{p.active:,}" for p in points], padding=2, fontsize=8)
+    active_axes.set_ylabel("Active members")
+    active_axes.set_ylim(0, max([p.active for p in points] + [1]) * 1.15)
+    figure.suptitle("List health at each issue's send", fontweight="bold")
+    active_axes.set_xlim(-0.5, len(points) - 0.5)  # the bars share the chart's whole width
+    for name, colour, marker in (
+        ("unsubscribed", ORANGE, "o"),
+        ("bounced", VERMILION, "s"),
+        ("complained", PURPLE, "^"),
+    ):
+        left_axes.plot(
+            positions,
+            [getattr(p, name) for p in points],
+            color=colour,
+            marker=marker,
+            linewidth=2,
+            label=name.capitalize(),
+        )
+    left_axes.set_ylabel("Members who left")
+    left_axes.set_ylim(
+        bottom=0,
+        top=max(
+            [p.unsubscribed for p in points]
+            + [p.bounced for p in points]
+            + [p.complained for p in points]
+            + [1]
+        )
+        * 1.2,
+    )
+    left_axes.yaxis.get_major_locator().set_params(integer=True)
+    left_axes.legend(loc="upper left", ncols=3, fontsize=8, frameon=False)
+    # Level names while they fit side by side; slanted when there are many.
+    slanted = len(points) > 4
+    left_axes.set_xticks(
+        positions,
+        labels,
+        rotation=35 if slanted else 0,
+        ha="right" if slanted else "center",
+        fontsize=8,
+    )
+    return figure
 
 
 _DATED = re.compile(r"\d{4}-\d{2}-\d{2}-(?P<rest>.+)")

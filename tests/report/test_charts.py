@@ -7,7 +7,9 @@ import re
 import subprocess
 import sys
 
-from mailer.report.charts import funnel_chart, health_chart
+from matplotlib import rc_context
+
+from mailer.report.charts import STYLE, funnel_chart, health_chart, health_figure
 from mailer.report.models import HealthPoint, SegmentRow
 
 ROWS = [
@@ -97,3 +99,12 @@ class TestHealthLabels:
         """Text stays <text> naming no font, so it inherits the page's."""
         svg = health_chart(POINTS) + funnel_chart(ROWS)
         assert "<text" in svg and "font-family" not in svg
+
+    def test_the_bars_use_the_charts_width(self) -> None:
+        """Two issues fill the axis: no empty room kept for issues that were never sent."""
+        with rc_context(STYLE):
+            axes = health_figure(POINTS[:2]).axes[0]
+        low, high = axes.get_xlim()
+        bars = [patch.get_width() for patch in axes.patches]
+        assert (-0.5, 1.5) == (low, high)
+        assert sum(bars) / (high - low) >= 0.5
