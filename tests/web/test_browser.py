@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from helpers.web import Web
 from playwright.sync_api import Browser, Page, expect
 
@@ -177,3 +178,23 @@ def test_the_topics_box_has_no_empty_gap(page: Page, sqlite_web: Web) -> None:
     hint = page.locator("fieldset > p.hint").bounding_box()
     assert legend is not None and hint is not None
     assert hint["y"] - (legend["y"] + legend["height"]) <= 12  # the box's padding; 30 px before
+
+
+@pytest.fixture
+def axe_page(browser: Browser) -> Iterator[Page]:
+    """A phone-sized page that lets axe-core's script in (the pages' CSP allows none)."""
+    context = browser.new_context(viewport=PHONE, bypass_csp=True)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.mark.parametrize("path", ["/", "/subscribe", "preferences"])
+def test_axe_finds_nothing_on_a_phone(axe_page: Page, sqlite_web: Web, path: str) -> None:
+    """axe-core's WCAG 2.x A and AA rules, and its best practices, at 375 px."""
+    Ledger(sqlite_web.store.engine).acquire("2026-12-03-winter-connections", "outbox", new_owner())
+    if path == "preferences":
+        [m] = sqlite_web.add("reader@example.org", tags=("youth-loneliness",), region="Wales")
+        path = sqlite_web.link(m.id, Purpose.preferences)
+    axe_page.goto(sqlite_web.url + path)
+    results = Axe().run(axe_page)
+    assert [] == [(v["id"], v["help"]) for v in results.response["violations"]]
