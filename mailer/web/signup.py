@@ -12,10 +12,10 @@ goes to the address itself:
 * an address that complained, bounced or was forgotten is sent nothing: only
   ``mailer subscribers resubscribe`` brings one back, when the person asks.
 
-The confirmation email holds nothing the requester typed but a first name that
-looks like one (:func:`greeting_name`; not even the address): the form cannot make
-the newsletter say anything to anyone. A name is
-kept with the sign-up, and used once it is confirmed; sign-ups never confirmed
+The confirmation email holds nothing the requester typed, not even the address,
+except a first name that plainly is one (:func:`greeting_name`): the form cannot
+make the newsletter say more than "Hello Ann" to anyone. A name is kept with the
+sign-up, and used once it is confirmed; sign-ups never confirmed
 are deleted with it when their link expires
 (:func:`mailer.store.signups.purge_unconfirmed`, which ``mailer serve`` runs hourly).
 
