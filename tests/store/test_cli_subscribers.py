@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -283,26 +282,3 @@ class TestHelp:
         """--help explains each command."""
         result = ok(command, "--help")
         assert "Usage:" in result.stdout
-
-
-class TestShowOptOuts:
-    def test_show_lists_the_segments_a_member_opted_out_of(self, database_url: str) -> None:
-        """Unticked in the preference centre: `show` says so, in the table and the JSON."""
-        from mailer.store import open_store
-        from mailer.store.preferences import set_opted_out
-
-        ok("import", str(SAMPLE))
-        address = "aled.pritchard@bridgend-youth-connect.example.org"
-        with open_store(database_url) as store:
-            member = store.find(address)
-            assert member is not None
-            set_opted_out(store.engine, member.id, ["wales", "youth"], source="test")
-        shown = ok("show", address).stdout
-        assert re.search(r"opted out\s+wales, youth *\n", shown)
-        assert ["wales", "youth"] == as_json("show", address)["opted_out"]
-
-    def test_none_when_there_are_none(self) -> None:
-        ok("import", str(SAMPLE))
-        address = "aled.pritchard@bridgend-youth-connect.example.org"
-        assert re.search(r"opted out\s+none *\n", ok("show", address).stdout)
-        assert [] == as_json("show", address)["opted_out"]
