@@ -139,6 +139,9 @@ def _print(made: IssueReport | ListReport) -> None:
                 "List health: members by status when each issue went out, and now",
             )
         )
+        for point in made.issues:  # where "recipients" and "active" differ, why
+            if (difference := point.difference()) is not None:
+                console.print(f"{point.issue}: {difference}", highlight=False)
 
 
 # -- the issue's tables ---------------------------------------------------------------------------

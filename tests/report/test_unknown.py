@@ -7,15 +7,16 @@ import itertools
 import json
 import time
 
+import pytest
 from helpers.project import BASE_URL, ROOT
 from rich.console import Console
 
-from mailer.cli import reporting
+from mailer.cli import common, reporting
 from mailer.config import load_newsletter
 from mailer.events.apply import apply_events
 from mailer.events.sendgrid import SendGridEvent
 from mailer.mail import Delivery
-from mailer.report.build import issue_report
+from mailer.report.build import issue_report, list_report
 from mailer.report.html import issue_page
 from mailer.report.models import NO_DELIVERY_EVENTS, IssueReport
 from mailer.store import MemberRecord, Subscriber, SubscriberStore
@@ -126,3 +127,15 @@ class TestALaterRun:
         made = report(store)
         assert None is made.list_health[-1].difference()
         assert 'class="difference"' not in issue_page(made, NEWSLETTER)
+
+
+def test_the_list_says_why_too(store: SubscriberStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`mailer report --list` prints the same explanation under its table."""
+    send_run(store, ["a@example.org"], "outbox")
+    time.sleep(0.01)
+    send_run(store, ["b@example.org"], "outbox")
+    console = Console(width=80, record=True, file=io.StringIO())
+    monkeypatch.setattr(common, "console", console)
+    reporting._print(list_report(store.engine))
+    text = " ".join(console.export_text().split())
+    assert f"{ISSUE}: sent to 2 members; 1 were active when the send started" in text
