@@ -157,10 +157,12 @@ def test_focus_rings_and_checkboxes_use_the_brand_colour(
     no_sideways_scrolling(page)
     screenshot(page, "subscribe-375")
     page.keyboard.press("Tab")  # the skip link
-    page.keyboard.press("Tab")  # the newsletter's name, or the email field
+    page.keyboard.press("Tab")  # the newsletter's name, on the brand colour: a white ring
+    ring = "e => [e.matches(':focus-visible'), getComputedStyle(e).outlineColor]"
+    assert [True, "rgb(255, 255, 255)"] == page.evaluate(f"({ring})(document.activeElement)")
+    page.keyboard.press("Tab")  # the email field: a ring in the brand colour
     field = page.get_by_label("Email address")
-    field.focus()
-    assert brand == field.evaluate("e => getComputedStyle(e).outlineColor")
+    assert [True, brand] == field.evaluate(ring)
     [m] = sqlite_web.add("reader@example.org", tags=("youth-loneliness",), region="Wales")
     page.goto(sqlite_web.url + sqlite_web.link(m.id, Purpose.preferences))
     box = page.get_by_label("Youth loneliness")
