@@ -98,3 +98,37 @@ def test_the_member_list_keeps_addresses_whole() -> None:
     assert 0 == result.exit_code, result.output
     fits(result.stdout)
     assert "siobhan.kelly@belfast-youth-forum.example.org" in result.stdout
+
+
+def test_bounces_fetch_shortens_addresses_and_subjects(tmp_path: Path) -> None:
+    """A DSN and an auto-reply read from a Maildir: one line each for sender and subject."""
+    from helpers.bounces import SECRET, dsn, envelope, signer
+    from helpers.members import add_members
+
+    from mailer.store import open_store
+
+    box = tmp_path / "Maildir"
+    for sub in ("new", "cur", "tmp"):
+        (box / sub).mkdir(parents=True)
+    url = f"sqlite:///{tmp_path / 'bounces.db'}"
+    with open_store(url) as store:
+        ann, _ = add_members(store, 2)
+    bounces = "bounces@news.example.org"
+    to = envelope(signer(bounces, SECRET), ann.id, ann.email)
+    (box / "new" / "1.host").write_bytes(dsn(to, ann.email, message_id="1@mx"))
+    corpus = ROOT / "tests" / "events" / "bounces" / "corpus" / "auto-reply-outlook.eml"
+    (box / "new" / "2.host").write_bytes(corpus.read_bytes())
+    env = {
+        "MAILER_DATABASE_URL": url,
+        "MAILER_SECRET_KEY": SECRET,
+        "MAILER_BOUNCE_ADDRESS": bounces,
+        "MAILER_BOUNCE_MAILBOX": f"maildir://{box}",
+        "COLUMNS": str(WIDTH),
+    }
+    result = CliRunner(env=env).invoke(app, ["bounces", "fetch"], terminal_width=WIDTH)
+    assert 0 == result.exit_code, result.output
+    fits(result.stdout)
+    table = result.stdout.split("─" * 10, 1)[1].split("\nmaildir:", 1)[0]
+    senders = [line[:16].strip() for line in table.splitlines()[1:]]
+    assert 2 == len([sender for sender in senders if sender])  # one line each, never folded
+    assert "│" not in table and "Mail Deliv…" in table  # shortened, not folded
