@@ -165,7 +165,7 @@ def test_focus_rings_and_checkboxes_use_the_brand_colour(
     assert [True, brand] == field.evaluate(ring)
     [m] = sqlite_web.add("reader@example.org", tags=("youth-loneliness",), region="Wales")
     page.goto(sqlite_web.url + sqlite_web.link(m.id, Purpose.preferences))
-    box = page.get_by_label("Youth loneliness")
+    box = page.locator("input[type=checkbox]").first
     assert brand == box.evaluate("e => getComputedStyle(e).accentColor")
     box.focus()
     assert brand == box.evaluate("e => getComputedStyle(e).outlineColor")
@@ -176,8 +176,9 @@ def test_the_topics_box_has_no_empty_gap(page: Page, sqlite_web: Web) -> None:
     """The "Topics you get" box starts with its text, right under the legend."""
     [m] = sqlite_web.add("reader@example.org", tags=("youth-loneliness",))
     page.goto(sqlite_web.url + sqlite_web.link(m.id, Purpose.preferences))
-    legend = page.locator("legend").bounding_box()
-    hint = page.locator("fieldset > p.hint").bounding_box()
+    topics = page.locator("fieldset:has(input[name=segment])")
+    legend = topics.locator("legend").bounding_box()
+    hint = topics.locator("p.hint").first.bounding_box()
     assert legend is not None and hint is not None
     assert hint["y"] - (legend["y"] + legend["height"]) <= 12  # the box's padding; 30 px before
 
