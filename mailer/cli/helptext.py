@@ -11,8 +11,9 @@ that for the whole command tree, and :func:`install` makes Typer show:
 * arguments as ``ISSUE``, ``[CSV]``, ``PATH...`` in usage lines and panels;
 * help as paragraphs that rich wraps to the terminal.
 
-It leans on three methods of Typer's parameter classes; tests/cli/test_help.py
-renders every command's help and fails if a Typer release changes them.
+It replaces a few methods of Typer's parameter classes (pyproject.toml pins Typer to
+0.29.x; :func:`install` refuses a release without them), and tests/cli/test_help.py
+renders every command's help at 80 columns.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def reflow(text: str | None) -> str | None:
     paragraphs = []
     for paragraph in re.split(r"\n\s*\n", text.strip()):
         lines = [line.strip() for line in paragraph.strip().splitlines()]
-        if len(lines) > 1 and any(_KEEPS_BREAK.match(line) for line in lines[1:]):
+        if len(lines) > 1 and any(_KEEPS_BREAK.match(line) for line in lines):
             paragraphs.append("\n".join(lines))
         else:
             paragraphs.append(" ".join(lines))

@@ -99,3 +99,11 @@ def test_docstring_line_breaks_do_not_show() -> None:
     assert "every issue in the issues folder" in text
     lines = render(("serve",)).splitlines()
     assert not any(line.strip() in {"a", "the", "access", "in"} for line in lines)
+
+
+def test_reflow_joins_paragraph_lines_but_keeps_lists() -> None:
+    from mailer.cli.helptext import reflow
+
+    assert "One two three.\n\nFour." == reflow("One two\nthree.\n\nFour.")
+    assert "Steps:\n- one\n- two" == reflow("Steps:\n- one\n- two")
+    assert "\b\nkept\nas is" == reflow("\b\nkept\nas is")
