@@ -49,6 +49,7 @@ def source_words(path: tuple[str, ...], command: Any) -> set[str]:
     texts = [command.help or "", command.short_help or "", *path]
     for param in command.params:
         texts += [param.help or "", param.metavar or "", param.name or "", *param.opts]
+        texts.append((param.name or "").upper())  # an argument's name, as ISSUE or NAME
         texts.append(str(param.default) if isinstance(param.default, str | int) else "")
     for sub in getattr(command, "commands", {}).values():
         texts += [sub.name or "", sub.help or "", sub.short_help or ""]
