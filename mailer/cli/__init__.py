@@ -17,6 +17,7 @@ from mailer.cli import (
     apikeys,
     bounces,
     editor,
+    helptext,
     operating,
     reporting,
     scheduling,
@@ -27,9 +28,15 @@ from mailer.cli import (
 from mailer.cli.common import err_console
 from mailer.errors import MailerError
 
+helptext.install()
+
 
 class _MailerGroup(TyperGroup):
-    """Translates MailerError into a message on stderr and an exit status."""
+    """Translates MailerError into a message on stderr and an exit status; tidies `--help`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        helptext.tidy(self)  # one way of writing help for every command (mailer.cli.helptext)
 
     def invoke(self, ctx: Any) -> Any:  # typer vendors click; its Context type is private
         try:

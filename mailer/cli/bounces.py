@@ -90,9 +90,14 @@ def _print(report: FetchReport) -> None:
     from mailer.cli.common import console
 
     if report.messages:
-        table = Table(box=box.SIMPLE_HEAD, show_edge=False)
-        for column in ("From", "Subject", "What", "Member", "Effect"):
-            table.add_column(column, overflow="fold")
+        # Addresses and subjects on one line each, shortened (…) to fit 80 columns or a pipe;
+        # what it was and what it did wrap at words.
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, expand=True)
+        table.add_column("From", no_wrap=True, overflow="ellipsis", ratio=2)
+        table.add_column("Subject", no_wrap=True, overflow="ellipsis", ratio=2)
+        table.add_column("What")
+        table.add_column("Member", no_wrap=True, overflow="ellipsis", ratio=2)
+        table.add_column("Effect", ratio=4)
         for message in report.messages:
             table.add_row(
                 message.sender,

@@ -110,7 +110,7 @@ def preview(
     entries = write_preview(
         loaded, newsletter, out, keys, base_url=settings.base_url, members=members
     )
-    console.print(preview_table(entries, newsletter))
+    console.print(preview_table(entries, newsletter, width=console.width))
     index = out / "index.html"
     console.print(f"Wrote {len(entries) * 2 + 1} files to {out}/: open {index} in a browser.")
 

@@ -139,6 +139,9 @@ def _print(made: IssueReport | ListReport) -> None:
                 "List health: members by status when each issue went out, and now",
             )
         )
+        for point in made.issues:  # where "recipients" and "active" differ, why
+            if (difference := point.difference()) is not None:
+                console.print(f"{point.issue}: {difference}", highlight=False)
 
 
 # -- the issue's tables ---------------------------------------------------------------------------
@@ -152,6 +155,15 @@ TITLES = {"sent": "Delivery", "delivered": "Response"}
 
 def _percent(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.1f}%"
+
+
+def _count(value: int | None) -> str:
+    """A count; one not known (no delivery events came back) is "n/a"."""
+    return "n/a" if value is None else f"{value:,}"
+
+
+def _cell(count: int | None, share: float | None) -> str:
+    return "n/a" if count is None else f"{count:,}\n{_percent(share)}"
 
 
 def _issue_parts(made: IssueReport) -> list[object]:
@@ -168,10 +180,16 @@ def _issue_parts(made: IssueReport) -> list[object]:
         "of their rows. 'general': members in none of the issue's segments.",
     ]
     everyone = made.everyone
-    parts.append(
-        f"All members: {everyone.opens:,} opens and {everyone.clicks:,} clicks, every one "
-        f"counted; click-to-open {_percent(everyone.rates.click_to_open)} (clicked, of opened)."
-    )
+    if made.delivery_events:
+        parts.append(
+            f"All members: {_count(everyone.opens)} opens and {_count(everyone.clicks)} clicks, "
+            f"every one counted; click-to-open {_percent(everyone.rates.click_to_open)} "
+            "(clicked, of opened)."
+        )
+    else:
+        from mailer.report.models import NO_DELIVERY_EVENTS
+
+        parts.append(f"n/a: {NO_DELIVERY_EVENTS}")
     if everyone.not_sent:
         parts.append(
             f"Not sent: {everyone.not_sent:,} (failed, unknown or in flight in the send "
@@ -185,7 +203,14 @@ def _issue_parts(made: IssueReport) -> list[object]:
             f"{at_send.unsubscribed:,} unsubscribed, {at_send.bounced:,} bounced, "
             f"{at_send.complained:,} complained (`mailer report --list`: at every issue)."
         )
-    parts.append(_links_table(made) if made.links else "No clicks recorded for this issue yet.")
+        if (difference := at_send.difference()) is not None:
+            parts.append(difference[0].upper() + difference[1:])
+    no_links = (
+        "No clicks recorded for this issue yet."
+        if made.delivery_events
+        else "Clicks are not known: no delivery events came back for this issue."
+    )
+    parts.append(_links_table(made) if made.links else no_links)
     return parts
 
 
@@ -203,8 +228,8 @@ def _measures_table(made: IssueReport, base: str, measures: tuple[str, ...]) -> 
         table.add_column(HEADINGS.get(name, name.capitalize()), justify="right")
     for row in made.segments:
         rates = row.rates.model_dump()
-        cells = [f"{getattr(row, name):,}\n{_percent(rates[name])}" for name in measures]
-        table.add_row(row.name, f"{getattr(row, base):,}", *cells, end_section=True)
+        cells = [_cell(getattr(row, name), rates[name]) for name in measures]
+        table.add_row(row.name, _count(getattr(row, base)), *cells, end_section=True)
     return table
 
 

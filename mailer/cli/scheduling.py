@@ -81,7 +81,9 @@ def schedule(
 def _table(past: list[SlotView], coming: list[SlotView]) -> Table:
     table = Table(title_justify="left")
     table.add_column("Slot", no_wrap=True)
-    table.add_column("Issue", overflow="fold")
+    # Wrapped at spaces; a file name too long for the column is shortened (…), never
+    # folded over lines: its date, first, says which it is.
+    table.add_column("Issue", overflow="ellipsis")
     table.add_column("State", no_wrap=True)
     for view in past:
         table.add_row(*_cells(view, "last"), style="dim")

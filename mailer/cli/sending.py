@@ -17,6 +17,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 import typer
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -70,6 +71,7 @@ def send(
     resolve_unknown: Resolve | None = typer.Option(
         None,
         "--resolve-unknown",
+        metavar="ACTION",
         help="Settle deliveries left unknown (handed to SMTP or SendGrid, no answer) before "
         "sending: 'sent' if you know they went out, 'resend' to send them again.",
         show_default=False,
@@ -293,13 +295,30 @@ def _warn_development_key() -> None:
 
 
 def _confirm(count: int, transport: str) -> None:
+    """Ask before sending; "no" is an answer, not a failure: it says so and exits 0."""
     if not typer.confirm(f"Send to {count} members through {transport}?", default=False):
-        raise typer.Exit(1)
+        from mailer.cli.common import console
+
+        console.print("Nothing sent.")
+        raise typer.Exit(0)
+
+
+def subject_for_anyone(subject: str) -> str:
+    """The subject as a member with no first name (or other field) reads it.
+
+    ``{{ first_name | Friends }}, winter news`` is "Friends, winter news": each merge
+    tag is its fallback, or nothing.
+    """
+    from mailer.issues.model import MERGE_TAG
+
+    filled = MERGE_TAG.sub(lambda tag: tag["fallback"] or "", subject)
+    return " ".join(filled.split())
 
 
 def _intro(issue: Issue, audience: Plan, transport: str) -> str:
     lines = [
-        f"Sending [bold]{issue.subject}[/] ({issue.slug}) through {transport}.",
+        f"Sending [bold]{escape(subject_for_anyone(issue.subject))}[/] ({issue.slug}) "
+        f"through {transport}.",
         f"Audience: {audience.audience} active members in {len(audience.variants)} variants; "
         f"{audience.to_send} to send.",
     ]
@@ -424,14 +443,23 @@ def _print_plan(issue: Issue, audience: Plan, settings: Settings, *, as_json: bo
             }
         )
         return
-    table = Table(title=f"Dry run: {issue.slug} through {settings.transport}", title_justify="left")
-    table.add_column("Variant", style="bold", overflow="fold")
-    table.add_column("To send", justify="right")
-    table.add_column("Already sent", justify="right")
-    table.add_column("Unknown", justify="right")
-    table.add_column("First addresses", overflow="fold")
+    from mailer.render.preview import stacked, variant_column
+
+    table = Table(
+        title=f"Dry run: {issue.slug} through {settings.transport}",
+        title_justify="left",
+        expand=True,  # the addresses take what the counts leave, and shorten to fit it
+    )
+    variant_column(table, [v.name for v in audience.ordered()])
+    table.add_column("To send", justify="right", no_wrap=True)
+    table.add_column("Already sent", justify="right", no_wrap=True)
+    table.add_column("Unknown", justify="right", no_wrap=True)
+    # One address a line, shortened (…) rather than folded when the terminal is narrow.
+    table.add_column("First addresses", no_wrap=True, overflow="ellipsis", ratio=1)
     for v in audience.ordered():
-        table.add_row(v.name, str(v.to_send), str(v.sent), str(v.unknown), ", ".join(v.sample))
+        table.add_row(
+            stacked(v.name), str(v.to_send), str(v.sent), str(v.unknown), "\n".join(v.sample)
+        )
     table.add_section()
     table.add_row(
         "Total", str(audience.to_send), str(audience.sent), str(audience.unknown), "", style="bold"
@@ -457,12 +485,14 @@ def _print_summary(summary: SendSummary, settings: Settings, *, as_json: bool) -
         caption="Skipped: already sent before, or suppressed (left the list during the send).",
         caption_justify="left",
     )
-    table.add_column("Variant", style="bold", overflow="fold")
+    from mailer.render.preview import stacked, variant_column
+
+    variant_column(table, list(summary.variants))
     for heading in ("Sent", "Skipped:\nalready sent", "Skipped:\nsuppressed", "Failed", "Unknown"):
         table.add_column(heading, justify="right", no_wrap=True)
     fields: tuple[Count, ...] = ("sent", "already_sent", "suppressed", "failed", "unknown")
     for v in sorted(summary.variants.values(), key=lambda v: v.variant):
-        table.add_row(v.variant, *(str(getattr(v, name)) for name in fields))
+        table.add_row(stacked(v.variant), *(str(getattr(v, name)) for name in fields))
     table.add_section()
     table.add_row("Total", *(str(summary.total(name)) for name in fields), style="bold")
     console.print(table)

@@ -194,10 +194,14 @@ def export(
 @app.command("list")
 def list_(
     status: SubscriberStatus | None = typer.Option(
-        None, "--status", "-s", help="Only members with this status.", show_default=False
+        None, "--status", help="Only members with this status.", show_default=False
     ),
     segment: str | None = typer.Option(
-        None, "--segment", help="Only members in this segment of mailer.toml.", show_default=False
+        None,
+        "--segment",
+        "-s",
+        help="Only members in this segment of mailer.toml.",
+        show_default=False,
     ),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
@@ -217,10 +221,16 @@ def list_(
         return
     # Organisation and region only when there is room: `show` has every detail.
     wide = console.width >= 120
-    table = Table()
-    table.add_column("email", no_wrap=True)  # never wrapped or cut short
-    for name in ("name", *(("organisation", "region") if wide else ()), "status", "segments"):
-        table.add_column(name)
+    table = Table(expand=True)
+    # One line per member and segment: long values are shortened (…), never folded mid-word;
+    # `show` has every detail in full.
+    table.add_column("email", no_wrap=True)  # never wrapped or cut short: `show` needs it
+    table.add_column("name", no_wrap=True, overflow="ellipsis", ratio=1)
+    for name in ("organisation", "region") if wide else ():
+        table.add_column(name, no_wrap=True, overflow="ellipsis", ratio=2)
+    table.add_column("status", no_wrap=True)
+    # One a line; shortened (…) only when a long address leaves too little room.
+    table.add_column("segments", no_wrap=True, overflow="ellipsis", ratio=1)
     for member, segments in rows:
         place = (member.organisation, member.region) if wide else ()
         table.add_row(
@@ -228,7 +238,7 @@ def list_(
             member.name,
             *place,
             _status(member.status),
-            ", ".join(sorted(segments)),
+            "\n".join(sorted(segments)),
         )
     console.print(table)
     console.print(f"{len(rows)} {'member' if len(rows) == 1 else 'members'}", highlight=False)
@@ -239,17 +249,25 @@ def show(
     email: MemberEmail,
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
 ) -> None:
-    """Show one member: their details, segments and history."""
+    """Show one member: their details, segments, segment opt-outs and history."""
     from mailer.audience.segments import SegmentRules
     from mailer.cli.common import load_context, print_json
+    from mailer.store.preferences import opted_out
 
     _, newsletter = load_context()
     with _store() as store:
         member = store.get(email)
         history = store.history(member.id)
+        opt_outs = sorted(opted_out(store.engine, [member.id]).get(member.id, frozenset()))
     segments = SegmentRules.of(newsletter).of_member(member)
     if as_json:
-        print_json({**_json(member, segments), "history": [event.to_json() for event in history]})
+        print_json(
+            {
+                **_json(member, segments),
+                "opted_out": opt_outs,
+                "history": [event.to_json() for event in history],
+            }
+        )
         return
     details = Table.grid(padding=(0, 2))
     for label, value in (
@@ -262,6 +280,8 @@ def show(
         ("status", f"{_status(member.status)} since {member.status_changed_at:%Y-%m-%d %H:%M} UTC"),
         ("why", member.status_reason),
         ("segments", ", ".join(sorted(segments)) or "none"),
+        # Unticked in the preference centre: those sections are left out of their emails.
+        ("opted out", ", ".join(opt_outs) or "none"),
         ("added", f"{member.created_at:%Y-%m-%d %H:%M} UTC"),
     ):
         details.add_row(f"[bold]{label}[/]", value)

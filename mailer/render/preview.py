@@ -134,24 +134,49 @@ def _forget_old_files(out: Path, written: Sequence[str]) -> None:
     manifest.write_text(json.dumps({"files": list(written)}, indent=1) + "\n", encoding="utf-8")
 
 
-def preview_table(entries: Sequence[PreviewEntry], newsletter: Newsletter) -> Table:
-    """The table `mailer preview` prints: one row per variant."""
-    table = Table(title="Variants", title_justify="left")
-    # Sizes never wrap; the wordy columns share what the terminal has left.
-    table.add_column("Variant", style="bold", ratio=2)
-    table.add_column("Segments", ratio=2)
+def stacked(variant: str) -> str:
+    """A variant's name with a line break after each ``+``: ``youth+`` over ``wales``.
+
+    A table column then needs only the longest segment name, and a name is never
+    cut inside a word, however narrow the terminal (see :func:`variant_column`).
+    """
+    return variant.replace("+", "+\n")
+
+
+def variant_column(table: Table, names: Sequence[str], heading: str = "Variant") -> None:
+    """A column of :func:`stacked` variant names, as wide as its longest line."""
+    widest = max((len(line) for name in names for line in stacked(name).splitlines()), default=7)
+    table.add_column(heading, style="bold", no_wrap=True, min_width=max(widest, len(heading)))
+
+
+def preview_table(
+    entries: Sequence[PreviewEntry], newsletter: Newsletter, *, width: int = 120
+) -> Table:
+    """The table `mailer preview` prints: one row per variant.
+
+    Readable at 80 columns and when piped: sizes never wrap, variant names break only
+    after a ``+``, and the subject is one line, shortened with "…" when the terminal is
+    narrow (the index page has it in full). The segments' labels (one a line) only
+    when ``width``, the terminal's, leaves room for them: the variant names them too.
+    """
+    # expand: the subject takes what the fixed columns leave, and shortens to fit it.
+    table = Table(title="Variants", title_justify="left", expand=True)
+    variant_column(table, [entry.variant.name for entry in entries])
+    labelled = width >= 120
+    if labelled:
+        table.add_column("Segments", no_wrap=True, overflow="ellipsis", ratio=2)
     counted = any(entry.members is not None for entry in entries)
     if counted:
         table.add_column("Members", justify="right", no_wrap=True)
-    table.add_column("Subject", ratio=4)
+    table.add_column("Subject", no_wrap=True, overflow="ellipsis", ratio=4)
     table.add_column("HTML", justify="right", no_wrap=True, min_width=7)
     table.add_column("Text", justify="right", no_wrap=True, min_width=6)
-    table.add_column("Warnings", style="yellow", ratio=2)
+    table.add_column("Warnings", style="yellow", min_width=8)
     for entry in entries:
         variant = entry.variant
         table.add_row(
-            variant.name,
-            _segment_labels(variant, newsletter),
+            stacked(variant.name),
+            *([_segment_labels(variant, newsletter, sep="\n")] if labelled else []),
             *([str(entry.members or 0)] if counted else []),
             entry.message.subject,
             _kb(variant.html_size),
@@ -161,11 +186,11 @@ def preview_table(entries: Sequence[PreviewEntry], newsletter: Newsletter) -> Ta
     return table
 
 
-def _segment_labels(variant: CompiledVariant, newsletter: Newsletter) -> str:
+def _segment_labels(variant: CompiledVariant, newsletter: Newsletter, *, sep: str = ", ") -> str:
     if not variant.segments:
         return "members in none of the issue's segments"
     labels = {segment.name: segment.label for segment in newsletter.segments}
-    return ", ".join(labels.get(name, name) for name in variant.segments)
+    return sep.join(labels.get(name, name) for name in variant.segments)
 
 
 def _kb(size: int) -> str:

@@ -28,12 +28,21 @@ from sqlalchemy import Connection, Engine
 
 from mailer.config import Newsletter
 from mailer.errors import ReportError, display_path
-from mailer.report.models import HealthPoint, IssueReport, Link, ListReport, SegmentRow
+from mailer.report.models import (
+    NO_DELIVERY_EVENTS,
+    NOTES,
+    HealthPoint,
+    IssueReport,
+    Link,
+    ListReport,
+    SegmentRow,
+)
 from mailer.report.queries import (
     Send,
     StatusCounts,
     Tally,
     find_send,
+    joined_later,
     recipients,
     sends,
     status_counts_at,
@@ -85,13 +94,17 @@ def issue_report(
             raise _not_sent(connection, issue, newsletter)
         earlier = [s for s in sends(connection) if s.started_at <= send.started_at]
         shown = earlier[-history:] if history > 0 else []
+        by_variant = tallies(connection, issue)
+        known = delivery_events(by_variant.values())
         return IssueReport(
             issue=send.issue,
             sent_at=send.started_at,
             finished_at=send.finished_at,
             send_status=send.status,
             generated_at=now or dt.datetime.now(dt.UTC),
-            segments=segment_rows(tallies(connection, issue), newsletter),
+            segments=segment_rows(by_variant, newsletter, known=known),
+            delivery_events=known,
+            notes=[*NOTES, *([] if known else [NO_DELIVERY_EVENTS])],
             links=[
                 Link(url=url, clicked=int(clicked), clicks=int(clicks))
                 for url, clicked, clicks in top_links(connection, issue, base_url, links)
@@ -116,8 +129,23 @@ def list_report(engine: Engine, *, now: dt.datetime | None = None) -> ListReport
 # -- segments -----------------------------------------------------------------------------------
 
 
-def segment_rows(by_variant: dict[str, Tally], newsletter: Newsletter) -> list[SegmentRow]:
-    """'all', then each segment the issue addresses (mailer.toml order), then 'general'."""
+def delivery_events(tallies: Iterable[Tally]) -> bool:
+    """Whether any delivery, open or click came back for the issue.
+
+    None did with the outbox and SMTP, which never report them: their 0 would read
+    as "nothing was delivered", so the report says they are not known instead.
+    """
+    return any(t.delivered or t.opens or t.clicks for t in tallies)
+
+
+def segment_rows(
+    by_variant: dict[str, Tally], newsletter: Newsletter, *, known: bool = True
+) -> list[SegmentRow]:
+    """'all', then each segment the issue addresses (mailer.toml order), then 'general'.
+
+    ``known``: whether delivery events came back (see :func:`delivery_events`); when
+    not, delivered, opened and clicked are None.
+    """
     everyone, general = Tally(), Tally()
     per_segment: dict[str, Tally] = {}
     for variant, tally in by_variant.items():
@@ -127,12 +155,12 @@ def segment_rows(by_variant: dict[str, Tally], newsletter: Newsletter) -> list[S
             continue
         for name in variant.split("+"):
             per_segment.setdefault(name, Tally()).add(tally)
-    rows = [_row("all", "all", "All members", everyone)]
+    rows = [_row("all", "all", "All members", everyone, known)]
     labels = {segment.name: segment.label for segment in newsletter.segments}
     for name in _in_config_order(per_segment, newsletter.segment_names):
-        rows.append(_row(name, "segment", labels.get(name, name), per_segment[name]))
+        rows.append(_row(name, "segment", labels.get(name, name), per_segment[name], known))
     if per_segment:
-        rows.append(_row(GENERAL, "general", "In none of the issue's segments", general))
+        rows.append(_row(GENERAL, "general", "In none of the issue's segments", general, known))
     return rows
 
 
@@ -142,7 +170,11 @@ def _in_config_order(names: Iterable[str], configured: Sequence[str]) -> list[st
     return sorted(names, key=lambda name: (order.get(name, len(order)), name))
 
 
-def _row(name: str, kind: str, label: str, tally: Tally) -> SegmentRow:
+_TRACKED = ("delivered", "opened", "opens", "clicked", "clicks")
+
+
+def _row(name: str, kind: str, label: str, tally: Tally, known: bool) -> SegmentRow:
+    unknown: dict[str, None] = {} if known else dict.fromkeys(_TRACKED)
     return SegmentRow.model_validate(
         {
             "name": name,
@@ -160,6 +192,7 @@ def _row(name: str, kind: str, label: str, tally: Tally) -> SegmentRow:
             "clicked": tally.clicked,
             "clicks": tally.clicks,
         }
+        | unknown
     )
 
 
@@ -169,19 +202,27 @@ def _row(name: str, kind: str, label: str, tally: Tally) -> SegmentRow:
 def _health_points(connection: Connection, shown: Sequence[Send]) -> list[HealthPoint]:
     counts = status_counts_at(connection, [send.started_at for send in shown])
     went_to = recipients(connection, [send.issue for send in shown])
+    later = joined_later(connection, shown)
     return [
-        _point(send.issue, send.started_at, went_to.get(send.issue, 0), at)
+        _point(
+            send.issue, send.started_at, went_to.get(send.issue, 0), at, later.get(send.issue, 0)
+        )
         for send, at in zip(shown, counts, strict=True)
     ]
 
 
 def _point(
-    issue: str | None, at: dt.datetime, went_to: int | None, counts: StatusCounts
+    issue: str | None,
+    at: dt.datetime,
+    went_to: int | None,
+    counts: StatusCounts,
+    later: int | None = None,
 ) -> HealthPoint:
     return HealthPoint(
         issue=issue,
         at=at,
         recipients=went_to,
+        joined_later=later,
         active=counts[SubscriberStatus.active],
         pending=counts[SubscriberStatus.pending],
         unsubscribed=counts[SubscriberStatus.unsubscribed],

@@ -6,8 +6,9 @@ page never share one, and no width or height of its own (the page sizes it).
 The page shows the same figures in a table beside each chart.
 
 Output is the same for the same data: matplotlib's SVG ids come from a fixed
-salt (``svg.hashsalt``) and no date is written. Text is drawn as paths, so the
-charts look the same with or without the fonts installed where they are opened.
+salt (``svg.hashsalt``) and no date is written. Text is kept as text, so the
+charts are written in the page's own font (the SVG names none, so its text
+inherits the page's; the layout leaves room for DejaVu Sans, wider than most).
 Only :class:`matplotlib.figure.Figure` is used (not pyplot): no global state, no
 GUI backend.
 """
@@ -41,7 +42,7 @@ BLUE, ORANGE, GREEN, VERMILION, PURPLE, GREY = (
 )
 STYLE: dict[RcKeyType, Any] = {
     "svg.hashsalt": "mailer-report",
-    "svg.fonttype": "path",
+    "svg.fonttype": "none",
     "font.family": "DejaVu Sans",
     "font.size": 10,
     "axes.spines.top": False,
@@ -60,13 +61,13 @@ STAGES = (  # (label, colour, hatch): hatching tells the bars apart without colo
 def funnel_chart(rows: Sequence[SegmentRow], *, chart_id: str = "funnel") -> str:
     """Per segment, the share of members sent the issue who got, opened and clicked it."""
     with rc_context(STYLE):
-        figure = Figure(figsize=(8, 1.2 + 1.1 * len(rows)), layout="constrained")
+        figure = Figure(figsize=(6.4, 1.2 + 1.1 * len(rows)), layout="constrained")
         axes = figure.add_subplot()
         bar = 0.8 / len(STAGES)
         for stage, (label, colour, hatch) in enumerate(STAGES):
             counts = [_stage_count(row, label) for row in rows]
             shares = [
-                100 * count / row.sent if row.sent else 0.0
+                100 * count / row.sent if row.sent and count is not None else 0.0
                 for count, row in zip(counts, rows, strict=True)
             ]
             positions = [
@@ -85,7 +86,8 @@ def funnel_chart(rows: Sequence[SegmentRow], *, chart_id: str = "funnel") -> str
             axes.bar_label(
                 bars,
                 labels=[
-                    f"{share:.0f}% ({count:,})" for share, count in zip(shares, counts, strict=True)
+                    "n/a" if count is None else f"{share:.0f}% ({count:,})"
+                    for share, count in zip(shares, counts, strict=True)
                 ],
                 padding=3,
                 fontsize=8,
@@ -98,8 +100,8 @@ def funnel_chart(rows: Sequence[SegmentRow], *, chart_id: str = "funnel") -> str
         figure.suptitle("Delivery funnel per segment", fontweight="bold")
         axes.legend(loc="lower center", ncols=4, fontsize=8, frameon=False, bbox_to_anchor=(0.5, 1))
         described = "; ".join(
-            f"{row.label}: sent {row.sent}, delivered {row.delivered}, opened {row.opened}, "
-            f"clicked {row.clicked}"
+            f"{row.label}: sent {row.sent}, delivered {_known(row.delivered)}, "
+            f"opened {_known(row.opened)}, clicked {_known(row.clicked)}"
             for row in rows
         )
         return _inline(
@@ -110,7 +112,11 @@ def funnel_chart(rows: Sequence[SegmentRow], *, chart_id: str = "funnel") -> str
         )
 
 
-def _stage_count(row: SegmentRow, stage: str) -> int:
+def _known(count: int | None) -> str:
+    return "not known" if count is None else str(count)
+
+
+def _stage_count(row: SegmentRow, stage: str) -> int | None:
     return {
         "Sent": row.sent,
         "Delivered": row.delivered,
@@ -122,46 +128,9 @@ def _stage_count(row: SegmentRow, stage: str) -> int:
 def health_chart(points: Sequence[HealthPoint], *, chart_id: str = "health") -> str:
     """Members by status when each issue went out: active above; those who left below."""
     with rc_context(STYLE):
-        figure = Figure(figsize=(8, 5.5), layout="constrained")
-        active_axes, left_axes = figure.subplots(2, 1, sharex=True, height_ratios=(1, 1))
-        labels = [_point_label(point) for point in points]
-        positions = list(range(len(points)))
-        bars = active_axes.bar(positions, [p.active for p in points], color=BLUE, width=0.6)
-        active_axes.bar_label(bars, labels=[f"{p.active:,}" for p in points], padding=2, fontsize=8)
-        active_axes.set_ylabel("Active members")
-        active_axes.set_ylim(0, max([p.active for p in points] + [1]) * 1.15)
-        figure.suptitle("List health at each issue's send", fontweight="bold")
-        # A few issues keep the width of many: one bar must not fill the chart.
-        active_axes.set_xlim(-0.6, max(len(points), 4) - 0.4)
-        for name, colour, marker in (
-            ("unsubscribed", ORANGE, "o"),
-            ("bounced", VERMILION, "s"),
-            ("complained", PURPLE, "^"),
-        ):
-            left_axes.plot(
-                positions,
-                [getattr(p, name) for p in points],
-                color=colour,
-                marker=marker,
-                linewidth=2,
-                label=name.capitalize(),
-            )
-        left_axes.set_ylabel("Members who left")
-        left_axes.set_ylim(
-            bottom=0,
-            top=max(
-                [p.unsubscribed for p in points]
-                + [p.bounced for p in points]
-                + [p.complained for p in points]
-                + [1]
-            )
-            * 1.2,
-        )
-        left_axes.yaxis.get_major_locator().set_params(integer=True)
-        left_axes.legend(loc="upper left", ncols=3, fontsize=8, frameon=False)
-        left_axes.set_xticks(positions, labels, rotation=30, ha="right")
+        figure = health_figure(points)
         described = "; ".join(
-            f"{_point_label(p)}: {p.active} active, {p.unsubscribed} unsubscribed, "
+            f"{p.issue} (sent {p.at:%Y-%m-%d}): {p.active} active, {p.unsubscribed} unsubscribed, "
             f"{p.bounced} bounced, {p.complained} complained"
             for p in points
         )
@@ -173,9 +142,75 @@ def health_chart(points: Sequence[HealthPoint], *, chart_id: str = "health") -> 
         )
 
 
+def health_figure(points: Sequence[HealthPoint]) -> Figure:
+    """The list health chart as a figure (drawn within ``rc_context(STYLE)``)."""
+    figure = Figure(figsize=(6.4, 5), layout="constrained")
+    active_axes, left_axes = figure.subplots(2, 1, sharex=True, height_ratios=(1, 1))
+    labels = [_point_label(point) for point in points]
+    positions = list(range(len(points)))
+    bars = active_axes.bar(positions, [p.active for p in points], color=BLUE, width=0.6)
+    active_axes.bar_label(bars, labels=[f"{p.active:,}" for p in points], padding=2, fontsize=8)
+    active_axes.set_ylabel("Active members")
+    active_axes.set_ylim(0, max([p.active for p in points] + [1]) * 1.15)
+    figure.suptitle("List health at each issue's send", fontweight="bold")
+    active_axes.set_xlim(-0.5, len(points) - 0.5)  # the bars share the chart's whole width
+    for name, colour, marker in (
+        ("unsubscribed", ORANGE, "o"),
+        ("bounced", VERMILION, "s"),
+        ("complained", PURPLE, "^"),
+    ):
+        left_axes.plot(
+            positions,
+            [getattr(p, name) for p in points],
+            color=colour,
+            marker=marker,
+            linewidth=2,
+            label=name.capitalize(),
+        )
+    left_axes.set_ylabel("Members who left")
+    left_axes.set_ylim(
+        bottom=0,
+        top=max(
+            [p.unsubscribed for p in points]
+            + [p.bounced for p in points]
+            + [p.complained for p in points]
+            + [1]
+        )
+        * 1.2,
+    )
+    left_axes.yaxis.get_major_locator().set_params(integer=True)
+    left_axes.legend(loc="upper left", ncols=3, fontsize=8, frameon=False)
+    # Level names while they fit side by side; slanted when there are many.
+    slanted = len(points) > 4
+    left_axes.set_xticks(
+        positions,
+        labels,
+        rotation=35 if slanted else 0,
+        ha="right" if slanted else "center",
+        fontsize=8,
+    )
+    return figure
+
+
+_DATED = re.compile(r"\d{4}-\d{2}-\d{2}-(?P<rest>.+)")
+
+
 def _point_label(point: HealthPoint) -> str:
-    """The date the issue went out: short, and in the order of the axis (the table names it)."""
-    return f"{point.at:%Y-%m-%d}"
+    """The issue's name over the day it went out: two issues of one day are told apart.
+
+    ``2026-01-22-second-wind`` is "second-wind" over "2026-01-22" (the name's date
+    is the day it is for, not always the day it went out).
+    """
+    day = f"{point.at:%Y-%m-%d}"
+    if point.issue is None:
+        return f"now\n{day}"
+    dated = _DATED.fullmatch(point.issue)
+    name = dated["rest"] if dated else point.issue
+    return f"{_shorten(name, 24)}\n{day}"
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # -- SVG for inlining -----------------------------------------------------------------------------
@@ -185,6 +220,7 @@ _PROLOGUE = re.compile(r"\A.*?(?=<svg\b)", re.DOTALL)
 _METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.DOTALL)
 _SIZE = re.compile(r'\s(?:width|height)="[^"]*"')
 _ID = re.compile(r'\bid="([^"]+)"')
+_FONT_FAMILY = re.compile(r"\s*font-family: '[^']*';?")
 
 
 def _inline(figure: Figure, chart_id: str, title: str, description: str) -> str:
@@ -193,6 +229,7 @@ def _inline(figure: Figure, chart_id: str, title: str, description: str) -> str:
     figure.savefig(buffer, format="svg", metadata={"Date": None})
     svg = _PROLOGUE.sub("", buffer.getvalue(), count=1)
     svg = _METADATA.sub("", svg, count=1)
+    svg = _FONT_FAMILY.sub("", svg)  # the text inherits the page's font
     svg = _prefix_ids(svg, chart_id)
     opening_end = svg.index(">") + 1
     opening = _SIZE.sub("", svg[:opening_end])

@@ -30,7 +30,8 @@ def percent(value: float | None) -> str:
 
 
 def number(value: int | None) -> str:
-    return "–" if value is None else f"{value:,}"
+    """A count with thousands separators; a count not known (no delivery events) is "n/a"."""
+    return "n/a" if value is None else f"{value:,}"
 
 
 @cache

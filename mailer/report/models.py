@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 __all__ = [
     "DENOMINATORS",
     "NOTES",
+    "NO_DELIVERY_EVENTS",
     "HealthPoint",
     "IssueReport",
     "Link",
@@ -47,9 +48,17 @@ NOTES = (
 )
 
 
-def rate(part: int, whole: int) -> float | None:
-    """``part / whole`` to four places; None when ``whole`` is zero."""
-    return round(part / whole, 4) if whole else None
+NO_DELIVERY_EVENTS = (
+    "No delivery events were received for this issue, so delivered, opened and clicked "
+    "are not known (n/a, null in the JSON), and neither are the rates taken of them. "
+    "Only SendGrid's Event Webhook reports deliveries, opens and clicks; the outbox and "
+    "SMTP do not (the bounce mailbox reports SMTP's bounces, complaints and unsubscribes)."
+)
+
+
+def rate(part: int | None, whole: int | None) -> float | None:
+    """``part / whole`` to four places; None when ``whole`` is zero or either is unknown."""
+    return round(part / whole, 4) if whole and part is not None else None
 
 
 class _Model(BaseModel):
@@ -80,7 +89,9 @@ class SegmentRow(_Model):
     label: str = Field(description="For people: the segment's label from mailer.toml.")
     sent: int = Field(description="Members the transport took the issue for (the send ledger).")
     not_sent: int = Field(description="Members in the ledger not sent: failed, unknown, in flight.")
-    delivered: int = Field(description="Members with a 'delivered' event.")
+    delivered: int | None = Field(
+        description="Members with a 'delivered' event; None with no delivery events at all."
+    )
     bounced: int = Field(description="Members with a 'bounce' event (hard bounce or block).")
     dropped: int = Field(description="Members SendGrid did not send to ('dropped').")
     complained: int = Field(description="Members who marked the issue as spam.")
@@ -88,10 +99,10 @@ class SegmentRow(_Model):
         description="Members who unsubscribed through this issue: a SendGrid unsubscribe "
         "event for it, or leaving while it was the last issue they had been sent."
     )
-    opened: int = Field(description="Members with at least one open (approximate).")
-    opens: int = Field(description="Open events, every open counted.")
-    clicked: int = Field(description="Members who clicked at least one link.")
-    clicks: int = Field(description="Click events, every click counted.")
+    opened: int | None = Field(description="Members with at least one open (approximate).")
+    opens: int | None = Field(description="Open events, every open counted.")
+    clicked: int | None = Field(description="Members who clicked at least one link.")
+    clicks: int | None = Field(description="Click events, every click counted.")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -124,11 +135,48 @@ class HealthPoint(_Model):
     recipients: int | None = Field(
         description="Members the issue went out to (its send ledger's rows); None for now."
     )
+    joined_later: int | None = Field(
+        None,
+        description="Of the recipients, members who joined the list after the send started "
+        "(a later run of `mailer send` sent it to them); None for now.",
+    )
     active: int
     pending: int
     unsubscribed: int
     bounced: int
     complained: int
+
+    def difference(self) -> str | None:
+        """Why "sent to" and "active when it went out" differ, in words; None when they agree.
+
+        The list is counted as it was when the send *started*; a later run of `mailer
+        send` (after an import, say) sends to members who were not there yet, and a
+        member who left while it was going out was active at the start but not sent it.
+        """
+        if self.recipients is None or self.recipients == self.active:
+            return None
+        later = self.joined_later or 0
+        parts = [
+            f"sent to {self.recipients:,} members; {self.active:,} were active when the "
+            "send started"
+        ]
+        if later:
+            parts.append(
+                f"{later:,} joined after it started and were sent it on a later run of "
+                "`mailer send`"
+            )
+        rest = self.recipients - later - self.active
+        if rest < 0:
+            parts.append(
+                f"{-rest:,} active then were not sent it: they left, or became active, "
+                "while it was going out, or their copy is still to be sent"
+            )
+        elif rest > 0:
+            parts.append(
+                f"{rest:,} more became active (a confirmed sign-up, a re-subscription) after "
+                "it started and were sent it on a later run"
+            )
+        return "; ".join(parts) + "."
 
 
 class IssueReport(_Model):
@@ -143,6 +191,11 @@ class IssueReport(_Model):
     links: list[Link] = Field(description="The most-clicked links, most clicked first.")
     list_health: list[HealthPoint] = Field(
         description="The list at the start of this issue's send and the issues before it."
+    )
+    delivery_events: bool = Field(
+        True,
+        description="Whether any delivery, open or click event came back for the issue; "
+        "without, those counts are None (see the notes).",
     )
     denominators: dict[str, str] = Field(default_factory=lambda: dict(DENOMINATORS))
     notes: list[str] = Field(default_factory=lambda: list(NOTES))

@@ -59,6 +59,7 @@ __all__ = [
     "StatusCounts",
     "Tally",
     "find_send",
+    "joined_later",
     "recipients",
     "sends",
     "status_counts_at",
@@ -137,6 +138,25 @@ def recipients(connection: Connection, issues: Sequence[str]) -> dict[str, int]:
     if not issues:
         return {}
     query = select(_D.issue, func.count()).where(_D.issue.in_(issues)).group_by(_D.issue)
+    return {issue: int(count) for issue, count in connection.execute(query)}
+
+
+def joined_later(connection: Connection, shown: Sequence[Send]) -> dict[str, int]:
+    """Per issue, its recipients who joined the list after its send started.
+
+    A later run of `mailer send` (after an import, say) sends to them; they were not
+    on the list when it started, which is when the report counts the list.
+    """
+    if not shown:
+        return {}
+    query = (
+        select(_D.issue, func.count())
+        .join(SubscriberRow, SubscriberRow.id == _D.subscriber_id)
+        .join(SendRow, SendRow.issue == _D.issue)
+        .where(_D.issue.in_([send.issue for send in shown]))
+        .where(SubscriberRow.created_at > SendRow.started_at)
+        .group_by(_D.issue)
+    )
     return {issue: int(count) for issue, count in connection.execute(query)}
 
 

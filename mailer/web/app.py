@@ -7,6 +7,7 @@ with :mod:`mailer.events`, :mod:`~mailer.web.archive`, :mod:`~mailer.web.signup`
 
 Routes::
 
+    GET       /                       the home page: the newsletter, latest issues, sign-up form
     GET       /unsubscribe/{token}    confirmation page (changes nothing)
     POST      /unsubscribe/{token}    unsubscribe; RFC 8058 one-click too
     GET|POST  /preferences/{token}    the preference centre
@@ -64,6 +65,7 @@ from mailer.web.api.routes import api_routes
 from mailer.web.archive import Archive, archive_index, archive_issue
 from mailer.web.captcha import captcha_for
 from mailer.web.context import SignupLimits, WebContext, context_of
+from mailer.web.home import home
 from mailer.web.links import change_address, preferences, unsubscribe
 from mailer.web.logs import redact
 from mailer.web.metrics import (
@@ -210,6 +212,7 @@ async def _hourly_chores(web: WebContext) -> None:
 
 def _routes() -> list[Route]:
     return [
+        Route("/", home, methods=["GET"]),
         *api_routes(),
         Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
         Route("/preferences/{token}", preferences, methods=["GET", "POST"]),

@@ -11,6 +11,7 @@ until its issue file changes.
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 import threading
@@ -111,13 +112,35 @@ class Archive:
         variant = render_issue(issue, self.newsletter, [frozenset()], web_version=public)[0]
         manage = f"{self.base_url}/subscribe#manage"  # placeholders the web footer leaves out
         message = variant.personalise({"unsubscribe_url": manage, "preferences_url": manage})
+        title = public_title(variant.subject_with_markers(lambda _: ""))
+        # The page's <title> is the email's subject, fallback and all: the public title instead.
+        page = _TITLE.sub(f"<title>{html.escape(title)}</title>", message.html, count=1)
         return ArchivedIssue(
             slug=issue.slug,
-            subject=message.subject,
+            subject=title,
             date_label=f"{issue.date.day} {issue.date:%B %Y}",
             sort_key=f"{issue.date.isoformat()} {issue.slug}",
-            html=message.html,
+            html=page,
         )
+
+
+_TITLE = re.compile(r"<title>.*?</title>", re.DOTALL)
+_GAP_BEFORE_PUNCTUATION = re.compile(r"\s+([,.;:!?])")
+_PUNCTUATION_RUN = re.compile(r"([,;:])(?:\s*[,;:])+")
+
+
+def public_title(subject: str) -> str:
+    """A subject whose merge tags were blanked, tidied into a public title.
+
+    ``{{ first_name | Friends }}, your December bulletin`` is a greeting to one
+    member; a page anyone can read shows "Your December bulletin", neither the
+    fallback ("Friends, …") nor a dangling comma.
+    """
+    title = " ".join(subject.split())
+    title = _GAP_BEFORE_PUNCTUATION.sub(r"\1", title)
+    title = _PUNCTUATION_RUN.sub(r"\1", title)
+    title = title.lstrip(",;:.!? ").rstrip(",;: ")
+    return title[:1].upper() + title[1:] if title else subject.strip()
 
 
 async def archive_index(request: Request) -> Response:

@@ -12,9 +12,10 @@ goes to the address itself:
 * an address that complained, bounced or was forgotten is sent nothing: only
   ``mailer subscribers resubscribe`` brings one back, when the person asks.
 
-The confirmation email holds nothing the requester typed (no name, not even the
-address): the form cannot make the newsletter say anything to anyone. A name is
-kept with the sign-up, and used once it is confirmed; sign-ups never confirmed
+The confirmation email holds nothing the requester typed, not even the address,
+except a first name that plainly is one (:func:`greeting_name`): the form cannot
+make the newsletter say more than "Hello Ann" to anyone. A name is kept with the
+sign-up, and used once it is confirmed; sign-ups never confirmed
 are deleted with it when their link expires
 (:func:`mailer.store.signups.purge_unconfirmed`, which ``mailer serve`` runs hourly).
 
@@ -41,7 +42,9 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import logging
+import re
 from dataclasses import dataclass, replace
+from typing import Any
 
 from itsdangerous import SignatureExpired
 from starlette.background import BackgroundTask
@@ -195,14 +198,19 @@ def _form(
     given: _Given | None = None,
     error: str = "",
     status: int = 200,
+    *,
+    template: str = "subscribe.html",
+    **page: Any,
 ) -> Response:
+    """The sign-up form; ``template`` and ``page`` for pages that extend it (the home page)."""
     given = given or _Given()
     captcha = web.captcha
     return web.pages.page(
-        "subscribe.html",
+        template,
         status=status,
         headers={"Content-Security-Policy": captcha.csp(CSP)} if captcha else None,
-        title=f"Subscribe to {web.newsletter.name}",
+        title=page.pop("title", f"Subscribe to {web.newsletter.name}"),
+        **page,
         email=email,
         choices=given,
         regions=web.newsletter.regions,
@@ -211,6 +219,11 @@ def _form(
         captcha=captcha,
         form_token=web.forms.issue("subscribe"),
     )
+
+
+def signup_page(web: WebContext, template: str, **page: Any) -> Response:
+    """A page that extends the sign-up form's (``subscribe.html``), with an empty form."""
+    return _form(web, template=template, **page)
 
 
 def _sent(web: WebContext) -> Response:
@@ -390,9 +403,32 @@ class _Email:
     html: str
 
 
+# A name that reads as a person's name: up to four words of letters (with ' and -);
+# no dots, so no word is a domain.
+_NAME_WORD = r"[^\W\d_](?:[^\W\d_]|['’-])*"
+_PLAIN_NAME = re.compile(rf"{_NAME_WORD}(?: {_NAME_WORD}){{0,3}}")
+GREETING_NAME_LIMIT = 24  # characters of a first name a confirmation greets by
+
+
+def greeting_name(member: Subscriber) -> str:
+    """The first name a confirmation email greets by, or "" when the name is not plainly one.
+
+    The requester typed it, unconfirmed, so only a name that looks like a name counts,
+    and only its first word is used: one word of letters cannot carry a link or a
+    sentence ("Your account is suspended: verify at …" gets a plain "Hello,").
+    """
+    name = " ".join(member.name.split())
+    first = member.first_name.strip()
+    if not _PLAIN_NAME.fullmatch(name) or len(name) > 60:
+        return ""
+    if len(first) > GREETING_NAME_LIMIT or not _PLAIN_NAME.fullmatch(first) or " " in first:
+        return ""
+    return first
+
+
 def _confirm_email(web: WebContext, member: Subscriber) -> _Email:
     url = web.absolute(f"/confirm/{web.confirmations.token(member)}")
-    context = {"confirm_url": url, "days": CONFIRM_DAYS}
+    context = {"confirm_url": url, "days": CONFIRM_DAYS, "first_name": greeting_name(member)}
     return _Email(
         subject=f"Confirm your subscription to {web.newsletter.name}",
         text=web.pages.text("email_confirm.txt", **context),

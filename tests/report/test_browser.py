@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from helpers.history import (
@@ -65,6 +67,15 @@ def opened_issue(browser: Browser, pages: dict[str, str]) -> Iterator[Opened]:
     opened = open_page(browser, pages["issue"], 1000)
     yield opened
     opened.page.close()
+
+
+SHOTS = os.environ.get("TEST_SCREENSHOTS")  # a folder to keep the pages' screenshots in
+
+
+def screenshot(page: Page, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
 
 
 def chart_boxes(page: Page) -> dict[str, tuple[float, float]]:
@@ -161,6 +172,34 @@ class TestTheIssuePage:
         finally:
             opened.page.close()
 
+    def test_on_a_phone_no_text_is_cut_off(self, browser: Browser, pages: dict[str, str]) -> None:
+        """Captions stay within their box; headings never break mid-word; tables scroll inside."""
+        opened = open_page(browser, pages["issue"], 375)
+        page = opened.page
+        try:
+            screenshot(page, "report-375")
+            for box in page.locator("div.scroll").all():
+                outer = box.bounding_box()
+                caption = box.locator("caption").bounding_box()
+                assert outer is not None and caption is not None
+                assert caption["x"] + caption["width"] <= outer["x"] + outer["width"] + 1
+            delivery = page.locator("div.scroll:has(#delivery)")
+            assert delivery.evaluate("e => e.scrollWidth > e.clientWidth")  # it scrolls, inside
+            for heading in page.locator("thead th").all():  # one line each: no "Deliver|ed"
+                assert heading.evaluate(
+                    "e => e.getClientRects().length === 1 && e.offsetHeight < 40"
+                )
+        finally:
+            page.close()
+
+    def test_charts_use_the_pages_font(self, opened_issue: Opened) -> None:
+        page = opened_issue.page
+        body = page.evaluate("getComputedStyle(document.body).fontFamily")
+        fonts = page.locator("svg.chart text").evaluate_all(
+            "texts => [...new Set(texts.map(t => getComputedStyle(t).fontFamily))]"
+        )
+        assert [body] == fonts
+
 
 class TestTheListPage:
     def test_its_chart_is_drawn_with_nothing_fetched(
@@ -176,3 +215,19 @@ class TestTheListPage:
             assert ([], [], []) == (opened.requests, opened.console, opened.errors)
         finally:
             opened.page.close()
+
+
+@pytest.mark.parametrize("name", ["issue", "list"])
+def test_axe_finds_nothing_on_a_phone(browser: Browser, pages: dict[str, str], name: str) -> None:
+    """axe-core's WCAG A and AA rules at 375 px (its script let in past the page's CSP)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    context = browser.new_context(viewport={"width": 375, "height": 900}, bypass_csp=True)
+    try:
+        page = context.new_page()
+        page.route("**/*", lambda route: route.abort())
+        page.set_content(pages[name], wait_until="load")
+        violations = Axe().run(page).response["violations"]
+        assert [] == [(v["id"], v["help"], len(v["nodes"])) for v in violations]
+    finally:
+        context.close()

@@ -7,7 +7,9 @@ import re
 import subprocess
 import sys
 
-from mailer.report.charts import funnel_chart, health_chart
+from matplotlib import rc_context
+
+from mailer.report.charts import STYLE, funnel_chart, health_chart, health_figure
 from mailer.report.models import HealthPoint, SegmentRow
 
 ROWS = [
@@ -80,3 +82,29 @@ class TestSvg:
 
     def test_one_issue_is_a_chart_too(self) -> None:
         assert 'id="health"' in health_chart(POINTS[:1])
+
+
+class TestHealthLabels:
+    def test_issues_are_labelled_by_name_and_day(self) -> None:
+        """Two issues sent the same day are told apart on the axis."""
+        same_day = [
+            POINTS[0].model_copy(update={"issue": "2026-01-05-morning-news"}),
+            POINTS[0].model_copy(update={"issue": "2026-01-05-evening-extra"}),
+        ]
+        svg = health_chart(same_day)
+        assert "morning-news" in svg and "evening-extra" in svg
+        assert 2 == svg.count(">2026-01-05<")
+
+    def test_text_is_text_in_the_pages_font(self) -> None:
+        """Text stays <text> naming no font, so it inherits the page's."""
+        svg = health_chart(POINTS) + funnel_chart(ROWS)
+        assert "<text" in svg and "font-family" not in svg
+
+    def test_the_bars_use_the_charts_width(self) -> None:
+        """Two issues fill the axis: no empty room kept for issues that were never sent."""
+        with rc_context(STYLE):
+            axes = health_figure(POINTS[:2]).axes[0]
+        low, high = axes.get_xlim()
+        bars = [patch.get_width() for patch in axes.patches]
+        assert (-0.5, 1.5) == (low, high)
+        assert sum(bars) / (high - low) >= 0.5

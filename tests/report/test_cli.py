@@ -154,8 +154,8 @@ class TestJson:
         data = json.loads(mailer_report(history, SECOND, "--json", "--links", "5").output)
         assert [{"url": f"{SITE}/spring", "clicked": 1, "clicks": 1}] == data["links"]
         assert [
-            {"issue": FIRST, "recipients": 10, "active": 10, "pending": 1, "unsubscribed": 1, "bounced": 0, "complained": 0},
-            {"issue": SECOND, "recipients": 8, "active": 8, "pending": 0, "unsubscribed": 3, "bounced": 1, "complained": 1},
+            {"issue": FIRST, "recipients": 10, "joined_later": 0, "active": 10, "pending": 1, "unsubscribed": 1, "bounced": 0, "complained": 0},
+            {"issue": SECOND, "recipients": 8, "joined_later": 0, "active": 8, "pending": 0, "unsubscribed": 3, "bounced": 1, "complained": 1},
         ] == [{k: v for k, v in point.items() if k != "at"} for point in data["list_health"]]  # fmt: skip
 
     def test_it_reads_back_as_the_report_model(self, history: History) -> None:

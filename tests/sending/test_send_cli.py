@@ -92,12 +92,26 @@ class TestSend:
         )
 
     def test_asks_before_sending(self, project_store: SubscriberStore, invoke: Invoke) -> None:
-        """Without --yes it asks; 'n' sends nothing, 'y' sends."""
+        """Without --yes it asks; 'n' sends nothing (an answer, not a failure: exit 0), 'y' sends."""
         declined = invoke(str(SAMPLE_ISSUE), input="n\n")
-        assert (1, 0) == (declined.exit_code, ledger_rows(project_store))
+        assert (0, 0) == (declined.exit_code, ledger_rows(project_store))
         assert "Send to 6 members through outbox? [y/N]" in declined.output
+        assert "Nothing sent." == declined.output.splitlines()[-1].split("]: ")[-1]
         accepted = invoke(str(SAMPLE_ISSUE), input="y\n")
         assert (0, 6) == (accepted.exit_code, ledger_rows(project_store))
+
+    def test_the_confirmation_shows_the_subject_a_member_without_a_name_reads(
+        self, project_store: SubscriberStore, invoke: Invoke, tmp_path: Path
+    ) -> None:
+        """Not the raw merge tag: what lands in the inbox of a member with no first name."""
+        issue = issue_copy(
+            tmp_path,
+            **{'subject: "Winter connections:': 'subject: "{{ first_name | Friends }}, winter:'},
+        )
+        declined = invoke(str(issue), input="n\n")
+        text = " ".join(declined.output.split())
+        assert "Sending Friends, winter: warm spaces" in text
+        assert "{{" not in declined.output and "first_name" not in declined.output
 
     def test_prints_json(self, project_store: SubscriberStore, invoke: Invoke) -> None:
         """--json prints the outcome for scripts: totals and each variant."""

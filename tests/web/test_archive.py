@@ -72,7 +72,10 @@ def test_paths_outside_the_issues_folder_are_404(sqlite_web: Web) -> None:
         "/archive/.hidden",
         "/archive/a%00b",
     ):
-        assert sqlite_web.client.get(path).status_code in (404, 307, 308), path
+        response = sqlite_web.client.get(path)
+        # "/archive/.." is "/" once the client resolves the dots: the home page, not a file.
+        home = response.url.path == "/"
+        assert response.status_code in (404, 307, 308) or home, path
 
 
 def test_a_sent_issue_whose_file_is_gone_is_404(sqlite_web: Web) -> None:

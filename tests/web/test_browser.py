@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from helpers.browser import axe_violations
 from helpers.web import Web
 from playwright.sync_api import Browser, Page, expect
@@ -257,3 +260,93 @@ def web_newsletter(web: Web) -> Newsletter:
     newsletter = web.app.state.web.newsletter
     assert isinstance(newsletter, Newsletter)
     return newsletter
+
+
+# -- the pages at 375 px: home, sign-up, preferences --------------------------------------------
+
+SHOTS = os.environ.get("TEST_SCREENSHOTS")  # a folder to keep the pages' screenshots in
+
+
+def screenshot(page: Page, name: str) -> None:
+    """Keep a full-page screenshot when TEST_SCREENSHOTS names a folder, to look at."""
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+
+
+def no_sideways_scrolling(page: Page) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"]
+
+
+def css_rgb(hex_colour: str) -> str:
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({r}, {g}, {b})"
+
+
+def test_the_home_page_on_a_phone(page: Page, sqlite_web: Web) -> None:
+    Ledger(sqlite_web.store.engine).acquire("2026-12-03-winter-connections", "outbox", new_owner())
+    page.goto(sqlite_web.url + "/")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Connected Communities")
+    expect(page.get_by_role("link", name=re.compile("^Winter connections"))).to_be_visible()
+    fits_the_phone(page)
+    no_sideways_scrolling(page)
+    screenshot(page, "home-375")
+    page.get_by_label("Email address").fill("home@example.org")
+    page.get_by_role("button", name="Subscribe").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Check your inbox")
+
+
+def test_focus_rings_and_checkboxes_use_the_brand_colour(
+    page: Page, sqlite_web: Web, newsletter: Newsletter
+) -> None:
+    brand = css_rgb(newsletter.brand_colour)
+    page.goto(sqlite_web.url + "/subscribe")
+    fits_the_phone(page)
+    no_sideways_scrolling(page)
+    screenshot(page, "subscribe-375")
+    page.keyboard.press("Tab")  # the skip link
+    page.keyboard.press("Tab")  # the newsletter's name, on the brand colour: a white ring
+    ring = "e => [e.matches(':focus-visible'), getComputedStyle(e).outlineColor]"
+    assert [True, "rgb(255, 255, 255)"] == page.evaluate(f"({ring})(document.activeElement)")
+    page.keyboard.press("Tab")  # the email field: a ring in the brand colour
+    field = page.get_by_label("Email address")
+    assert [True, brand] == field.evaluate(ring)
+    [m] = sqlite_web.add("reader@example.org", tags=("youth-loneliness",), region="Wales")
+    page.goto(sqlite_web.url + sqlite_web.link(m.id, Purpose.preferences))
+    box = page.locator("input[type=checkbox]").first
+    assert brand == box.evaluate("e => getComputedStyle(e).accentColor")
+    box.focus()
+    assert brand == box.evaluate("e => getComputedStyle(e).outlineColor")
+    screenshot(page, "preferences-375")
+
+
+def test_the_topics_box_has_no_empty_gap(page: Page, sqlite_web: Web) -> None:
+    """The "Topics you get" box starts with its text, right under the legend."""
+    [m] = sqlite_web.add("reader@example.org", tags=("youth-loneliness",))
+    page.goto(sqlite_web.url + sqlite_web.link(m.id, Purpose.preferences))
+    topics = page.locator("fieldset:has(input[name=segment])")
+    legend = topics.locator("legend").bounding_box()
+    hint = topics.locator("p.hint").first.bounding_box()
+    assert legend is not None and hint is not None
+    assert hint["y"] - (legend["y"] + legend["height"]) <= 12  # the box's padding; 30 px before
+
+
+@pytest.fixture
+def axe_page(browser: Browser) -> Iterator[Page]:
+    """A phone-sized page that lets axe-core's script in (the pages' CSP allows none)."""
+    context = browser.new_context(viewport=PHONE, bypass_csp=True)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.mark.parametrize("path", ["/", "/subscribe", "preferences"])
+def test_axe_finds_nothing_on_a_phone(axe_page: Page, sqlite_web: Web, path: str) -> None:
+    """axe-core's WCAG 2.x A and AA rules, and its best practices, at 375 px."""
+    Ledger(sqlite_web.store.engine).acquire("2026-12-03-winter-connections", "outbox", new_owner())
+    if path == "preferences":
+        [m] = sqlite_web.add("reader@example.org", tags=("youth-loneliness",), region="Wales")
+        path = sqlite_web.link(m.id, Purpose.preferences)
+    axe_page.goto(sqlite_web.url + path)
+    results = Axe().run(axe_page)
+    assert [] == [(v["id"], v["help"]) for v in results.response["violations"]]

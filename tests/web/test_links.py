@@ -177,6 +177,9 @@ class TestTokens:
                     content=ONE_CLICK,
                     headers={"Content-Type": "application/x-www-form-urlencoded"},
                 )
+                if response.url.path == "/":  # "/unsubscribe/.." is "/" once the dots go
+                    assert response.status_code in (200, 405), (method, route)  # the home page
+                    continue
                 assert 404 == response.status_code, (method, route)
         assert before == snapshot(sqlite_web.store)
 
