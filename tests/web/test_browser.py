@@ -322,8 +322,11 @@ def test_focus_rings_and_checkboxes_use_the_brand_colour(
 
 
 def test_the_topics_box_has_no_empty_gap(page: Page, sqlite_web: Web) -> None:
-    """The "Topics you get" box starts with its text, right under the legend."""
-    [m] = sqlite_web.add("reader@example.org", tags=("youth-loneliness",))
+    """The "Other topics you get" box starts with its text, right under the legend.
+
+    (Its topics are those that follow from the member's fields, such as the region.)
+    """
+    [m] = sqlite_web.add("reader@example.org", region="Wales")
     page.goto(sqlite_web.url + sqlite_web.link(m.id, Purpose.preferences))
     topics = page.locator("fieldset:has(input[name=segment])")
     legend = topics.locator("legend").bounding_box()
