@@ -28,6 +28,7 @@ from pydantic import (
     EmailStr,
     Field,
     SecretStr,
+    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
@@ -64,6 +65,8 @@ class CaptchaProvider(StrEnum):
     turnstile = "turnstile"
     hcaptcha = "hcaptcha"
     friendly_captcha = "friendly-captcha"
+
+
 class LogFormat(StrEnum):
     text = "text"
     json = "json"
@@ -262,6 +265,23 @@ class Sender(BaseModel):
     )
 
 
+class Logo(BaseModel):
+    """The newsletter's logo at the top of every email: a fixed size, so the header keeps
+    its shape while pictures are off or loading."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        pattern=r"^https://\S+$", description="The logo's web address, starting with https://."
+    )
+    alt: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = Field(
+        description="What the logo says, read aloud and shown when pictures are off "
+        "(usually the organisation's name)."
+    )
+    width: int = Field(ge=16, le=536, description="Its width in the email, in pixels.")
+    height: int = Field(ge=16, le=200, description="Its height in the email, in pixels.")
+
+
 SegmentName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=40)]
 
 
@@ -424,6 +444,7 @@ class Newsletter(BaseModel):
     brand_colour: str = Field(
         "#1f5c4a", pattern=r"^#[0-9a-fA-F]{6}$", description="Header and button colour."
     )
+    logo: Logo | None = Field(None, description="The logo at the top of every email ([logo]).")
     templates_dir: Path = Field(Path("templates"), description="Where the email templates live.")
     issues_dir: Path = Field(Path("issues"), description="Where issue files live.")
     segments: list[Segment] = Field(default_factory=list)

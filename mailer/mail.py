@@ -38,6 +38,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -98,6 +99,46 @@ def fill(template: str, values: Mapping[str, str], *, escape: bool) -> str:
     if escape:
         return PLACEHOLDER.sub(lambda m: html.escape(values[m[1]], quote=True), template)
     return PLACEHOLDER.sub(lambda m: values[m[1]], template)
+
+
+TEXT_WIDTH = 72
+# A line's lead: quote marks, indentation, then a list bullet.
+_LEAD = re.compile(r"^((?:> ?)*)( *)((?:[-*+] |\d{1,3}\. )?)")
+_UNDERLINE = re.compile(r"^[=~-]+$")
+
+
+def wrap_text(text: str, width: int = TEXT_WIDTH) -> str:
+    """The plain-text part wrapped at ``width``, once the merge fields are filled in.
+
+    Quotes and list items keep their lead ('> ', '- ', '1. ') and hang under it;
+    indented code and titles over an underline are left as they are. Words are
+    never broken, so a URL that does not fit goes on a line of its own, whole.
+    """
+    lines = text.split("\n")
+    if all(len(line) <= width for line in lines):
+        return text
+    wrapped: list[str] = []
+    for index, line in enumerate(lines):
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        if len(line) <= width or line.startswith("    ") or _UNDERLINE.match(following):
+            wrapped.append(line)
+            continue
+        lead = _LEAD.match(line)
+        assert lead is not None  # every part of the pattern may be empty
+        first = lead[0]
+        hanging = lead[1] + lead[2] + " " * len(lead[3])
+        wrapped.extend(
+            textwrap.wrap(
+                line[len(first) :],
+                width,
+                initial_indent=first,
+                subsequent_indent=hanging,
+                break_long_words=False,
+                break_on_hyphens=False,
+            )
+            or [line]
+        )
+    return "\n".join(wrapped)
 
 
 def header_values(values: Mapping[str, str]) -> dict[str, str]:

@@ -29,7 +29,7 @@ from typer.main import get_command
 from typer.testing import CliRunner, Result
 
 from mailer.cli import app
-from mailer.config import Newsletter, Schedule, Segment, Sender, Settings, load_newsletter
+from mailer.config import Logo, Newsletter, Schedule, Segment, Sender, Settings, load_newsletter
 
 PROJECT = Path(__file__).resolve().parent.parent
 PAGES: dict[str, str] = {
@@ -291,6 +291,7 @@ ENVIRONMENT = rows_by_key("The environment")
 # Each mailer.toml table, by the heading of its section in the configuration reference.
 TOML_TABLES: dict[str, type[BaseModel]] = {
     "Top-level keys": Newsletter,
+    "`[logo]`": Logo,
     "`[sender]`": Sender,
     "`[segments.NAME]`": Segment,
     "`[schedule]`": Schedule,

@@ -48,6 +48,7 @@ from mailer.mail import (
     header_values,
     placeholder,
     refused,
+    wrap_text,
 )
 from mailer.transports.base import TransportBase
 from mailer.transports.message import ONE_CLICK
@@ -176,7 +177,8 @@ def _body(batch: Batch, personalizations: list[Personalization], sandbox: bool) 
         "from": {"email": sender.email, "name": sender.name},
         # text/plain first: SendGrid requires it, and clients show the last part they can.
         "content": [
-            {"type": "text/plain", "value": batch.content.text},
+            # SendGrid fills the fields after this: wrapped with the markers in place.
+            {"type": "text/plain", "value": wrap_text(batch.content.text)},
             {"type": "text/html", "value": _html_with_markers(batch.content.html)},
         ],
         "headers": {"List-Id": batch.list_id, "List-Unsubscribe-Post": ONE_CLICK, **batch.headers},
