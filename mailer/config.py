@@ -110,6 +110,31 @@ class Settings(BaseSettings):
         description="A PEM file of CA certificates to trust for the SMTP server instead of the "
         "system's, e.g. for a relay with a private CA. The certificate is always verified.",
     )
+    smtp_ehlo_name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$",
+        description="The name mailer gives itself in SMTP's EHLO, e.g. mail.example.org; unset: "
+        "this machine's fully qualified name, or the From address's domain when the machine "
+        "has none. Relays and spam filters compare it with the sending address's DNS name.",
+    )
+    dkim_selector: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$",
+        description="DKIM-sign every SMTP message with this selector (its public key is the TXT "
+        "record SELECTOR._domainkey.FROM-DOMAIN), for the From address's domain; with "
+        "MAILER_DKIM_PRIVATE_KEY.",
+    )
+    dkim_private_key: Path | None = Field(
+        None,
+        description="A PEM file holding the DKIM private key (RSA, 1024 bits or more; 2048 is "
+        "usual) that signs SMTP messages; with MAILER_DKIM_SELECTOR.",
+    )
+    dns_server: str | None = Field(
+        None,
+        pattern=r"^[0-9A-Fa-f.:\[\]]+$",
+        description="The DNS resolver `mailer doctor` asks about SPF, DKIM and DMARC records, "
+        "as IP or IP:PORT ([IPv6]:PORT); unset: the system's (/etc/resolv.conf).",
+    )
     bounce_address: EmailStr | None = Field(
         None,
         description="Where bounces go, e.g. bounces@news.example.org: each message's envelope "

@@ -56,7 +56,7 @@ class _Handler:
         self, smtp: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = hostname
-        self.server._greeted(smtp)
+        self.server._greeted(smtp, hostname)
         return responses
 
     async def handle_MAIL(
@@ -110,6 +110,7 @@ class SmtpServer:
         self._lock = threading.Lock()
         self._messages: list[ReceivedMail] = []
         self._connections: list[SMTP] = []  # one SMTP protocol object per TCP connection
+        self._ehlo_names: list[str] = []  # the name given in each EHLO, in order
         self._drops: deque[DropPoint] = deque()
         self._controller = self._make_controller()
 
@@ -190,6 +191,12 @@ class SmtpServer:
             return list(self._messages)
 
     @property
+    def ehlo_names(self) -> list[str]:
+        """The name the client gave in each EHLO (two a connection with STARTTLS)."""
+        with self._lock:
+            return list(self._ehlo_names)
+
+    @property
     def connections(self) -> int:
         """How many client connections greeted the server (EHLO)."""
         with self._lock:
@@ -200,9 +207,10 @@ class SmtpServer:
 
     # -- hooks' helpers (event loop thread) ---------------------------------------
 
-    def _greeted(self, smtp: SMTP) -> None:
+    def _greeted(self, smtp: SMTP, hostname: str) -> None:
         # A session restarts after STARTTLS; the protocol object lasts the whole connection.
         with self._lock:
+            self._ehlo_names.append(hostname)
             if not any(c is smtp for c in self._connections):
                 self._connections.append(smtp)
 
