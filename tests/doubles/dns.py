@@ -13,7 +13,7 @@ from typing import Any, Self
 
 import dns.resolver
 from dnslib import QTYPE, RCODE, RR, TXT, DNSRecord
-from dnslib.server import BaseResolver, DNSServer
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 from .smtp import free_port
 
@@ -47,8 +47,9 @@ class DnsStub:
     def __init__(self) -> None:
         self.port = free_port()
         self._table = _Table()
+        quiet = DNSLogger(logf=lambda line: None)  # its default prints every query to stdout
         self._servers = [
-            DNSServer(self._table, port=self.port, address="127.0.0.1", tcp=tcp)
+            DNSServer(self._table, port=self.port, address="127.0.0.1", tcp=tcp, logger=quiet)
             for tcp in (False, True)
         ]
 
