@@ -230,6 +230,12 @@ class Recipient(_Frozen):
         default_factory=dict,
         description="Tags SendGrid returns on every event, e.g. issue, subscriber.",
     )
+    message_id: OneLine | None = Field(
+        None,
+        description="The Message-ID to send with, chosen before the message is handed over "
+        "so that the send ledger has it even if the process dies before the answer (SMTP); "
+        "a fresh one when None.",
+    )
 
     @field_validator("custom_args")
     @classmethod
@@ -251,6 +257,7 @@ class Recipient(_Frozen):
         custom_args: dict[str, str],
         unsubscribe_mailto: str | None = None,
         return_path: str | None = None,
+        message_id: str | None = None,
     ) -> Recipient:
         """A Recipient from values the caller has already checked, skipping validation.
 
@@ -269,6 +276,7 @@ class Recipient(_Frozen):
             "return_path": return_path,
             "headers": {},
             "custom_args": custom_args,
+            "message_id": message_id,
         }
         object.__setattr__(recipient, "__dict__", fields)
         object.__setattr__(recipient, "__pydantic_fields_set__", _RECIPIENT_FIELDS)

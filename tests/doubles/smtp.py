@@ -9,6 +9,7 @@ message, the client never hears so).
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections import deque
@@ -82,6 +83,8 @@ class _Handler:
         self.server._store(smtp, envelope)
         if self.server._take_drop("DATA"):
             _abort(smtp)
+        if self.server.stall_replies:  # the message is in; the answer never comes
+            await asyncio.sleep(self.server.stall_replies)
         return "250 2.0.0 queued"
 
 
@@ -111,6 +114,9 @@ class SmtpServer:
         self._messages: list[ReceivedMail] = []
         self._connections: list[SMTP] = []  # one SMTP protocol object per TCP connection
         self._ehlo_names: list[str] = []  # the name given in each EHLO, in order
+        # Seconds to wait before answering the end of DATA (a relay that took the message
+        # and went quiet): a client killed meanwhile never hears back.
+        self.stall_replies = 0.0
         self._drops: deque[DropPoint] = deque()
         self._controller = self._make_controller()
 
