@@ -343,11 +343,12 @@ class Personalised(_Frozen):
 
 
 def personalise(content: Content, values: Mapping[str, str]) -> Personalised:
-    """The content for one recipient: values raw in subject and text, escaped in HTML."""
+    """The content for one recipient: values raw in subject and text, escaped in HTML; the
+    text wrapped once they are in (:func:`wrap_text`)."""
     return Personalised(
         subject=fill(content.subject, values, escape=False),
         html=fill(content.html, values, escape=True),
-        text=fill(content.text, values, escape=False),
+        text=wrap_text(fill(content.text, values, escape=False)),
     )
 
 
