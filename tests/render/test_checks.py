@@ -63,8 +63,7 @@ class TestLinks:
     ) -> None:
         """'In this issue' links (#section-1) land on a heading of the email; #missing does not."""
         html = (
-            '<a href="#section-1">News</a><a href="#missing">Gone</a>'
-            '<h2 id="section-1">News</h2>'
+            '<a href="#section-1">News</a><a href="#missing">Gone</a><h2 id="section-1">News</h2>'
         )
 
         links = check_variant(compiled, with_html(message, html)).links
