@@ -152,6 +152,12 @@ def _wrap_line(line: str, width: int) -> str:
     return "\n".join(lines)
 
 
+def personalised_text(content: Content, values: Mapping[str, str]) -> str:
+    """The text part for one recipient: values raw, wrapped when the content asks."""
+    text = fill(content.text, values, escape=False)
+    return wrap_text(text) if content.wrap else text
+
+
 def header_values(values: Mapping[str, str]) -> dict[str, str]:
     """Placeholder values as they may go into a header (the subject): see :func:`header_safe`."""
     return {name: header_safe(value) for name, value in values.items()}
@@ -198,6 +204,11 @@ class Content(_Frozen):
     subject: Annotated[OneLine, StringConstraints(min_length=1)]
     html: Annotated[str, StringConstraints(min_length=1)]
     text: Annotated[str, StringConstraints(min_length=1)]
+    wrap: bool = Field(
+        False,
+        description="Wrap the text part at 72 characters once each recipient's values are in "
+        "(the newsletter's, whose paragraphs come unwrapped); other mail is sent as written.",
+    )
 
     # Cached: a transport asks once per recipient, and scanning a 100 KB HTML part
     # each time was most of the cost of a SendGrid batch. (Make a changed Content
@@ -355,11 +366,11 @@ class Personalised(_Frozen):
 
 def personalise(content: Content, values: Mapping[str, str]) -> Personalised:
     """The content for one recipient: values raw in subject and text, escaped in HTML; the
-    text wrapped once they are in (:func:`wrap_text`)."""
+    text wrapped once they are in when the content asks (:func:`wrap_text`)."""
     return Personalised(
         subject=fill(content.subject, values, escape=False),
         html=fill(content.html, values, escape=True),
-        text=wrap_text(fill(content.text, values, escape=False)),
+        text=personalised_text(content, values),
     )
 
 

@@ -44,3 +44,16 @@ def test_code_and_underlined_titles_are_left_alone() -> None:
     title = "A title " * 10
     text = f"{code}\n\n{title}\n{'-' * len(title)}\n"
     assert text == wrap_text(text)
+
+
+def test_only_content_that_asks_is_wrapped() -> None:
+    """The newsletter's text (wrap=True) is wrapped once the values are in; other mail
+    (notices, confirmations) is sent as its template wrote it."""
+    from mailer.mail import Content, personalise, placeholder
+
+    text = f"Dear {placeholder('first_name')}, {LONG}"
+    values = {"first_name": "Maximiliana-Alexandra"}
+    wrapped = personalise(Content(subject="s", html="h", text=text, wrap=True), values).text
+    as_written = personalise(Content(subject="s", html="h", text=text), values).text
+    assert wrapped.startswith("Dear Maximiliana-Alexandra, word") and "\n" in wrapped
+    assert "\n" not in as_written

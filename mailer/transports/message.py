@@ -25,7 +25,7 @@ from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from mailer.headersafety import check_header_block, header_safe
-from mailer.mail import Batch, Recipient, fill, header_values, placeholders_in, wrap_text
+from mailer.mail import Batch, Recipient, fill, header_values, personalised_text, placeholders_in
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
 
@@ -150,7 +150,7 @@ class MessageTemplate:
             [
                 headers,
                 self._head,
-                _quoted_printable(wrap_text(fill(content.text, values, escape=False))),
+                _quoted_printable(personalised_text(content, values)),
                 self._html_head,
                 _quoted_printable(fill(content.html, values, escape=True)),
                 self._end,
