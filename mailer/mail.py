@@ -106,28 +106,29 @@ _LEAD = re.compile(r"^((?:> ?)*)( *)((?:[-*+] |\d{1,3}\. )?)")
 _UNDERLINE = re.compile(r"^[=~-]+$")
 
 
-def wrap_text(text: str, width: int = TEXT_WIDTH) -> str:
+def wrap_text(text: str, width: int = TEXT_WIDTH, *, skip: str | None = None) -> str:
     """The plain-text part wrapped at ``width``, once the merge fields are filled in.
 
     Quotes and list items keep their lead ('> ', '- ', '1. ') and hang under it;
     indented code and titles over an underline are left as they are. Words are
     never broken, so a URL that does not fit goes on a line of its own, whole.
-    Called for every recipient: most long lines are the same for everyone, so each
-    is wrapped once (cached) and only lines holding member values are wrapped anew.
+    Lines holding ``skip`` are left for later: the renderer wraps what is the same
+    for everyone once, leaving the lines with a member's values (its placeholder
+    tokens) to be wrapped per recipient, when only those lines are still long.
     """
     lines = text.split("\n")
-    if all(len(line) <= width for line in lines):
+    long = [index for index, line in enumerate(lines) if len(line) > width]
+    if not long:
         return text
-    wrapped: list[str] = []
     last = len(lines) - 1
-    for index, line in enumerate(lines):
-        if len(line) <= width or line.startswith("    "):
-            wrapped.append(line)
-        elif index < last and _UNDERLINE.match(lines[index + 1]):
-            wrapped.append(line)  # a title: its underline is as long as it
-        else:
-            wrapped.append(_wrap_line(line, width))
-    return "\n".join(wrapped)
+    for index in long:
+        line = lines[index]
+        if line.startswith("    ") or (skip is not None and skip in line):
+            continue
+        if index < last and _UNDERLINE.match(lines[index + 1]):
+            continue  # a title: its underline is as long as it
+        lines[index] = _wrap_line(line, width)
+    return "\n".join(lines)
 
 
 @lru_cache(maxsize=4096)

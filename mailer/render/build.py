@@ -179,6 +179,9 @@ def compile_variant(
     text = _tidy_text(
         _render(text_env, TEXT_TEMPLATE, {**common, **_text_context(content, registry)})
     )
+    # What is the same for every member is wrapped now, once; lines with their values
+    # after those are filled in (personalise, and the transports).
+    text = wrap_text(text, skip=registry.prefix)
 
     html = registry.split(compiled_html)
     text_template = registry.split(text)
