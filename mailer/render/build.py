@@ -291,6 +291,7 @@ def _common_context(
         "subject": registry.tokenize(content.subject),
         "preheader": registry.tokenize(content.preheader),
         "archive_url": archive_url,
+        "web_version": None,  # the archive's public footer sets it (compile_variant, issue 22)
     }
 
 
