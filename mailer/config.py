@@ -28,6 +28,7 @@ from pydantic import (
     EmailStr,
     Field,
     SecretStr,
+    StringConstraints,
     ValidationError,
     field_validator,
     model_validator,
@@ -108,6 +109,31 @@ class Settings(BaseSettings):
         None,
         description="A PEM file of CA certificates to trust for the SMTP server instead of the "
         "system's, e.g. for a relay with a private CA. The certificate is always verified.",
+    )
+    smtp_ehlo_name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$",
+        description="The name mailer gives itself in SMTP's EHLO, e.g. mail.example.org; unset: "
+        "this machine's fully qualified name, or the From address's domain when the machine "
+        "has none. Relays and spam filters compare it with the sending address's DNS name.",
+    )
+    dkim_selector: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$",
+        description="DKIM-sign every SMTP message with this selector (its public key is the TXT "
+        "record SELECTOR._domainkey.FROM-DOMAIN), for the From address's domain; with "
+        "MAILER_DKIM_PRIVATE_KEY.",
+    )
+    dkim_private_key: Path | None = Field(
+        None,
+        description="A PEM file holding the DKIM private key (RSA, 1024 bits or more; 2048 is "
+        "usual) that signs SMTP messages; with MAILER_DKIM_SELECTOR.",
+    )
+    dns_server: str | None = Field(
+        None,
+        pattern=r"^[0-9A-Fa-f.:\[\]]+$",
+        description="The DNS resolver `mailer doctor` asks about SPF, DKIM and DMARC records, "
+        "as IP or IP:PORT ([IPv6]:PORT); unset: the system's (/etc/resolv.conf).",
     )
     bounce_address: EmailStr | None = Field(
         None,
@@ -273,6 +299,23 @@ class Sender(BaseModel):
     reply_to: EmailStr | None = Field(
         None, description="Where replies go; the From address if unset."
     )
+
+
+class Logo(BaseModel):
+    """The newsletter's logo at the top of every email: a fixed size, so the header keeps
+    its shape while pictures are off or loading."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        pattern=r"^https://\S+$", description="The logo's web address, starting with https://."
+    )
+    alt: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = Field(
+        description="What the logo says, read aloud and shown when pictures are off "
+        "(usually the organisation's name)."
+    )
+    width: int = Field(ge=16, le=536, description="Its width in the email, in pixels.")
+    height: int = Field(ge=16, le=200, description="Its height in the email, in pixels.")
 
 
 SegmentName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=40)]
@@ -478,6 +521,7 @@ class Newsletter(BaseModel):
     brand_colour: str = Field(
         "#1f5c4a", pattern=r"^#[0-9a-fA-F]{6}$", description="Header and button colour."
     )
+    logo: Logo | None = Field(None, description="The logo at the top of every email ([logo]).")
     templates_dir: Path = Field(Path("templates"), description="Where the email templates live.")
     issues_dir: Path = Field(Path("issues"), description="Where issue files live.")
     segments: list[Segment] = Field(default_factory=list)

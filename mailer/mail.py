@@ -41,7 +41,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Annotated, Self
 
 from email_validator import EmailNotValidError, validate_email
@@ -100,6 +100,65 @@ def fill(template: str, values: Mapping[str, str], *, escape: bool) -> str:
     return PLACEHOLDER.sub(lambda m: values[m[1]], template)
 
 
+TEXT_WIDTH = 72
+# A line's lead: quote marks, indentation, then a list bullet.
+_LEAD = re.compile(r"^((?:> ?)*)( *)((?:[-*+] |\d{1,3}\. )?)")
+_UNDERLINE = re.compile(r"^[=~-]+$")
+
+
+def wrap_text(text: str, width: int = TEXT_WIDTH, *, skip: str | None = None) -> str:
+    """The plain-text part wrapped at ``width``, once the merge fields are filled in.
+
+    Quotes and list items keep their lead ('> ', '- ', '1. ') and hang under it;
+    indented code and titles over an underline are left as they are. Words are
+    never broken, so a URL that does not fit goes on a line of its own, whole.
+    Lines holding ``skip`` are left for later: the renderer wraps what is the same
+    for everyone once, leaving the lines with a member's values (its placeholder
+    tokens) to be wrapped per recipient, when only those lines are still long.
+    """
+    lines = text.split("\n")
+    long = [index for index, line in enumerate(lines) if len(line) > width]
+    if not long:
+        return text
+    last = len(lines) - 1
+    for index in long:
+        line = lines[index]
+        if line.startswith("    ") or (skip is not None and skip in line):
+            continue
+        if index < last and _UNDERLINE.match(lines[index + 1]):
+            continue  # a title: its underline is as long as it
+        lines[index] = _wrap_line(line, width)
+    return "\n".join(lines)
+
+
+@lru_cache(maxsize=4096)
+def _wrap_line(line: str, width: int) -> str:
+    """One line filled greedily (a plain loop: textwrap took ten times as long)."""
+    lead = _LEAD.match(line)
+    assert lead is not None  # every part of the pattern may be empty
+    hanging = lead[1] + lead[2] + " " * len(lead[3])
+    lines: list[str] = []
+    current = lead[0].rstrip(" ") if not line[lead.end() :].strip() else lead[0]
+    fresh = True  # nothing after the lead yet: the next word goes on this line
+    for word in line[lead.end() :].split():
+        if fresh:
+            current += word
+            fresh = False
+        elif len(current) + 1 + len(word) <= width:
+            current += " " + word
+        else:
+            lines.append(current)
+            current = hanging + word
+    lines.append(current)
+    return "\n".join(lines)
+
+
+def personalised_text(content: Content, values: Mapping[str, str]) -> str:
+    """The text part for one recipient: values raw, wrapped when the content asks."""
+    text = fill(content.text, values, escape=False)
+    return wrap_text(text) if content.wrap else text
+
+
 def header_values(values: Mapping[str, str]) -> dict[str, str]:
     """Placeholder values as they may go into a header (the subject): see :func:`header_safe`."""
     return {name: header_safe(value) for name, value in values.items()}
@@ -146,6 +205,11 @@ class Content(_Frozen):
     subject: Annotated[OneLine, StringConstraints(min_length=1)]
     html: Annotated[str, StringConstraints(min_length=1)]
     text: Annotated[str, StringConstraints(min_length=1)]
+    wrap: bool = Field(
+        False,
+        description="Wrap the text part at 72 characters once each recipient's values are in "
+        "(the newsletter's, whose paragraphs come unwrapped); other mail is sent as written.",
+    )
 
     # Cached: a transport asks once per recipient, and scanning a 100 KB HTML part
     # each time was most of the cost of a SendGrid batch. (Make a changed Content
@@ -189,6 +253,12 @@ class Recipient(_Frozen):
         default_factory=dict,
         description="Tags SendGrid returns on every event, e.g. issue, subscriber.",
     )
+    message_id: OneLine | None = Field(
+        None,
+        description="The Message-ID to send with, chosen before the message is handed over "
+        "so that the send ledger has it even if the process dies before the answer (SMTP); "
+        "a fresh one when None.",
+    )
 
     @field_validator("custom_args")
     @classmethod
@@ -210,6 +280,7 @@ class Recipient(_Frozen):
         custom_args: dict[str, str],
         unsubscribe_mailto: str | None = None,
         return_path: str | None = None,
+        message_id: str | None = None,
     ) -> Recipient:
         """A Recipient from values the caller has already checked, skipping validation.
 
@@ -228,6 +299,7 @@ class Recipient(_Frozen):
             "return_path": return_path,
             "headers": {},
             "custom_args": custom_args,
+            "message_id": message_id,
         }
         object.__setattr__(recipient, "__dict__", fields)
         object.__setattr__(recipient, "__pydantic_fields_set__", _RECIPIENT_FIELDS)
@@ -294,11 +366,12 @@ class Personalised(_Frozen):
 
 
 def personalise(content: Content, values: Mapping[str, str]) -> Personalised:
-    """The content for one recipient: values raw in subject and text, escaped in HTML."""
+    """The content for one recipient: values raw in subject and text, escaped in HTML; the
+    text wrapped once they are in when the content asks (:func:`wrap_text`)."""
     return Personalised(
         subject=fill(content.subject, values, escape=False),
         html=fill(content.html, values, escape=True),
-        text=fill(content.text, values, escape=False),
+        text=personalised_text(content, values),
     )
 
 

@@ -33,6 +33,7 @@ from typer.testing import CliRunner, Result
 from mailer.cli import app
 from mailer.config import (
     Imports,
+    Logo,
     Newsletter,
     Schedule,
     Segment,
@@ -301,6 +302,7 @@ ENVIRONMENT = rows_by_key("The environment")
 # Each mailer.toml table, by the heading of its section in the configuration reference.
 TOML_TABLES: dict[str, type[BaseModel]] = {
     "Top-level keys": Newsletter,
+    "`[logo]`": Logo,
     "`[sender]`": Sender,
     "`[segments.NAME]`": Segment,
     "`[schedule]`": Schedule,

@@ -45,6 +45,7 @@ INCOMPLETE = 3
 class Resolve(StrEnum):
     sent = "sent"
     resend = "resend"
+    list = "list"
 
 
 def send(
@@ -73,7 +74,8 @@ def send(
         "--resolve-unknown",
         metavar="ACTION",
         help="Settle deliveries left unknown (handed to SMTP or SendGrid, no answer) before "
-        "sending: 'sent' if you know they went out, 'resend' to send them again.",
+        "sending: 'sent' if you know they went out, 'resend' to send them again; 'list' "
+        "only lists them, with the Message-ID each was sent with, to look up in the relay's log.",
         show_default=False,
     ),
     reconcile_file: Path | None = typer.Option(
@@ -136,6 +138,9 @@ def send(
     emails = [part.strip() for entry in test for part in entry.split(",") if part.strip()]
     if emails and dry_run:
         raise typer.BadParameter("use either --test or --dry-run, not both", param_hint="--test")
+    if resolve_unknown == Resolve.list:
+        _list_unknown(issue.slug, settings, as_json=as_json)
+        return
     if dry_run and (resolve_unknown or reconcile_file):
         raise typer.BadParameter(
             "a dry run changes nothing: run --resolve-unknown or --reconcile without --dry-run",
@@ -201,7 +206,13 @@ def _send(
             _print_plan(issue, audience, settings, as_json=as_json)
             return
         unresolved = audience.unknown if resolve_unknown is None else 0
-        resolution: Resolution | None = resolve_unknown.value if resolve_unknown else None
+        resolution: Resolution | None = (
+            "sent"
+            if resolve_unknown == Resolve.sent
+            else "resend"
+            if resolve_unknown == Resolve.resend
+            else None
+        )
         if not has_work(audience, resolution):
             _nothing_to_send(issue, audience, as_json=as_json)
             if unresolved:
@@ -236,6 +247,43 @@ def _send(
     _print_summary(summary, settings, as_json=as_json)
     if not summary.complete or summary.total("failed"):
         raise typer.Exit(INCOMPLETE)
+
+
+def _list_unknown(slug: str, settings: Settings, *, as_json: bool) -> None:
+    """`mailer send ISSUE --resolve-unknown=list`: the unknown deliveries; changes nothing."""
+    from mailer.cli.common import console, print_json
+    from mailer.store import open_store
+    from mailer.store.ledger import Ledger
+
+    with open_store(settings.database_url) as store:
+        rows = Ledger(store.engine).unknown(slug)
+    if as_json:
+        print_json(
+            [
+                {
+                    "email": row.email,
+                    "message_id": row.message_id,
+                    "since": row.since.isoformat(),
+                    "reason": row.error,
+                }
+                for row in rows
+            ]
+        )
+        return
+    if not rows:
+        console.print(f"No deliveries of {slug} are unknown.", highlight=False)
+        return
+    # One line each, never folded: a Message-ID is copied whole into a search of the log.
+    console.print(f"Unknown deliveries of {slug} (email, Message-ID, since, UTC):", highlight=False)
+    for row in rows:
+        since = row.since.strftime("%Y-%m-%d %H:%M")
+        line = f"  {row.email}  {row.message_id or '(no Message-ID recorded)'}  {since}"
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    console.print(
+        f"{len(rows)} unknown. Look each Message-ID up in the relay's log, then run "
+        "--resolve-unknown=sent (they went out) or --resolve-unknown=resend.",
+        highlight=False,
+    )
 
 
 def _release(slug: str, settings: Settings, *, yes: bool) -> None:
@@ -360,7 +408,8 @@ _UNKNOWN_HELP = (
     "{count} deliveries are [bold]unknown[/]: they were handed over and no answer came, "
     "so they may have gone out, and are not resent on their own. Settle them from SendGrid's "
     "events with --reconcile EVENTS.json, or with --resolve-unknown=sent (they went out) or "
-    "--resolve-unknown=resend (send them again)."
+    "--resolve-unknown=resend (send them again); --resolve-unknown=list shows each with its "
+    "Message-ID, to look up in the relay's log."
 )
 
 

@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -193,6 +194,28 @@ class Image(Strict):
         description="Where clicking the picture goes (optional).",
         examples=["https://example.org/warm-spaces"],
     )
+    width: Annotated[int, Field(ge=1, le=10_000)] | None = Field(
+        None,
+        description="The picture's width in pixels (optional, with height): the email keeps "
+        "room of that shape while pictures are off or loading. Without them it keeps 3:2.",
+        examples=[1200],
+    )
+    height: Annotated[int, Field(ge=1, le=10_000)] | None = Field(
+        None,
+        description="The picture's height in pixels (optional, with width).",
+        examples=[800],
+    )
+
+    @model_validator(mode="after")
+    def _both_dimensions(self) -> Image:
+        if (self.width is None) != (self.height is None):
+            raise ValueError("give both width and height of the picture, or neither")
+        return self
+
+    @property
+    def ratio(self) -> tuple[int, int] | None:
+        """(width, height) when the editor gave them."""
+        return (self.width, self.height) if self.width and self.height else None
 
 
 class Button(Strict):
@@ -283,6 +306,12 @@ class Issue(Strict):
     preheader: Annotated[HeaderText, StringConstraints(max_length=200)] = Field(
         description="The short line most inboxes show after the subject. At most 200 characters.",
         examples=["Christmas opening hours, a free online session and booking for our gathering."],
+    )
+    headline: Annotated[Text, StringConstraints(max_length=120)] | None = Field(
+        None,
+        description="The big line at the top of the email, under the newsletter's name, that "
+        "tells this issue from the others. At most 120 characters; the subject if unset.",
+        examples=["Warm spaces, a winter gathering and your January invitation"],
     )
     date: Annotated[dt.date, BeforeValidator(_check_date)] = Field(
         description="The date of the fortnightly slot the issue is for, written year-month-day. "

@@ -23,6 +23,8 @@ from markupsafe import Markup
 from mailer.config import Newsletter
 from mailer.errors import RenderError, SizeBudgetError
 from mailer.issues.model import MERGE_TAG, Button, Image, Issue
+from mailer.mail import wrap_text
+from mailer.render.finish import finish
 from mailer.render.markdown import markdown_to_html, markdown_to_text
 from mailer.render.placeholders import (
     LINK_FIELDS,
@@ -46,6 +48,7 @@ __all__ = [
     "WebVersion",
     "compile_variant",
     "render_issue",
+    "variant_mjml",
 ]
 
 HTML_TEMPLATE = "email.mjml.j2"
@@ -130,7 +133,7 @@ class CompiledVariant:
             subject=self.subject.fill(raw),
             preheader=self.preheader.fill(raw),
             html=self.html.fill(escape_values(raw)),
-            text=self.text.fill(raw),
+            text=wrap_text(self.text.fill(raw)),
         )
 
     def html_with_markers(self, marker: Callable[[Placeholder], str]) -> str:
@@ -187,14 +190,16 @@ def compile_variant(
     theme = theme_for(newsletter.brand_colour)
     common = _common_context(content, issue, newsletter, registry, archive_url)
     common["web_version"] = web_version
-    html_env, text_env = _environments(newsletter.templates_dir)
-    mjml_source = _render(
-        html_env, HTML_TEMPLATE, {**common, **_html_context(content, registry, theme)}
-    )
-    compiled_html = _compile_mjml(mjml_source, content.name)
+    _, text_env = _environments(newsletter.templates_dir)
+    mjml_source = _mjml_source(content, newsletter, registry, theme, common)
+    logo = newsletter.logo.url if newsletter.logo else None
+    compiled_html = finish(_compile_mjml(mjml_source, content.name), theme, _ratios(content), logo)
     text = _tidy_text(
         _render(text_env, TEXT_TEMPLATE, {**common, **_text_context(content, registry)})
     )
+    # What is the same for every member is wrapped now, once; lines with their values
+    # after those are filled in (personalise, and the transports).
+    text = wrap_text(text, skip=registry.prefix)
 
     html = registry.split(compiled_html)
     text_template = registry.split(text)
@@ -215,6 +220,35 @@ def compile_variant(
         text_size=_budget_size(text_template, placeholders),
         warnings=_size_warnings(content.name, html_size),
     )
+
+
+def variant_mjml(
+    content: VariantContent, issue: Issue, newsletter: Newsletter, *, archive_url: str | None = None
+) -> str:
+    """The MJML a variant compiles from (placeholders as tokens): for comparing compilers."""
+    registry = PlaceholderRegistry()
+    common = _common_context(content, issue, newsletter, registry, archive_url)
+    return _mjml_source(content, newsletter, registry, theme_for(newsletter.brand_colour), common)
+
+
+def _mjml_source(
+    content: VariantContent,
+    newsletter: Newsletter,
+    registry: PlaceholderRegistry,
+    theme: Theme,
+    common: Mapping[str, Any],
+) -> str:
+    html_env, _ = _environments(newsletter.templates_dir)
+    return _render(html_env, HTML_TEMPLATE, {**common, **_html_context(content, registry, theme)})
+
+
+def _ratios(content: VariantContent) -> dict[str, tuple[int, int]]:
+    """Image URL -> (width, height), for the images whose editor gave their size."""
+    found: dict[str, tuple[int, int]] = {}
+    for section in content.sections:
+        if section.image and (ratio := section.image.ratio):
+            found[section.image.url] = ratio
+    return found
 
 
 def _size_warnings(name: str, size: int) -> tuple[str, ...]:
@@ -245,6 +279,7 @@ def _allowance(placeholder: Placeholder) -> int:
 
 @dataclass(frozen=True)
 class _SectionView:
+    anchor: str  # the id of its heading, which "In this issue" links to
     title: str
     title_underline: str
     body: str
@@ -269,9 +304,12 @@ def _common_context(
         "website": newsletter.website,
         "postal_address": newsletter.postal_address,
         "date_label": _date_label(issue.date),
+        "logo": newsletter.logo,
+        "headline": registry.tokenize(issue.headline or content.subject),
         "subject": registry.tokenize(content.subject),
         "preheader": registry.tokenize(content.preheader),
         "archive_url": archive_url,
+        "web_version": None,  # the archive's public footer sets it (compile_variant, issue 22)
     }
 
 
@@ -291,6 +329,7 @@ def _html_context(
         "sign_off": html_of(content.sign_off, line_breaks=True) if content.sign_off else None,
         "sections": [
             _SectionView(
+                anchor=f"section-{number}",
                 title=registry.tokenize(section.title),
                 title_underline="",
                 body=html_of(section.body),
@@ -298,20 +337,22 @@ def _html_context(
                 layout=section.layout,
                 button=section.button,
             )
-            for section in content.sections
+            for number, section in enumerate(content.sections, start=1)
         ],
     }
 
 
 def _text_context(content: VariantContent, registry: PlaceholderRegistry) -> dict[str, Any]:
     def text_of(markdown: str, *, line_breaks: bool = False) -> str:
-        return markdown_to_text(registry.tokenize(markdown), line_breaks=line_breaks)
+        # Unwrapped: lines are wrapped once the merge fields are filled in (mailer.mail.wrap_text).
+        return markdown_to_text(registry.tokenize(markdown), None, line_breaks=line_breaks)
 
     return {
         "intro": text_of(content.intro),
         "sign_off": text_of(content.sign_off, line_breaks=True) if content.sign_off else None,
         "sections": [
             _SectionView(
+                anchor=f"section-{number}",
                 title=registry.tokenize(section.title),
                 title_underline="-" * _display_length(section.title),
                 body=text_of(section.body),
@@ -319,7 +360,7 @@ def _text_context(content: VariantContent, registry: PlaceholderRegistry) -> dic
                 layout=section.layout,
                 button=section.button,
             )
-            for section in content.sections
+            for number, section in enumerate(content.sections, start=1)
         ],
     }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
@@ -96,10 +97,13 @@ class _Elements(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.images: list[tuple[str, str]] = []
         self.links: list[tuple[str, str]] = []
+        self.ids: set[str] = set()
         self._link: tuple[str, list[str]] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {name: value or "" for name, value in attrs}
+        if values.get("id"):
+            self.ids.add(values["id"])
         if tag == "img":
             self.images.append((values.get("src", ""), values.get("alt", "")))
             if self._link is not None and values.get("alt"):
@@ -134,7 +138,7 @@ def check_variant(
         text_size=variant.text_size,
         size_note=_size_note(variant.html_size),
         images=tuple(_image(src, alt) for src, alt in elements.images),
-        links=_links(elements.links, own_links),
+        links=_links(elements.links, own_links, elements.ids),
         subject=_subject(message.subject),
         preheader=_preheader(message.preheader),
         words=words,
@@ -162,7 +166,9 @@ def _image(src: str, alt: str) -> ImageCheck:
     )
 
 
-def _links(found: list[tuple[str, str]], own: str) -> tuple[LinkCheck, ...]:
+def _links(
+    found: list[tuple[str, str]], own: str, ids: AbstractSet[str] = frozenset()
+) -> tuple[LinkCheck, ...]:
     targets: dict[str, set[str]] = defaultdict(set)
     for text, href in found:
         if text:
@@ -175,6 +181,8 @@ def _links(found: list[tuple[str, str]], own: str) -> tuple[LinkCheck, ...]:
             problems.append("has no address")
         elif own and href.startswith(own):
             pass  # the web app's link (MAILER_BASE_URL): a deployment setting, not the editor's
+        elif href.startswith("#") and href[1:] in ids:
+            pass  # "In this issue": a jump to a section of this email
         elif scheme == "http":
             problems.append(
                 "starts with http://: members' mail apps may warn; use https:// if the site has it"

@@ -60,8 +60,14 @@ def markdown_to_html(source: str, *, line_breaks: bool = False) -> str:
     ).strip()
 
 
-def markdown_to_text(source: str, width: int = TEXT_WIDTH, *, line_breaks: bool = False) -> str:
-    """Markdown -> plain text: wrapped paragraphs, '- ' lists, '> ' quotes, links written out."""
+def markdown_to_text(
+    source: str, width: int | None = TEXT_WIDTH, *, line_breaks: bool = False
+) -> str:
+    """Markdown -> plain text: wrapped paragraphs, '- ' lists, '> ' quotes, links written out.
+
+    ``width=None`` leaves each paragraph on one line, for wrapping later (once merge
+    fields are filled in, with :func:`mailer.mail.wrap_text`).
+    """
     tokens = _parser(line_breaks).parse(source)
     blocks = list(_text_blocks(tokens, width))
     return "\n\n".join(block for block in blocks if block)
@@ -168,7 +174,7 @@ def _shift_headings(state: StateCore) -> None:
 # --- plain text ------------------------------------------------------------
 
 
-def _text_blocks(tokens: Sequence[Token], width: int) -> Iterator[str]:
+def _text_blocks(tokens: Sequence[Token], width: int | None) -> Iterator[str]:
     """Yield the text of each top-level block; nested blocks are rendered by their parent."""
     index = 0
     while index < len(tokens):
@@ -187,7 +193,7 @@ def _block_end(tokens: Sequence[Token], start: int) -> int:
     return len(tokens)
 
 
-def _text_block(block: Sequence[Token], width: int) -> str:
+def _text_block(block: Sequence[Token], width: int | None) -> str:
     first = block[0]
     inner = block[1:-1]
     if first.type == "paragraph_open":
@@ -198,7 +204,7 @@ def _text_block(block: Sequence[Token], width: int) -> str:
     if first.type in ("bullet_list_open", "ordered_list_open"):
         return _list_text(first, inner, width)
     if first.type == "blockquote_open":
-        quoted = "\n\n".join(_text_blocks(inner, max(width - 2, 20)))
+        quoted = "\n\n".join(_text_blocks(inner, _narrower(width, 2)))
         return "\n".join(f"> {line}".rstrip() for line in quoted.splitlines())
     if first.type in ("fence", "code_block"):
         return "\n".join(f"    {line}" for line in first.content.rstrip("\n").splitlines())
@@ -207,7 +213,7 @@ def _text_block(block: Sequence[Token], width: int) -> str:
     return ""
 
 
-def _list_text(opening: Token, items: Sequence[Token], width: int) -> str:
+def _list_text(opening: Token, items: Sequence[Token], width: int | None) -> str:
     ordered = opening.type == "ordered_list_open"
     number = int(opening.attrs.get("start", 1) or 1)
     lines: list[str] = []
@@ -215,7 +221,7 @@ def _list_text(opening: Token, items: Sequence[Token], width: int) -> str:
     while index < len(items):
         end = _block_end(items, index)
         bullet = f"{number}. " if ordered else "- "
-        body = "\n\n".join(_text_blocks(items[index + 1 : end - 1], max(width - len(bullet), 20)))
+        body = "\n\n".join(_text_blocks(items[index + 1 : end - 1], _narrower(width, len(bullet))))
         pad = " " * len(bullet)
         lines.append(
             "\n".join(
@@ -276,7 +282,13 @@ def _link_text(label: str, href: str, *, alone: bool) -> str:
     return f"{label}: {shown}" if alone else f"{label} ({shown})"
 
 
-def _wrap(text: str, width: int) -> str:
+def _narrower(width: int | None, by: int) -> int | None:
+    return None if width is None else max(width - by, 20)
+
+
+def _wrap(text: str, width: int | None) -> str:
+    if width is None:
+        return text
     # Long words (URLs) are never broken: a broken link is a dead link.
     return "\n".join(
         textwrap.fill(line, width, break_long_words=False, break_on_hyphens=False) if line else ""

@@ -14,7 +14,8 @@ says what is wrong and what to do. :func:`run_checks` runs those a role needs:
                PROMETHEUS_MULTIPROC_DIR (a writable folder, if set)
 ``serve-loopback``  the same on a loopback address, where the outbox is the default
                (the demo) and, with it, the public development key will do
-``doctor``     all of them
+``doctor``     all of them, then the From domain's SPF, DKIM and DMARC records
+               (:mod:`mailer.scheduling.dnschecks`)
 
 :func:`require` turns failed checks into one ConfigError naming each.
 """
@@ -41,9 +42,10 @@ class Check:
     name: str
     ok: bool
     message: str
+    checked: bool = True  # False: could not be made here (offline, or not mailer's to check)
 
     def to_json(self) -> dict[str, object]:
-        return {"check": self.name, "ok": self.ok, "message": self.message}
+        return {"check": self.name, "ok": self.ok, "checked": self.checked, "message": self.message}
 
 
 def _passed(name: str, message: str) -> Check:
@@ -303,7 +305,12 @@ ROLES: dict[Role, tuple[CheckFunction, ...]] = {
 
 
 def run_checks(settings: Settings, newsletter: Newsletter, role: Role) -> list[Check]:
-    return [check(settings, newsletter) for check in ROLES[role]]
+    checks = [check(settings, newsletter) for check in ROLES[role]]
+    if role == "doctor":
+        from mailer.scheduling.dnschecks import dns_checks
+
+        checks += dns_checks(settings, newsletter)
+    return checks
 
 
 def require(settings: Settings, newsletter: Newsletter, role: Role) -> list[Check]:

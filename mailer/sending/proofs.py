@@ -123,7 +123,10 @@ def _test_batch(
         issue=f"{issue.slug}--test",  # its own outbox folder: never mixed with the real send
         sender=newsletter.sender,
         content=Content(
-            subject=TEST_PREFIX + content.subject, html=content.html, text=content.text
+            subject=TEST_PREFIX + content.subject,
+            html=content.html,
+            text=content.text,
+            wrap=content.wrap,
         ),
         list_id=list_id(newsletter.name, newsletter.list_id),
         recipients=recipients,

@@ -32,6 +32,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from email.utils import make_msgid
 from pathlib import Path
 from typing import Any, Literal
 
@@ -194,6 +195,15 @@ class SendStopped(DeliveryError):
         super().__init__(message)
 
 
+def _message_ids(members: list[Addressee], recipients: list[Recipient]) -> dict[int, str]:
+    """Subscriber id -> the Message-ID chosen for them, where one was."""
+    return {
+        member.id: recipient.message_id
+        for member, recipient in zip(members, recipients, strict=True)
+        if recipient.message_id
+    }
+
+
 # -- settling an interrupted send ---------------------------------------------------------------
 
 
@@ -325,6 +335,13 @@ class SendRun:
         )
         self._list_id = list_id(self.newsletter.name, self.newsletter.list_id)
         self._verp = verp_signer(self.settings)
+        # SMTP: each Message-ID chosen before the claim, so the ledger keeps it even when
+        # the process dies between handing the message over and hearing back.
+        self._msgid_domain = (
+            str(self.newsletter.sender.email).rpartition("@")[2]
+            if self.transport.name == "smtp"
+            else None
+        )
 
     def start(self, *, resolve_unknown: Resolution | None = None) -> Settled:
         """Take the lease, apply the operator's resolution of unknown rows, settle an interrupted send.
@@ -472,6 +489,7 @@ class SendRun:
             [member.id for member in members],
             self.owner,
             recording=recording.outcomes() if recording is not None else (),
+            message_ids=_message_ids(members, prepared.recipients),
         )
         counts = self.summary.variant(variant.name, variant.compiled.segments)
         counts.suppressed += len(claim.inactive)
@@ -509,6 +527,7 @@ class SendRun:
             custom_args={"issue": slug, "subscriber": str(subscriber.id)},
             unsubscribe_mailto=mailto,
             return_path=return_path,
+            message_id=make_msgid(domain=self._msgid_domain) if self._msgid_domain else None,
         )
 
     def _count(

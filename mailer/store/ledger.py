@@ -173,6 +173,16 @@ class Claim:
     already: frozenset[int]  # active, but a row that may not be retried exists
 
 
+@dataclass(frozen=True)
+class UnknownDelivery:
+    """A delivery handed over with no answer: to match against the relay's log."""
+
+    email: str
+    message_id: str | None
+    since: dt.datetime
+    error: str
+
+
 @dataclass(frozen=True, slots=True)
 class InFlight:
     """A row left in_flight by a process that died while sending."""
@@ -428,6 +438,17 @@ class Ledger:
 
         self._write(work)
 
+    def unknown(self, issue: str) -> list[UnknownDelivery]:
+        """The issue's unknown deliveries, oldest first, with the Message-ID each was sent with."""
+        query = (
+            select(_S.email, _D.message_id, _D.updated_at, _D.error)
+            .join(_S, _S.id == _D.subscriber_id)
+            .where(_D.issue == issue, _D.state == DeliveryState.unknown)
+            .order_by(_D.updated_at, _D.id)
+        )
+        with self._read() as connection:
+            return [UnknownDelivery(*row) for row in connection.execute(query)]
+
     def resolve_unknown(self, issue: str, decision: Literal["sent", "resend"]) -> int:
         """The operator's word on ``unknown`` rows: they did go out, or they should be resent."""
         if decision == "sent":
@@ -539,6 +560,7 @@ class Ledger:
         owner: str,
         *,
         recording: Sequence[tuple[int, Delivery]] = (),
+        message_ids: Mapping[int, str] | None = None,
     ) -> Claim:
         """Mark the batch's members in_flight, in one transaction, before they are sent.
 
@@ -549,6 +571,10 @@ class Ledger:
         ``recording`` is what the transport said of the batch before, written in the
         same transaction (see :meth:`record`) and kept even when the lease was lost:
         one commit per batch instead of two.
+
+        ``message_ids`` (subscriber id -> Message-ID) go on the claimed rows: a row a
+        dead process leaves in flight, settled as unknown, still says which message
+        to look for in the relay's log.
         """
         ids = list(subscriber_ids)
         if not 0 < len(ids) <= _CHUNK:
@@ -561,7 +587,18 @@ class Ledger:
                 _record(sql, recording, when)
             if not self._heartbeat(connection, issue, owner, when):
                 return None
-            return _claim(sql, issue, variant, ids, when)
+            claim = _claim(sql, issue, variant, ids, when)
+            if message_ids:
+                m = sql.mark
+                sql.run_many(
+                    f"UPDATE deliveries SET message_id = {m} WHERE id = {m}",
+                    [
+                        (message_ids[member], row)
+                        for member, row in claim.claimed.items()
+                        if member in message_ids
+                    ],
+                )
+            return claim
 
         claim = self._write(work)
         if claim is None:

@@ -87,6 +87,7 @@ def _present(secret: SecretStr | None) -> bool:
 
 
 def _smtp(settings: Settings, limiter: Limiter) -> SmtpTransport:
+    from mailer.transports.dkim import dkim_signer
     from mailer.transports.smtp import SmtpTransport, parse_smtp_url
 
     if settings.smtp_url is None or not _present(settings.smtp_url):
@@ -98,7 +99,14 @@ def _smtp(settings: Settings, limiter: Limiter) -> SmtpTransport:
     ca_file = settings.smtp_ca_file
     if ca_file is not None and not ca_file.is_file():
         raise ConfigError(f"MAILER_SMTP_CA_FILE: {ca_file} is not a file")
-    return SmtpTransport(url, timeout=settings.send_timeout, ca_file=ca_file, limiter=limiter)
+    return SmtpTransport(
+        url,
+        timeout=settings.send_timeout,
+        ca_file=ca_file,
+        limiter=limiter,
+        local_hostname=settings.smtp_ehlo_name,
+        dkim=dkim_signer(settings),
+    )
 
 
 def _sendgrid(settings: Settings, limiter: Limiter) -> SendGridTransport:

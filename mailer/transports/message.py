@@ -25,7 +25,7 @@ from email.utils import format_datetime, make_msgid
 from typing import Any
 
 from mailer.headersafety import check_header_block, header_safe
-from mailer.mail import Batch, Recipient, fill, header_values, placeholders_in
+from mailer.mail import Batch, Recipient, fill, header_values, personalised_text, placeholders_in
 
 ONE_CLICK = "List-Unsubscribe=One-Click"
 
@@ -135,12 +135,12 @@ class MessageTemplate:
         self._end = f"\r\n--{boundary}--\r\n".encode("ascii")
 
     def message(self, recipient: Recipient, *, now: dt.datetime | None = None) -> WireMessage:
-        """The recipient's message, with a fresh Message-ID.
+        """The recipient's message, with its Message-ID (``recipient.message_id``, else fresh).
 
         Raises HeaderInjectionError if the headers written are not the ones meant.
         """
         utf8 = not recipient.email.isascii()
-        message_id = make_msgid(domain=self._domain)
+        message_id = recipient.message_id or make_msgid(domain=self._domain)
         content, values = self._batch.content, recipient.values
         headers = b"".join(
             self._headers(recipient, message_id, now or dt.datetime.now(dt.UTC), utf8)
@@ -150,7 +150,7 @@ class MessageTemplate:
             [
                 headers,
                 self._head,
-                _quoted_printable(fill(content.text, values, escape=False)),
+                _quoted_printable(personalised_text(content, values)),
                 self._html_head,
                 _quoted_printable(fill(content.html, values, escape=True)),
                 self._end,

@@ -41,6 +41,7 @@ from mailer.headersafety import HeaderInjectionError, check_header_value, header
 from mailer.mail import (
     PLACEHOLDER,
     Batch,
+    Content,
     Delivery,
     DeliveryState,
     Recipient,
@@ -48,6 +49,7 @@ from mailer.mail import (
     header_values,
     placeholder,
     refused,
+    wrap_text,
 )
 from mailer.transports.base import TransportBase
 from mailer.transports.message import ONE_CLICK
@@ -89,6 +91,10 @@ def _markers(names: tuple[str, ...], *, in_html: bool) -> tuple[tuple[str, str],
 
 
 @lru_cache(maxsize=16)
+def _text(content: Content) -> str:
+    return wrap_text(content.text) if content.wrap else content.text
+
+
 def _html_with_markers(template: str) -> str:
     """The HTML part with its own markers, whose values SendGrid gets HTML-escaped."""
     return PLACEHOLDER.sub(lambda m: html_placeholder(m[1]), template)
@@ -176,7 +182,8 @@ def _body(batch: Batch, personalizations: list[Personalization], sandbox: bool) 
         "from": {"email": sender.email, "name": sender.name},
         # text/plain first: SendGrid requires it, and clients show the last part they can.
         "content": [
-            {"type": "text/plain", "value": batch.content.text},
+            # SendGrid fills the fields after this: wrapped with the markers in place.
+            {"type": "text/plain", "value": _text(batch.content)},
             {"type": "text/html", "value": _html_with_markers(batch.content.html)},
         ],
         "headers": {"List-Id": batch.list_id, "List-Unsubscribe-Post": ONE_CLICK, **batch.headers},

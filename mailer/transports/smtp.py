@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import re
 import smtplib
+import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from mailer.errors import ConfigError
 from mailer.headersafety import HeaderInjectionError
 from mailer.mail import Batch, Delivery, DeliveryState, Recipient, refused
 from mailer.transports.base import TransportBase
+from mailer.transports.dkim import DkimSigner
 from mailer.transports.message import MessageTemplate
 from mailer.transports.ratelimit import NOT_HANDED_OVER, Limiter, StopWaiting, Unlimited
 
@@ -135,12 +137,15 @@ class SmtpTransport(TransportBase):
         ca_file: Path | None = None,
         limiter: Limiter | None = None,
         local_hostname: str | None = None,
+        dkim: DkimSigner | None = None,
     ) -> None:
         self.url = url
         self.timeout = timeout
         self._ca_file = ca_file
         self._limiter = limiter or Unlimited()
+        # None: this machine's FQDN, else the From domain (see ehlo_name), once a batch shows it.
         self._local_hostname = local_hostname
+        self._dkim = dkim
         self._conn: smtplib.SMTP | None = None
 
     def __repr__(self) -> str:
@@ -148,6 +153,8 @@ class SmtpTransport(TransportBase):
 
     def send(self, batch: Batch) -> list[Delivery]:
         template = MessageTemplate(batch)
+        if self._local_hostname is None:
+            self._local_hostname = ehlo_name(batch.sender.email)
         results: list[Delivery] = []
         # Once the server cannot be reached, the rest of the batch fails without more tries.
         unreachable: str | None = None
@@ -180,11 +187,14 @@ class SmtpTransport(TransportBase):
             message = template.message(recipient)
         except HeaderInjectionError as error:
             return refused(recipient, error)
+        data = message.data
+        if self._dkim is not None:
+            data = self._dkim.sign(data, sender.rpartition("@")[2])
         for attempt in (1, 2):
             conn = self._connection()
             try:
                 envelope = recipient.return_path or sender
-                self._transaction(conn, envelope, recipient.email, message.data, utf8=message.utf8)
+                self._transaction(conn, envelope, recipient.email, data, utf8=message.utf8)
             except _Unanswered:
                 self._discard()
                 return Delivery(
@@ -297,6 +307,20 @@ class SmtpTransport(TransportBase):
             _close_quietly(conn)
             raise _ConnectFailed(f"could not open an SMTP connection to {url}: {error}") from None
         return conn
+
+
+def ehlo_name(from_address: str) -> str:
+    """The EHLO name when MAILER_SMTP_EHLO_NAME is unset: this machine's fully qualified
+    name, else (a bare host name, localhost) the From address's domain; never an address
+    literal such as [127.0.0.1], which spam filters score against."""
+    fqdn = socket.getfqdn().rstrip(".").lower()
+    local = fqdn.startswith("localhost") or fqdn.endswith(".localdomain")
+    if "." in fqdn and not local and not _IP_LIKE.search(fqdn):
+        return fqdn
+    return from_address.rpartition("@")[2].lower()
+
+
+_IP_LIKE = re.compile(r"^[0-9.]+$|:")
 
 
 class _ConnectFailed(Exception):

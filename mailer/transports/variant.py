@@ -59,6 +59,7 @@ def content_of(variant: MarkedVariant) -> Content:
         subject=variant.subject_with_markers(marker),
         html=variant.html_with_markers(marker),
         text=variant.text_with_markers(marker),
+        wrap=True,  # its paragraphs are single lines until the values are in
     )
 
 

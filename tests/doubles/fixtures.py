@@ -4,6 +4,7 @@
 * ``smtp_server``: a started plain :class:`SmtpServer`.
 * ``make_smtp_server(mode=..., login=...)``: one in another mode, stopped after the test.
 * ``tls_files``: a throwaway CA and server certificate for 127.0.0.1.
+* ``dns_stub``: a started :class:`DnsStub` (DNS on 127.0.0.1 from a table).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from .dns import DnsStub
 from .sendgrid import SendGridDouble
 from .smtp import SmtpServer
 from .tls import TlsFiles, make_tls_files
@@ -23,6 +25,12 @@ from .tls import TlsFiles, make_tls_files
 def sendgrid_double() -> Iterator[SendGridDouble]:
     with SendGridDouble() as double:
         yield double
+
+
+@pytest.fixture
+def dns_stub() -> Iterator[DnsStub]:
+    with DnsStub() as stub:
+        yield stub
 
 
 @pytest.fixture

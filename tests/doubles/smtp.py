@@ -9,6 +9,7 @@ message, the client never hears so).
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections import deque
@@ -56,7 +57,7 @@ class _Handler:
         self, smtp: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = hostname
-        self.server._greeted(smtp)
+        self.server._greeted(smtp, hostname)
         return responses
 
     async def handle_MAIL(
@@ -82,6 +83,8 @@ class _Handler:
         self.server._store(smtp, envelope)
         if self.server._take_drop("DATA"):
             _abort(smtp)
+        if self.server.stall_replies:  # the message is in; the answer never comes
+            await asyncio.sleep(self.server.stall_replies)
         return "250 2.0.0 queued"
 
 
@@ -110,6 +113,10 @@ class SmtpServer:
         self._lock = threading.Lock()
         self._messages: list[ReceivedMail] = []
         self._connections: list[SMTP] = []  # one SMTP protocol object per TCP connection
+        self._ehlo_names: list[str] = []  # the name given in each EHLO, in order
+        # Seconds to wait before answering the end of DATA (a relay that took the message
+        # and went quiet): a client killed meanwhile never hears back.
+        self.stall_replies = 0.0
         self._drops: deque[DropPoint] = deque()
         self._controller = self._make_controller()
 
@@ -190,6 +197,12 @@ class SmtpServer:
             return list(self._messages)
 
     @property
+    def ehlo_names(self) -> list[str]:
+        """The name the client gave in each EHLO (two a connection with STARTTLS)."""
+        with self._lock:
+            return list(self._ehlo_names)
+
+    @property
     def connections(self) -> int:
         """How many client connections greeted the server (EHLO)."""
         with self._lock:
@@ -200,9 +213,10 @@ class SmtpServer:
 
     # -- hooks' helpers (event loop thread) ---------------------------------------
 
-    def _greeted(self, smtp: SMTP) -> None:
+    def _greeted(self, smtp: SMTP, hostname: str) -> None:
         # A session restarts after STARTTLS; the protocol object lasts the whole connection.
         with self._lock:
+            self._ehlo_names.append(hostname)
             if not any(c is smtp for c in self._connections):
                 self._connections.append(smtp)
 

@@ -342,7 +342,7 @@ class TestUnknownFields:
         """A missing field is still reported when the unknown one is not a typo of it."""
         assert [
             f"{NAME}:1: 'author' is not a field of the issue; the fields of the issue are: "
-            "subject, preheader, date, status, intro, sections, segments, sign_off",
+            "subject, preheader, headline, date, status, intro, sections, segments, sign_off",
             MISSING_SUBJECT,
         ] == errors(newsletter, VALID.replace("subject:", "author:"))
 

@@ -177,9 +177,12 @@ class TestRenderIssue:
         assert "@media (prefers-color-scheme: dark)" in html
 
     def test_html_has_real_headings(self, sample: Issue, newsletter: Newsletter) -> None:
-        """The newsletter's name is the h1 and each section title an h2."""
+        """The headline (the variant's subject when the issue has none) is the h1 and each
+        section title an h2, with the newsletter's name and the date above the h1."""
         html = render_one(sample, newsletter, frozenset({"youth"})).personalise(MEMBER).html
-        assert re.search(r"<h1[^>]*>.*Connected Communities.*</h1>", html, re.S)
+        [h1] = re.findall(r"<h1[^>]*>(.*?)</h1>", html, re.S)
+        assert "New research: what 2,000 young people told us about loneliness" == h1
+        assert re.search(r"Connected Communities</a> &middot; 12 June 2025\s*</p>\s*<h1", html)
         titles = re.findall(r"<h2[^>]*>(.*?)</h2>", html)
         assert [
             "What 2,000 young people told us about loneliness",
@@ -196,15 +199,112 @@ class TestRenderIssue:
             r"[^>]*><div style=\"display:none;[^>]*>New research on youth loneliness", body
         )
 
+    def test_preheader_is_hidden_without_a_colour(
+        self, sample: Issue, newsletter: Newsletter
+    ) -> None:
+        """No colour or tiny font on the hidden preheader: spam filters read light text on a
+        light page as hidden low-contrast text (SpamAssassin's HTML_FONT_LOW_CONTRAST)."""
+        html = render_one(sample, newsletter).personalise(MEMBER).html
+        style = re.search(r"<body[^>]*><div style=\"([^\"]*)\"", html)
+        assert style is not None
+        assert "display:none;" in style[1] and "mso-hide:all;" in style[1]
+        assert "color" not in style[1] and "font-size" not in style[1]
+
+    def test_headline_comes_from_the_issue(self, newsletter: Newsletter) -> None:
+        """An issue's headline, merge tags filled, is the h1 and the text part's opening line."""
+        issue = make_issue(headline="Your July, {{ first_name | friend }}")
+        message = render_one(issue, newsletter).personalise({**MEMBER, "first_name": "Sam"})
+        assert re.search(r"<h1[^>]*>Your July, Sam</h1>", message.html)
+        assert "10 July 2025\n\nYour July, Sam\n" in message.text
+
+    def test_in_this_issue_links_each_section_title(
+        self, sample: Issue, newsletter: Newsletter
+    ) -> None:
+        """'In this issue' lists the variant's section titles, each linking to its h2's id."""
+        html = render_one(sample, newsletter, frozenset({"youth"})).personalise(MEMBER).html
+        toc = html.split("In this issue", 1)[1].split("</ul>", 1)[0]
+        links = re.findall(r'<a href="#([a-z0-9-]+)"[^>]*>(.*?)</a>', toc)
+        headings = re.findall(r'<h2 id="([a-z0-9-]+)"[^>]*>(.*?)</h2>', html)
+        assert 2 == len(links)
+        assert headings == links
+
+    def test_one_section_has_no_contents_list(self, newsletter: Newsletter) -> None:
+        """A list of one would only repeat the section below it."""
+        html = render_one(make_issue(), newsletter).personalise(MEMBER).html
+        assert "In this issue" not in html
+
+    def test_logo_has_alt_text_and_a_fixed_size(
+        self, sample: Issue, newsletter: Newsletter
+    ) -> None:
+        """The logo from mailer.toml heads the email at its width and height, with alt text."""
+        assert newsletter.logo is not None
+        html = render_one(sample, newsletter).personalise(MEMBER).html
+        logo = re.search(
+            rf'<img alt="([^"]*)" height="(\d+)" src="{newsletter.logo.url}" '
+            r'width="(\d+)" style="([^"]*)"',
+            html,
+        )
+        assert logo is not None
+        assert ("Connected Communities", "48", "48") == logo.groups()[:3]
+        assert "height:48px;" in logo[4] and "color:#ffffff;" in logo[4]
+
+    def test_no_logo_without_one_in_mailer_toml(
+        self, sample: Issue, newsletter: Newsletter
+    ) -> None:
+        """The logo is optional: without it the header starts with the name and the date."""
+        html = (
+            render_one(sample, newsletter.model_copy(update={"logo": None}))
+            .personalise(MEMBER)
+            .html
+        )
+        assert "logo-email.png" not in html
+        assert re.search(r"<h1[^>]*>", html)
+
+    def test_button_cells_have_no_vertical_align_attribute(
+        self, sample: Issue, newsletter: Newsletter
+    ) -> None:
+        """vertical-align is CSS, not an HTML attribute (mjml-python writes it, MJML does not)."""
+        html = render_one(sample, newsletter, frozenset({"youth"})).personalise(MEMBER).html
+        assert 2 == html.count('class="dm-button"')
+        assert not re.search(r"<td[^>]* vertical-align=", html)
+
+    def test_images_off_alt_text_is_styled_and_the_height_kept(
+        self, sample: Issue, newsletter: Newsletter
+    ) -> None:
+        """Alt text in the email's font and a muted colour, never blue and underlined, and
+        each picture's shape reserved (its own size when the editor gives it, else 3:2)."""
+        sections = [dict(s) for s in yaml_sections(sample)]
+        sections[1]["image"] = {**sections[1]["image"], "width": 1200, "height": 900}
+        issue = sample.model_copy(
+            update={"sections": [type(sample.sections[0]).model_validate(s) for s in sections]}
+        )
+        html = (
+            render_one(issue, newsletter, frozenset({"youth", "intergenerational"}))
+            .personalise(MEMBER)
+            .html
+        )
+        styles = dict(
+            re.findall(r'<img alt="[^"]*" height="auto" src="([^"]*)"[^>]*style="([^"]*)"', html)
+        )
+        assert 2 == len(styles)
+        for src, style in styles.items():
+            assert "font-family:-apple-system" in style and "color:#525a56;" in style
+            ratio = "1200 / 900" if "garden" in src else "3 / 2"
+            assert f"aspect-ratio:auto {ratio};" in style
+        assert (
+            '<a href="https://connected-communities.example.org/grants/bridging" target="_blank" style="color:inherit;text-decoration:none;"><img'
+            in html
+        )
+
     def test_images_have_alt_text_and_width(self, sample: Issue, newsletter: Newsletter) -> None:
-        """Every image carries the editor's alt text and a width attribute."""
+        """Every image (the logo and the sections') carries alt text and a width attribute."""
         html = (
             render_one(sample, newsletter, frozenset({"youth", "in-person"}))
             .personalise(MEMBER)
             .html
         )
         images = re.findall(r"<img [^>]*>", html)
-        assert 2 == len(images)
+        assert 3 == len(images)
         for tag in images:
             assert re.search(r'alt="[^"]+"', tag) and re.search(r'width="\d+"', tag)
 
@@ -483,9 +583,31 @@ class TestTextPart:
         assert "Events in Wales this month\n--------------------------\n" in text
 
     def test_buttons_are_label_and_url(self, sample: Issue, newsletter: Newsletter) -> None:
-        """A button is written 'Label: URL'."""
+        """A button is written 'Label: URL', the URL whole on its own line when both don't fit."""
         text = render_one(sample, newsletter).personalise(MEMBER).text
-        assert "Take the members' survey: https://connected-communities.example.org/survey" in text
+        assert (
+            "Take the members' survey:\nhttps://connected-communities.example.org/survey\n" in text
+        )
+
+    def test_lines_are_wrapped_after_the_names_are_filled_in(self, newsletter: Newsletter) -> None:
+        """Wrapping comes after personalisation: a long name does not leave a ragged line
+        past 72 characters, and a short one no half-empty line."""
+        words = "We are glad you are here and hope the winter has been kind to you and yours."
+        issue = make_issue(intro=f"Dear {{{{ first_name | friend }}}}, {words} {words}")
+        variant = render_one(issue, newsletter)
+        for name in ("Al", "Maximiliana-Alexandra"):
+            text = variant.personalise({**MEMBER, "first_name": name}).text
+            paragraph = text.split(f"Dear {name},", 1)[1].split("\n\n", 1)[0]
+            lines = f"Dear {name},{paragraph}".splitlines()
+            assert all(len(line) <= 72 for line in lines)
+            assert all(len(line) > 72 - 12 for line in lines[:-1])
+
+    def test_long_urls_stay_whole_on_their_own_line(self, newsletter: Newsletter) -> None:
+        """A URL longer than a line is never broken: it sits alone on its line."""
+        url = "https://connected-communities.example.org/" + "a-very-long-path/" * 5 + "end"
+        issue = make_issue(intro=f"Read the [full guidance on applying]({url}) before you start.")
+        text = render_one(issue, newsletter).personalise(MEMBER).text
+        assert f"\n({url})" in text and "\nend" not in text
 
     def test_footer_has_unsubscribe_and_address(
         self, sample: Issue, newsletter: Newsletter
@@ -494,7 +616,7 @@ class TestTextPart:
         text = render_one(sample, newsletter).personalise(MEMBER).text
         assert "Unsubscribe: https://news.example.org/unsubscribe/tok1?a=1&b=2" in text
         assert "Manage your email preferences: https://news.example.org/preferences/tok1" in text
-        assert text.rstrip().endswith(newsletter.postal_address)
+        assert " ".join(text.split()).endswith(newsletter.postal_address)
 
     def test_text_has_only_the_variants_sections(
         self, sample: Issue, newsletter: Newsletter
@@ -554,7 +676,27 @@ class TestSizeBudget:
         assert len(variant.personalise(long_member).html.encode()) <= variant.html_size
 
 
+def yaml_sections(issue: Issue) -> list[dict[str, Any]]:
+    return [section.model_dump(exclude_none=True) for section in issue.sections]
+
+
 class TestTheme:
+    @pytest.mark.parametrize(
+        "brand", ["#1f5c4a", "#ffcc00", "#e0f0ff", "#000000", "#ff0000", "#777777", "#3355ff"]
+    )
+    def test_dark_mode_buttons_stand_out_and_read_well(self, brand: str) -> None:
+        """In dark mode a button stands out from the dark card and its label is readable on
+        it, both at WCAG AA's 4.5:1 (WCAG asks 3:1 of a control; a dim button is missed)."""
+        t = theme_for(brand)
+        assert contrast_ratio(t.dark_button, t.dark_card) >= AA
+        assert contrast_ratio(t.dark_on_button, t.dark_button) >= AA
+
+    def test_the_default_brand_was_barely_visible_in_dark_mode(self) -> None:
+        """Why there is a dark-mode button colour: the brand green on the dark card is 2:1."""
+        t = theme_for("#1f5c4a")
+        assert contrast_ratio(t.brand, t.dark_card) < 3
+        assert t.dark_button != t.brand
+
     @pytest.mark.parametrize(
         "brand", ["#1f5c4a", "#ffcc00", "#e0f0ff", "#000000", "#ff0000", "#777777"]
     )

@@ -58,6 +58,20 @@ class TestLinks:
             link.problems for link in links
         ]
 
+    def test_a_jump_to_a_section_of_the_email_is_fine_one_to_nowhere_is_not(
+        self, compiled: CompiledVariant, message: RenderedMessage
+    ) -> None:
+        """'In this issue' links (#section-1) land on a heading of the email; #missing does not."""
+        html = (
+            '<a href="#section-1">News</a><a href="#missing">Gone</a><h2 id="section-1">News</h2>'
+        )
+
+        links = check_variant(compiled, with_html(message, html)).links
+
+        assert [(), ("is not a whole web address: it will not open from an inbox",)] == [
+            link.problems for link in links
+        ]
+
     def test_http_and_addresses_that_are_not_whole(
         self, compiled: CompiledVariant, message: RenderedMessage
     ) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Literal
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from helpers.project import BASE_URL
 from playwright.sync_api import Browser, Page, Route
 
@@ -19,6 +20,7 @@ from mailer.config import Newsletter
 from mailer.issues.model import Issue
 from mailer.render import render_issue
 from mailer.render.preview import sample_member
+from mailer.render.theme import AA, contrast_ratio
 
 pytestmark = pytest.mark.browser
 
@@ -69,6 +71,10 @@ def _answer(route: Route) -> None:
         route.abort()
 
 
+def _images_off(route: Route) -> None:
+    route.abort()  # as a client with remote images blocked: nothing loads
+
+
 class Pages:
     """Opens each (variant, width, colour scheme) once per module: the tests only read pages."""
 
@@ -77,15 +83,20 @@ class Pages:
         self.opened: dict[tuple[str, int, str], Page] = {}
 
     def __call__(
-        self, variant: str, width: int, color_scheme: Literal["light", "dark"] = "light"
+        self,
+        variant: str,
+        width: int,
+        color_scheme: Literal["light", "dark"] = "light",
+        *,
+        images: bool = True,
     ) -> Page:
-        key = (variant, width, color_scheme)
+        key = (variant, width, color_scheme + ("" if images else "-images-off"))
         if key not in self.opened:
             page = self.browser.new_page(
                 viewport={"width": width, "height": 800},
                 color_scheme=color_scheme,
             )
-            page.route("**/*", _answer)
+            page.route("**/*", _answer if images else _images_off)
             page.set_content(self.emails[variant], wait_until="load")
             self.opened[key] = page
         return self.opened[key]
@@ -128,6 +139,12 @@ class TestLayout:
         assert right_text["x"] + right_text["width"] <= right_image["x"]
 
 
+def _hex(rgb: str) -> str:
+    """'rgb(26, 30, 28)' -> '#1a1e1c'."""
+    values = rgb.removeprefix("rgba(").removeprefix("rgb(").rstrip(")").split(",")[:3]
+    return "#" + "".join(f"{int(value):02x}" for value in values)
+
+
 def _column_boxes(page: Page) -> list[tuple[dict[str, float], dict[str, float]]]:
     """(image column box, text column box) for each two-column block, top to bottom."""
     pairs: list[list[dict[str, float]]] = page.evaluate(
@@ -157,10 +174,44 @@ class TestAccessibility:
         assert "en-GB" == page.get_attribute("html", "lang")
 
     def test_headings_outline_the_email(self, show: Pages) -> None:
-        """One h1 (the newsletter's name), then an h2 per section."""
+        """One h1 (the issue's headline: here the youth variant's subject), then an h2 per section."""
         page = show("youth", 375)
-        assert ["Connected Communities"] == page.locator("h1").all_inner_texts()
+        assert ["New research: what 2,000 young people told us about loneliness"] == page.locator(
+            "h1"
+        ).all_inner_texts()
         assert 2 == page.locator("h2").count()
+
+    @pytest.mark.parametrize("variant", ["general", TWO_COLUMNS])
+    def test_content_is_in_a_main_landmark(self, show: Pages, variant: str) -> None:
+        """axe-core finds one main landmark and no content outside landmarks; the archive
+        page is this same HTML (tests/web/test_archive.py runs axe on it there too)."""
+        page = show(variant, 375)
+        results = Axe().run(
+            page, options={"runOnly": ["landmark-one-main", "region", "landmark-unique"]}
+        )
+        assert [] == [violation["id"] for violation in results.response["violations"]]
+        assert 1 == page.get_by_role("main").count()
+
+    def test_in_this_issue_links_jump_to_their_sections(self, show: Pages) -> None:
+        """Each entry of 'In this issue' is a same-page link to the section with that title."""
+        page = show(TWO_COLUMNS, 600)
+        links = page.get_by_role("list").first.get_by_role("link")
+        assert 3 == links.count()
+        for index in range(links.count()):
+            link = links.nth(index)
+            target = page.locator(str(link.get_attribute("href")))
+            assert link.inner_text() == target.inner_text()
+            assert "H2" == target.evaluate("el => el.tagName")
+
+    def test_logo_is_shown_at_its_fixed_size(self, show: Pages) -> None:
+        """The logo keeps its 48 x 48 px from mailer.toml, at phone and desktop widths."""
+        for width in (375, 600):
+            box = (
+                show("general", width)
+                .get_by_role("img", name="Connected Communities")
+                .bounding_box()
+            )
+            assert box is not None and (48, 48) == (round(box["width"]), round(box["height"]))
 
     @pytest.mark.parametrize("width", WIDTHS)
     @pytest.mark.parametrize("variant", KEYS)
@@ -174,7 +225,52 @@ class TestAccessibility:
         assert f"{BASE_URL}/unsubscribe/preview-token" == link.get_attribute("href")
 
 
+class TestImagesOff:
+    @pytest.mark.parametrize("width", [375, 600])
+    def test_each_picture_keeps_its_room(self, show: Pages, width: int) -> None:
+        """With pictures blocked, each keeps a box of its 3:2 shape, the side column included."""
+        page = show(TWO_COLUMNS, width, images=False)
+        boxes = page.eval_on_selector_all(
+            "img[height=auto]",
+            "images => images.map(i => { const r = i.getBoundingClientRect();"
+            " return [r.width, r.height]; })",
+        )
+        assert 2 == len(boxes)
+        for box_width, box_height in boxes:
+            assert box_width > 150
+            assert abs(box_height - box_width * 2 / 3) <= 2
+
+    def test_alt_text_is_in_the_emails_font_not_blue_and_underlined(self, show: Pages) -> None:
+        """Alt text in the sans-serif stack, the muted grey, 14px, and no underline from a link."""
+        page = show(TWO_COLUMNS, 600, images=False)
+        styles = page.eval_on_selector_all(
+            "img[height=auto]",
+            """images => images.map(i => { const s = getComputedStyle(i);
+                const a = i.closest('a');
+                return [s.fontFamily, s.color, s.fontSize,
+                        a ? getComputedStyle(a).textDecorationLine : 'none']; })""",
+        )
+        for family, colour, size, decoration in styles:
+            assert family.startswith("-apple-system") and "serif" != family
+            assert ("rgb(82, 90, 86)", "14px", "none") == (colour, size, decoration)
+
+
 class TestDarkMode:
+    @pytest.mark.parametrize("variant", ["general", TWO_COLUMNS])
+    def test_buttons_stand_out_and_their_labels_read(self, show: Pages, variant: str) -> None:
+        """Every button, as drawn in dark mode, against the card and under its label: 4.5:1."""
+        page = show(variant, 375, color_scheme="dark")
+        colours = page.eval_on_selector_all(
+            ".dm-button a",
+            """links => links.map(a => [getComputedStyle(a).backgroundColor,
+                getComputedStyle(a).color,
+                getComputedStyle(a.closest('.dm-card')).backgroundColor])""",
+        )
+        assert colours
+        for button, label, card in colours:
+            assert contrast_ratio(_hex(button), _hex(card)) >= AA
+            assert contrast_ratio(_hex(label), _hex(button)) >= AA
+
     def test_dark_scheme_darkens_the_card_and_lightens_the_text(self, show: Pages) -> None:
         """With prefers-color-scheme: dark, the content card is dark and its text light."""
         page = show("general", 375, color_scheme="dark")

@@ -232,6 +232,22 @@ class TestInterrupted:
             ledger.claim(ISSUE, "general", [m.id for m in members], owner).claimed
         )
 
+    def test_an_unknown_row_keeps_the_message_id_chosen_before_the_claim(
+        self, store: SubscriberStore, ledger: Ledger, owner: str
+    ) -> None:
+        """The Message-ID given with the claim stays through settling, for --resolve-unknown=list;
+        a member claimed without one has none."""
+        members = add_members(store, 2)
+        claim = ledger.claim(
+            ISSUE, "general", [m.id for m in members], owner, message_ids={members[0].id: "<a@x>"}
+        )
+        ledger.settle(unknown=list(claim.claimed.values()), unknown_reason="interrupted")
+        rows = {row.email: row for row in ledger.unknown(ISSUE)}
+        assert {members[0].email: "<a@x>", members[1].email: None} == {
+            email: row.message_id for email, row in rows.items()
+        }
+        assert {"interrupted"} == {row.error for row in rows.values()}
+
     @pytest.mark.parametrize(("decision", "expected"), [("sent", "sent"), ("resend", "failed")])
     def test_the_operator_resolves_unknown_rows(
         self, store: SubscriberStore, ledger: Ledger, owner: str, decision: str, expected: str

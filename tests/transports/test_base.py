@@ -219,12 +219,14 @@ class TestVariantAdapter:
         ] == placeholder_names(_variant().placeholders)
 
     def test_content_of(self) -> None:
-        """The renderer's variant becomes a Content with our markers where its placeholders were."""
+        """The renderer's variant becomes a Content with our markers where its placeholders were,
+        its text to be wrapped once they are filled in."""
         expected = Content(
             subject=f"Hi {placeholder('first_name_1')}",
             html=f"<p>{placeholder('first_name')} / {placeholder('first_name_1')}</p>"
             f'<a href="{placeholder("unsubscribe_url")}">x</a>',
             text=f"Dear {placeholder('first_name_1')}\n{placeholder('unsubscribe_url')}\n",
+            wrap=True,
         )
         assert expected == content_of(_variant())
 

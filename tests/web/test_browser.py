@@ -353,3 +353,25 @@ def test_axe_finds_nothing_on_a_phone(axe_page: Page, sqlite_web: Web, path: str
     axe_page.goto(sqlite_web.url + path)
     results = Axe().run(axe_page)
     assert [] == [(v["id"], v["help"]) for v in results.response["violations"]]
+
+
+def test_the_archive_page_has_a_main_landmark(browser: Browser, sqlite_web: Web) -> None:
+    """The web version of a sent issue: axe-core finds its main landmark and nothing outside
+    a landmark (the page is the email's HTML; JavaScript on here only to run axe)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    from mailer.store.ledger import Ledger, new_owner
+
+    slug = "2026-12-03-winter-connections"
+    Ledger(sqlite_web.store.engine).acquire(slug, "outbox", new_owner())
+    context = browser.new_context(viewport=PHONE, bypass_csp=True)
+    try:
+        page = context.new_page()
+        page.route("**/*.png", lambda route: route.abort())
+        page.route("**/*.jpg", lambda route: route.abort())
+        page.goto(f"{sqlite_web.url}/archive/{slug}")
+        results = Axe().run(page, options={"runOnly": ["landmark-one-main", "region"]})
+        assert [] == [violation["id"] for violation in results.response["violations"]]
+        expect(page.get_by_role("main")).to_have_count(1)
+    finally:
+        context.close()
