@@ -75,7 +75,7 @@ def open_transport(
         )
     if settings.transport == TransportName.smtp:
         return _smtp(settings, limiter)
-    return _sendgrid(settings, limiter)
+    return _sendgrid(settings, limiter, should_stop or _never)
 
 
 def _never() -> bool:
@@ -101,7 +101,9 @@ def _smtp(settings: Settings, limiter: Limiter) -> SmtpTransport:
     return SmtpTransport(url, timeout=settings.send_timeout, ca_file=ca_file, limiter=limiter)
 
 
-def _sendgrid(settings: Settings, limiter: Limiter) -> SendGridTransport:
+def _sendgrid(
+    settings: Settings, limiter: Limiter, should_stop: Callable[[], bool]
+) -> SendGridTransport:
     from mailer.transports.sendgrid import SendGridTransport
 
     if settings.sendgrid_api_key is None or not _present(settings.sendgrid_api_key):
@@ -118,4 +120,6 @@ def _sendgrid(settings: Settings, limiter: Limiter) -> SendGridTransport:
         api_url=settings.sendgrid_api_url,
         timeout=settings.send_timeout,
         limiter=limiter,
+        in_flight=settings.sendgrid_requests_in_flight,
+        should_stop=should_stop,
     )

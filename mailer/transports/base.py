@@ -18,6 +18,9 @@ class Transport(Protocol):
     """Hands batches on. Use as a context manager, or call close() when done."""
 
     name: str
+    # How many batches the send may hand over at once (from as many threads): 1 unless
+    # the transport's ``send`` is safe to call concurrently.
+    batches_in_flight: int
 
     def send(self, batch: Batch) -> list[Delivery]:
         """One Delivery per recipient of the batch, in order; raises only for a bug."""
@@ -41,6 +44,7 @@ class TransportBase:
     """Context-manager plumbing shared by the transports."""
 
     name = "base"
+    batches_in_flight = 1
 
     def close(self) -> None:
         """Nothing to release by default."""

@@ -10,12 +10,19 @@ Answers, and what happens:
 
 * 202 (200 in sandbox mode): every recipient ``sent``, with the X-Message-Id.
 * 429, 5xx, or no connection: retried with exponential backoff and jitter; a 429
-  waits until X-RateLimit-Reset. The wait is capped and the sleep injectable.
+  waits until X-RateLimit-Reset, and so does every other request of this
+  transport's (the limit is the account's): none is sent before then. The wait is
+  capped and the sleep injectable; asked to stop meanwhile, the request is not
+  sent again (``NOT_HANDED_OVER``).
 * 400, 401, 403, other 4xx: not retried; ``failed`` with SendGrid's messages.
 * 413: the batch is split in halves and each is sent on its own.
 * A timeout or a dropped connection after the request went out: ``unknown``.
   There is no idempotency key, so a retry could deliver twice; the ledger
   reconciles instead (``retry_unanswered=True`` trades that for at-least-once).
+
+``send`` may be called from several threads at once (``in_flight`` of them: the
+send stage keeps that many batches in flight, MAILER_SENDGRID_CONCURRENCY), each
+request on its own connection.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import http.client
 import json
 import logging
 import random
+import threading
 import time
 import urllib.error
 from collections.abc import Callable, Mapping
@@ -59,6 +67,7 @@ MAX_SUBSTITUTIONS_BYTES = 10_000
 """SendGrid's limit on one personalization's substitutions (keys and values)."""
 
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_POLL = 0.2  # how often a wait before a retry looks whether the send was asked to stop
 
 
 class _NoSecretsInDebugLog(logging.Filter):
@@ -238,16 +247,27 @@ class SendGridTransport(TransportBase):
         max_wait: float = 60.0,
         retry_unanswered: bool = False,
         sandbox: bool = False,
-        sleep: Callable[[float], None] = time.sleep,
+        in_flight: int = 1,
+        should_stop: Callable[[], bool] = lambda: False,
+        sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
     ) -> None:
+        if in_flight < 1:
+            raise ValueError("in_flight must be at least 1")
+        self.batches_in_flight = in_flight
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
         self.max_attempts, self.backoff, self.max_wait = max_attempts, backoff, max_wait
         self.retry_unanswered, self.sandbox = retry_unanswered, sandbox
         self._limiter = limiter or Unlimited()
-        self._sleep, self._clock, self._jitter = sleep, clock, jitter
+        self._should_stop = should_stop
+        self._sleep = self._sleep_unless_stopped if sleep is None else sleep
+        self._clock, self._jitter = clock, jitter
+        # Until when (by ``clock``) no request goes out: a 429's X-RateLimit-Reset, which
+        # holds every request in flight, not only the one that was told.
+        self._resume_at = 0.0
+        self._pause = threading.Lock()
         client = SendGridAPIClient(api_key.get_secret_value(), host=self.api_url)
         # python_http_client serialises a body itself unless the content type is other
         # than exactly 'application/json'; ours is JSON text already (request_body).
@@ -302,10 +322,15 @@ class SendGridTransport(TransportBase):
         while True:
             attempt += 1
             last = attempt >= self.max_attempts
+            if not self._hold(retrying=attempt > 1):
+                return _Outcome("rejected", error=NOT_HANDED_OVER)
             try:
                 response = self._mail_send.post(request_body=_Body(body), timeout=self.timeout)
             except HTTPError as error:
                 status = int(error.status_code)
+                if status == 429 and not last:
+                    self._pause_all(self._wait(attempt, error.headers))
+                    continue
                 if status in _RETRY_STATUSES and not last:
                     self._sleep(self._wait(attempt, error.headers))
                     continue
@@ -328,6 +353,26 @@ class SendGridTransport(TransportBase):
                 return _Outcome("unanswered", error=_unanswered(error, self.timeout))
             message_id = response.headers.get("X-Message-Id")
             return _Outcome("accepted", status=response.status_code, message_id=message_id)
+
+    def _pause_all(self, seconds: float) -> None:
+        """Hold every request of this transport (the one told included) for ``seconds``."""
+        with self._pause:
+            self._resume_at = max(self._resume_at, self._clock() + seconds)
+
+    def _hold(self, *, retrying: bool) -> bool:
+        """Wait out a 429's pause, if any. False when the send was asked to stop before a
+        retry or during a pause: the request is then not sent (again)."""
+        with self._pause:
+            wait = self._resume_at - self._clock()
+        if wait > 0:
+            self._sleep(wait)
+        return not ((retrying or wait > 0) and self._should_stop())
+
+    def _sleep_unless_stopped(self, seconds: float) -> None:
+        """Sleep ``seconds``, a little at a time, ending early when the send is asked to stop."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and not self._should_stop():
+            time.sleep(min(left, _POLL))
 
     def _wait(self, attempt: int, headers: Mapping[str, str] | None) -> float:
         """Seconds before the next try: until X-RateLimit-Reset if given, else exponential."""
