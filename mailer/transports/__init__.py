@@ -74,7 +74,7 @@ def open_transport(
             "output of: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
         )
     if settings.transport == TransportName.smtp:
-        return _smtp(settings, limiter)
+        return _smtp(settings, limiter, should_stop or _never)
     return _sendgrid(settings, limiter, should_stop or _never)
 
 
@@ -86,7 +86,7 @@ def _present(secret: SecretStr | None) -> bool:
     return secret is not None and bool(secret.get_secret_value().strip())
 
 
-def _smtp(settings: Settings, limiter: Limiter) -> SmtpTransport:
+def _smtp(settings: Settings, limiter: Limiter, should_stop: Callable[[], bool]) -> SmtpTransport:
     from mailer.transports.smtp import SmtpTransport, parse_smtp_url
 
     if settings.smtp_url is None or not _present(settings.smtp_url):
@@ -98,7 +98,14 @@ def _smtp(settings: Settings, limiter: Limiter) -> SmtpTransport:
     ca_file = settings.smtp_ca_file
     if ca_file is not None and not ca_file.is_file():
         raise ConfigError(f"MAILER_SMTP_CA_FILE: {ca_file} is not a file")
-    return SmtpTransport(url, timeout=settings.send_timeout, ca_file=ca_file, limiter=limiter)
+    return SmtpTransport(
+        url,
+        timeout=settings.send_timeout,
+        ca_file=ca_file,
+        limiter=limiter,
+        connections=settings.smtp_connection_count,
+        should_stop=should_stop,
+    )
 
 
 def _sendgrid(

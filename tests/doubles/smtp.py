@@ -4,11 +4,14 @@ Modes: plain; with a required login; STARTTLS (required); TLS from the first
 byte (smtps). Tests can make it refuse a recipient, or drop the connection at
 the next MAIL command (the idle-timeout case: nothing was sent yet) or right
 after taking the next message's data (the ambiguous case: the server has the
-message, the client never hears so).
+message, the client never hears so). ``delay`` holds each message's answer, as a
+relay that checks or queues it would; ``most_at_once`` is the most messages it was
+taking at the same time (over as many connections).
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections import deque
@@ -79,6 +82,12 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.server.delay:
+            self.server._taking(1)
+            try:
+                await asyncio.sleep(self.server.delay)
+            finally:
+                self.server._taking(-1)
         self.server._store(smtp, envelope)
         if self.server._take_drop("DATA"):
             _abort(smtp)
@@ -100,10 +109,13 @@ class SmtpServer:
         mode: Mode = "plain",
         tls: TlsFiles | None = None,
         login: tuple[str, str] | None = None,
+        delay: float = 0.0,
     ) -> None:
         if mode != "plain" and tls is None:
             raise ValueError(f"{mode} needs TlsFiles")
-        self.mode, self.tls, self.login = mode, tls, login
+        self.mode, self.tls, self.login, self.delay = mode, tls, login, delay
+        self._at_once = 0
+        self.most_at_once = 0
         self.host, self.port = "127.0.0.1", free_port()
         self.refusals: dict[str, str] = {}
         self.logins: list[str] = []
@@ -205,6 +217,11 @@ class SmtpServer:
         with self._lock:
             if not any(c is smtp for c in self._connections):
                 self._connections.append(smtp)
+
+    def _taking(self, change: int) -> None:
+        with self._lock:
+            self._at_once += change
+            self.most_at_once = max(self.most_at_once, self._at_once)
 
     def _connection_number(self, smtp: SMTP) -> int:
         return next(i for i, c in enumerate(self._connections, 1) if c is smtp)
