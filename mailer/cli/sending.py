@@ -342,7 +342,7 @@ _UNKNOWN_HELP = (
 
 @contextmanager
 def _stop_on_signals(stop: threading.Event) -> Iterator[Callable[[], bool]]:
-    """SIGTERM and SIGINT ask the send to stop after the current batch; a second one stops now."""
+    """SIGTERM and SIGINT ask the send to stop after the batches in hand; a second one stops now."""
     from mailer.cli.common import err_console
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -350,7 +350,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[Callable[[], bool]]:
             raise KeyboardInterrupt
         stop.set()
         err_console.print(
-            f"{signal.Signals(signum).name}: stopping after the current batch "
+            f"{signal.Signals(signum).name}: stopping after the batches in hand "
             "(again to stop at once)."
         )
 

@@ -215,24 +215,30 @@ def test_sendgrid_survives_kill_9(
         assert seen_in_flight > BATCH
 
 
-def test_sigterm_finishes_the_batch_in_hand_and_stops(
+def test_sigterm_finishes_the_batches_in_hand_and_stops(
     project: dict[str, str], tmp_path: Path
 ) -> None:
-    """SIGTERM (as a scheduler or systemd sends it) stops after recording the batch in hand."""
-    env = {**project, "MAILER_TRANSPORT": "sendgrid", "SENDGRID_API_KEY": SG_KEY}
+    """SIGTERM (as a scheduler or systemd sends it) stops after recording the batches in hand:
+    the four requests in flight are answered and recorded, nothing more is claimed."""
+    env = {
+        **project,
+        "MAILER_TRANSPORT": "sendgrid",
+        "SENDGRID_API_KEY": SG_KEY,
+        "MAILER_SENDGRID_CONCURRENCY": "4",
+    }
     with SendGridDouble() as double:
         env["MAILER_SENDGRID_API_URL"] = double.url
         double.slow_next(0.3, times=10_000)  # each batch takes a while: time to signal mid-batch
         process = send(env, tmp_path / "sigterm.log")
-        double.wait_for_accepted(1, timeout=30)
+        double.wait_for_accepted(4, timeout=30)
         process.send_signal(signal.SIGTERM)
         assert 3 == process.wait(timeout=30), (tmp_path / "sigterm.log").read_text()
         accepted = len(double.deliveries())
     output = (tmp_path / "sigterm.log").read_text()
-    assert "SIGTERM: stopping after the current batch" in output
+    assert "SIGTERM: stopping after the batches in hand" in output
     with open_store(project["MAILER_DATABASE_URL"]) as store:
         counts = Counter[str]()
         for row in Ledger(store.engine).counts(ISSUE):
             counts[row.state] += row.count
-    assert 0 < accepted < MEMBERS
+    assert 4 * BATCH <= accepted < MEMBERS
     assert {"sent": accepted} == dict(counts)  # each batch handed over recorded; none in flight
