@@ -51,7 +51,6 @@ from mailer.store.ledger import Ledger, SendStatus, new_owner
 from mailer.tokens import TokenSigner
 from mailer.transports import Transport
 from mailer.transports.message import list_id
-from mailer.transports.outbox import file_name
 from mailer.transports.ratelimit import NOT_HANDED_OVER
 from mailer.verp import VerpPurpose, verp_signer
 
@@ -210,6 +209,8 @@ def settle_interrupted(
     if not rows:
         return Settled()
     if previous_transport == "outbox":
+        from mailer.transports.outbox import file_name
+
         if not outbox_dir.is_dir():
             raise SendRefused(
                 f"the interrupted send of {issue} wrote its messages to {outbox_dir}, which "
