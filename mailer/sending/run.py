@@ -280,7 +280,7 @@ class _Claimed:
     """A batch whose members are claimed in the ledger, ready for the transport."""
 
     name: str
-    batch: Batch
+    batch: Batch | None  # until handed over
     delivery_ids: list[int]
     future: Future[list[Delivery]] | None = None  # set once handed to the worker thread
 
@@ -438,7 +438,7 @@ class SendRun:
                 for handed in recorded:
                     self._count(handed, on_progress)
                 if ready is not None:
-                    ready.future = worker.submit(self.transport.send, ready.batch)
+                    ready.future = worker.submit(self._hand_over(ready))
                     in_flight.append(ready)
             answered += _answered(in_flight, wait=True, every=True)
             if not answered:
@@ -452,6 +452,18 @@ class SendRun:
             if answered or in_flight:  # the send ends on an error
                 self._leave([*answered, *in_flight])
             worker.shutdown(wait=True, cancel_futures=True)
+
+    def _hand_over(self, claimed: _Claimed) -> Callable[[], list[Delivery]]:
+        """The transport's work on a claimed batch that needs no answer (building its request)
+        done here; what is left, to run in a worker thread. The batch itself is let go: with
+        several batches in flight, only their requests stay in memory."""
+        batch, claimed.batch = claimed.batch, None
+        assert batch is not None, "handed over twice"
+        try:
+            return self.transport.prepare(batch)
+        except BaseException:  # nothing was handed over: the members are free to be sent
+            self.ledger.settle(unsent=claimed.delivery_ids)
+            raise
 
     def _leave(self, handed: list[_Claimed]) -> None:
         """The batches in hand when an error ends the send: freed to be sent next time if the

@@ -200,11 +200,31 @@ def _body(batch: Batch, personalizations: list[Personalization], sandbox: bool) 
     return orjson.dumps(payload).decode()
 
 
-class _Body(str):
-    """A request body, which python_http_client encodes before sending."""
+def _encoded(batch: Batch, personalizations: list[Personalization], sandbox: bool) -> _Encoded:
+    return _Encoded(_body(batch, personalizations, sandbox).encode())
+
+
+def _halves(body: bytes) -> tuple[_Encoded, _Encoded]:
+    """A request body split in two, each with half the personalizations (after a 413)."""
+    payload = orjson.loads(memoryview(body))  # orjson takes no subclass of bytes
+    items = payload["personalizations"]
+    half = len(items) // 2
+    first = {**payload, "personalizations": items[:half]}
+    return _Encoded(orjson.dumps(first)), _Encoded(
+        orjson.dumps({**first, "personalizations": items[half:]})
+    )
+
+
+class _Body:
+    """A request body, which python_http_client 'encodes' before sending: it is bytes already."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: _Encoded) -> None:
+        self.data = data
 
     def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
-        return _Encoded(super().encode(encoding, errors))
+        return self.data
 
 
 class _Encoded(bytes):
@@ -287,9 +307,18 @@ class SendGridTransport(TransportBase):
         return f"SendGridTransport(api_url={self.api_url!r})"
 
     def send(self, batch: Batch) -> list[Delivery]:
+        return self.prepare(batch)()
+
+    def prepare(self, batch: Batch) -> Callable[[], list[Delivery]]:
+        """Build the batch's request now, in the caller's thread (the CPU's part); the call
+        returned posts it (the network's part, in a worker thread) and says what became of
+        each recipient. In between only the request body is kept, not the batch: with
+        several requests in flight, that is most of a send's memory."""
         plan = Personalizations(batch)
-        results: dict[str, Delivery] = {}
-        fitting: list[tuple[str, Personalization]] = []
+        emails = [recipient.email for recipient in batch.recipients]
+        results: dict[str, Delivery] = {}  # recipients refused before any request
+        fitting: list[str] = []
+        items: list[Personalization] = []
         limit = MAX_SUBSTITUTIONS_BYTES
         for recipient in batch.recipients:
             subs = plan.substitutions(recipient)
@@ -300,32 +329,41 @@ class SendGridTransport(TransportBase):
                     state=DeliveryState.failed,
                     error=f"the placeholder values take {size} bytes; SendGrid allows {limit}",
                 )
-            else:
-                try:
-                    fitting.append((recipient.email, plan.item(recipient, subs)))
-                except HeaderInjectionError as error:
-                    results[recipient.email] = refused(recipient, error)
-        if fitting:
-            for delivery in self._send(batch, fitting):
-                results[delivery.email] = delivery
-        return [results[r.email] for r in batch.recipients]
+                continue
+            try:
+                items.append(plan.item(recipient, subs))
+            except HeaderInjectionError as error:
+                results[recipient.email] = refused(recipient, error)
+                continue
+            fitting.append(recipient.email)
+        body = _encoded(batch, items, self.sandbox) if items else None
+        del items
 
-    def _send(self, batch: Batch, items: list[tuple[str, Personalization]]) -> list[Delivery]:
-        """One request for these personalizations; a 413 sends each half on its own."""
+        def hand_over() -> list[Delivery]:
+            if body is not None:
+                for delivery in self._send(body, fitting):
+                    results[delivery.email] = delivery
+            return [results[email] for email in emails]
+
+        return hand_over
+
+    def _send(self, body: _Encoded, emails: list[str]) -> list[Delivery]:
+        """One request for these recipients' personalizations; a 413 sends each half on its own."""
         try:
-            self._limiter.acquire(len(items))
+            self._limiter.acquire(len(emails))
         except StopWaiting:
             return [
                 Delivery(email=email, state=DeliveryState.failed, error=NOT_HANDED_OVER)
-                for email, _ in items
+                for email in emails
             ]
-        outcome = self._post(_body(batch, [item for _, item in items], self.sandbox))
-        if outcome.status == 413 and len(items) > 1:
-            half = len(items) // 2
-            return self._send(batch, items[:half]) + self._send(batch, items[half:])
-        return [_delivery(email, outcome) for email, _ in items]
+        outcome = self._post(body)
+        if outcome.status == 413 and len(emails) > 1:
+            first, second = _halves(body)
+            half = len(emails) // 2
+            return self._send(first, emails[:half]) + self._send(second, emails[half:])
+        return [_delivery(email, outcome) for email in emails]
 
-    def _post(self, body: str) -> _Outcome:
+    def _post(self, body: _Encoded) -> _Outcome:
         """One request, retried while the answer says trying again may work."""
         attempt = 0
         while True:
