@@ -206,6 +206,7 @@ def serve_sendgrid_double(latency: float, jitter: float) -> None:
                     "most_to_one": max(counts.values(), default=0),
                     "requests": len(double.received),
                     "most_in_flight": double.most_in_flight,
+                    "cpu_seconds": _cpu_seconds(),
                 }
             ),
             flush=True,
@@ -240,7 +241,12 @@ def serve_smtp_sink(delay: float) -> None:
     print(port, flush=True)
     signal.sigwait([signal.SIGTERM])
     controller.stop()
-    print(json.dumps({"messages": taken[0], "most_at_once": at_once[1]}), flush=True)
+    print(
+        json.dumps(
+            {"messages": taken[0], "most_at_once": at_once[1], "cpu_seconds": _cpu_seconds()}
+        ),
+        flush=True,
+    )
 
 
 def settings_for(transport: str, database: Path, work: Path, target: str) -> Settings:
@@ -266,6 +272,7 @@ def child_send(transport: str, database: Path, work: Path, target: str) -> dict[
     issue = load_issue(ISSUE, newsletter)
     settings = settings_for(transport, database, work, target)
     before = memory_bytes()
+    cpu_before = _cpu_seconds()
     with open_store(settings.database_url) as store, peak_memory() as peak:
         ledger = Ledger(store.engine)
         start = time.perf_counter()
@@ -287,6 +294,7 @@ def child_send(transport: str, database: Path, work: Path, target: str) -> dict[
             summary = run.run(keys=[v.key for v in audience.variants.values() if v.to_send])
         seconds = time.perf_counter() - start
     return {
+        "cpu_seconds": _cpu_seconds() - cpu_before,
         "processes": processes,
         "in_flight_per_process": settings.sendgrid_requests_in_flight
         if transport == "sendgrid"
@@ -302,6 +310,12 @@ def child_send(transport: str, database: Path, work: Path, target: str) -> dict[
         "peak_memory_mb": peak() / 1e6,
         "peak_memory_above_start_mb": (peak() - before) / 1e6,
     }
+
+
+def _cpu_seconds() -> float:
+    """CPU time (user and system) of this process and the children it waited for."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def child_naive(
@@ -356,7 +370,7 @@ def child_nowork(database: Path, target: str, requests: int, in_flight: int) -> 
     doing no other work: the bodies (one per variant, of the store's first members, built
     as mailer builds them) are made before the clock starts, and posted through the same
     HTTP client as mailer's."""
-    from mailer.transports.sendgrid import SendGridTransport, request_body
+    from mailer.transports.sendgrid import SendGridTransport, _Encoded, request_body
 
     newsletter = load_newsletter(ROOT / "mailer.toml")
     issue = load_issue(ISSUE, newsletter)
@@ -391,16 +405,19 @@ def child_nowork(database: Path, target: str, requests: int, in_flight: int) -> 
             list_id=list_id(newsletter.name, newsletter.list_id),
             recipients=recipients,
         )
-        bodies.append(request_body(batch))
+        bodies.append(_Encoded(request_body(batch).encode()))
     transport = SendGridTransport(SecretStr(SG_KEY), api_url=target, timeout=120.0)
     taken = itertools.count()
     failures: list[str] = []
 
     def post() -> None:
-        while (index := next(taken)) < requests:
-            outcome = transport._post(bodies[index % len(bodies)])
-            if outcome.kind != "accepted":
-                failures.append(str(outcome.error))
+        try:
+            while (index := next(taken)) < requests:
+                outcome = transport._post(bodies[index % len(bodies)])
+                if outcome.kind != "accepted":
+                    failures.append(str(outcome.error))
+        except Exception as error:  # reported below, not lost with the thread
+            failures.append(repr(error))
 
     threads = [threading.Thread(target=post) for _ in range(in_flight)]
     start = time.perf_counter()
@@ -412,6 +429,7 @@ def child_nowork(database: Path, target: str, requests: int, in_flight: int) -> 
     if failures:
         raise SystemExit(f"the no-work client's requests failed: {failures[:3]}")
     return {
+        "cpu_seconds": _cpu_seconds(),
         "requests": requests,
         "in_flight": in_flight,
         "seconds": seconds,
@@ -606,9 +624,9 @@ def orchestrate(args: argparse.Namespace) -> None:
     earlier = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
     measured = {(r["name"], r["members"]) for r in results}
     kept = [
-        r
+        {"name": r["transport"], **r}
         for r in earlier.get("results", [])
-        if "name" in r and (r["name"], r["members"]) not in measured
+        if (r.get("name", r["transport"]), r["members"]) not in measured
     ]
     RESULTS.write_text(
         json.dumps(
@@ -638,6 +656,11 @@ def _print(result: dict[str, Any]) -> None:
         line += f", {result['in_flight_per_process']} requests in flight each"
     if result["transport"] == "smtp":
         line += f", {result['connections_per_process']} connections each"
+    line += (
+        f"; {result['cpu_seconds']:.1f} CPU s, the server {result['server_received'].get('cpu_seconds', 0):.1f}"
+        if "server_received" in result
+        else f"; {result['cpu_seconds']:.1f} CPU s"
+    )
     line += (
         f"); peak memory {result['peak_memory_mb']:.0f} MB "
         f"({result['peak_memory_above_start_mb']:.0f} MB above start); "
