@@ -469,9 +469,9 @@ class SendRun:
         """The batches in hand when an error ends the send: freed to be sent next time if the
         transport never got them, else recorded if that can be done (if not, the next send
         settles them as an interrupted one)."""
-        started = [batch for batch in handed if batch.future is None or not batch.future.cancel()]
-        unsent = [batch for batch in handed if batch not in started]
-        started = [batch for batch in started if batch.future is not None]
+        cancelled = [batch.future is not None and batch.future.cancel() for batch in handed]
+        unsent = [batch for batch, never in zip(handed, cancelled, strict=True) if never]
+        started = [batch for batch, never in zip(handed, cancelled, strict=True) if not never]
         if unsent:
             self.ledger.settle(unsent=[i for batch in unsent for i in batch.delivery_ids])
         try:
