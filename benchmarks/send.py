@@ -162,7 +162,7 @@ def _process_tree(pid: int) -> Iterator[int]:
 
 
 @contextmanager
-def peak_memory(every: float = 0.02) -> Iterator[Callable[[], int]]:
+def peak_memory(every: float = 0.05) -> Iterator[Callable[[], int]]:
     """The highest memory_bytes() seen while the block runs (sampled), readable afterwards."""
     peak = [memory_bytes()]
     stop = threading.Event()
