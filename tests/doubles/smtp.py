@@ -58,8 +58,10 @@ class _Handler:
     async def handle_EHLO(
         self, smtp: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
     ) -> list[str]:
+        if not self.server._greeted(smtp):
+            _abort(smtp)  # over max_connections: as a relay that takes no more sessions
+            return responses
         session.host_name = hostname
-        self.server._greeted(smtp)
         return responses
 
     async def handle_MAIL(
@@ -110,12 +112,14 @@ class SmtpServer:
         tls: TlsFiles | None = None,
         login: tuple[str, str] | None = None,
         delay: float = 0.0,
+        max_connections: int | None = None,
     ) -> None:
         if mode != "plain" and tls is None:
             raise ValueError(f"{mode} needs TlsFiles")
         self.mode, self.tls, self.login, self.delay = mode, tls, login, delay
         self._at_once = 0
         self.most_at_once = 0
+        self.max_connections = max_connections  # more are cut off at EHLO
         self.host, self.port = "127.0.0.1", free_port()
         self.refusals: dict[str, str] = {}
         self.logins: list[str] = []
@@ -212,11 +216,16 @@ class SmtpServer:
 
     # -- hooks' helpers (event loop thread) ---------------------------------------
 
-    def _greeted(self, smtp: SMTP) -> None:
+    def _greeted(self, smtp: SMTP) -> bool:
+        """Count a connection at its first EHLO; False when it is one too many."""
         # A session restarts after STARTTLS; the protocol object lasts the whole connection.
         with self._lock:
-            if not any(c is smtp for c in self._connections):
-                self._connections.append(smtp)
+            if any(c is smtp for c in self._connections):
+                return True
+            if self.max_connections is not None and len(self._connections) >= self.max_connections:
+                return False
+            self._connections.append(smtp)
+            return True
 
     def _taking(self, change: int) -> None:
         with self._lock:

@@ -175,6 +175,21 @@ class TestSmtpPool:
         assert {m.email: 1 for m in members if m != members[7]} == dict(received)
         assert {"sent": 39, "failed": 1} == ledger_states(sending.ledger)
 
+    def test_connections_the_relay_refuses_leave_their_members_to_the_others(
+        self, sending: Sending
+    ) -> None:
+        """A relay that takes two sessions, four asked for: the two it took send everyone."""
+        members = add_members(sending.store, 30)
+        with SmtpServer(delay=0.01, max_connections=2) as server:
+            url = parse_smtp_url(server.url())
+            with SmtpTransport(url, timeout=5, connections=4) as transport:
+                summary = sending.run(transport, batch_size=10)
+            received = Counter(r for m in server.messages for r in m.rcpt_tos)
+            connections = {m.connection for m in server.messages}
+        assert (30, True) == (summary.total("sent"), summary.complete)
+        assert {m.email: 1 for m in members} == dict(received)
+        assert {1, 2} == connections
+
     def test_an_answer_lost_on_one_connection_is_unknown_and_others_carry_on(
         self, sending: Sending
     ) -> None:
