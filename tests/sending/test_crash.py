@@ -34,6 +34,7 @@ from pathlib import Path
 
 import pytest
 from doubles.sendgrid import SendGridDouble
+from doubles.smtp import SmtpServer
 from helpers.members import add_members
 from helpers.outbox import read_eml
 from helpers.project import BASE_URL, ROOT, SAMPLE_ISSUE
@@ -213,6 +214,45 @@ def test_sendgrid_survives_kill_9(
     assert KILLS == landed, (tmp_path / "killed-runs.log").read_text()
     if in_flight > 1:  # the kills did catch several requests in flight at once
         assert seen_in_flight > BATCH
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_an_smtp_pool_survives_kill_9(
+    project: dict[str, str], tmp_path: Path, seed: int, processes: int
+) -> None:
+    """Killed while four connections per process were sending, again and again: at most the
+    batch in hand per process is left in flight; settled from what the relay took (as an
+    operator would from its log) and the rest resent, each member has one message."""
+    rng = random.Random(seed)
+    env = {
+        **project,
+        "MAILER_SEND_PROCESSES": str(processes),
+        "MAILER_SMTP_CONNECTIONS": "4",
+        "MAILER_TRANSPORT": "smtp",
+    }
+    with SmtpServer(delay=0.02) as server:
+        env["MAILER_SMTP_URL"] = server.url()
+
+        def taken() -> int:
+            return len(server.messages)
+
+        landed = 0
+        for _ in range(KILLS):
+            landed += kill_mid_send(env, taken, rng)
+            left = left_in_flight(env)
+            assert left <= processes * BATCH, f"{left} members left in flight"
+        first = finish(env)  # sends the rest; what the kills left in flight is now unknown
+        assert first.returncode in (0, 3), first.stderr.decode()
+        time.sleep(0.1)  # a message cut off by a kill during the relay's delay is in by now
+        with open_store(env["MAILER_DATABASE_URL"]) as store:
+            relay_log = {address for m in server.messages for address in m.rcpt_tos}
+            found = [store.find(email) for email in sorted(relay_log)]
+            Ledger(store.engine).mark_accepted([(ISSUE, m.id, None) for m in found if m])
+        final = finish(env, "--resolve-unknown", "resend")
+        assert 0 == final.returncode, final.stdout.decode() + final.stderr.decode()
+        received = Counter(address for m in server.messages for address in m.rcpt_tos)
+    assert {email: 1 for email in active_emails()} == dict(received)
+    assert KILLS == landed, (tmp_path / "killed-runs.log").read_text()
 
 
 def test_sigterm_finishes_the_batches_in_hand_and_stops(
