@@ -205,6 +205,7 @@ def _send(
         with transport:
             if not as_json:
                 console.print(_intro(issue, audience, transport.name))
+                console.print(_concurrency(settings, audience))
             if not yes:
                 _confirm(audience.to_send + audience.interrupted, transport.name)
             with _stop_on_signals(stop) as should_stop:
@@ -306,6 +307,16 @@ def _intro(issue: Issue, audience: Plan, transport: str) -> str:
             "they are checked first."
         )
     return "\n".join(lines)
+
+
+def _concurrency(settings: Settings, audience: Plan) -> str:
+    """How the send is spread: processes, and requests in flight or connections in each."""
+    processes = settings.processes_for(audience.to_send + audience.interrupted)
+    each = {
+        "sendgrid": f", {settings.sendgrid_requests_in_flight} requests in flight each",
+        "smtp": f", {settings.smtp_connection_count} connections each",
+    }.get(str(settings.transport), "")
+    return f"{processes} sending process{'es' if processes > 1 else ''}{each}."
 
 
 def _nothing_to_send(issue: Issue, audience: Plan, *, as_json: bool) -> None:
