@@ -1,32 +1,45 @@
-"""How fast a whole send goes, and how much memory it takes, against the naive way.
+"""How fast a whole send goes, and how much memory it takes, against the naive way and a client that does no work.
 
 For the first sample issue and synthetic members spread evenly over 8 variants,
 this measures a send end to end (the audience walk, rendering each variant once,
 tokens, the ledger's claim and record per batch, the transport) through:
 
-* the SendGrid double (tests/doubles/sendgrid), in its own process: 100,000 members;
-* the outbox (one .eml per member, fsync'd): 100,000 members;
-* SMTP to an aiosmtpd server in its own process: 10,000 members.
+* the SendGrid double (tests/doubles/sendgrid), in its own process, answering each
+  accepted request after 250 ms (``--latency``), as the real API does across the
+  internet: 100,000 members (``--members``; a list such as ``100000,1000000``
+  measures each);
+* the outbox (one .eml per member, fsync'd), at the first of those sizes;
+* SMTP to an aiosmtpd server in its own process that takes 20 ms per message
+  (``--smtp-delay``): 10,000 members, with the default settings and again over
+  one connection (``MAILER_SMTP_CONNECTIONS=1``).
 
-Each send runs in a fresh child process; its peak memory (the proportional set
-size of it and the processes it forks, so shared pages count once) is sampled
-while it runs, and reported above the memory it had before the send started.
-Running the SendGrid send again with three times the members shows whether
-memory grows with the list.
+Each send runs with the default settings (``auto``: see docs/sending.md) in a fresh
+child process; its peak memory (the proportional set size of it and the
+processes it forks, so shared pages count once) is sampled while it runs, and
+reported above the memory it had before the send started. The load average of
+the machine is recorded with each figure: other work on the same cores slows it.
+
+For SendGrid, a no-work client then posts the same number of requests (1,000
+personalizations each, built once before the clock starts) to a fresh double
+with the same latency, with as many in flight as the send had (processes times
+requests in flight per process), through the same HTTP client: the fastest the
+double and the network allow. The send's rate against it is the cost of mailer's
+own work.
 
 The naive way renders (Jinja + MJML) and sends one message per recipient: one
 request, file or SMTP transaction each. It is timed on a sample of recipients and
-scaled up, as running it for 100,000 would take hours.
+scaled up (``--naive-sample 0`` skips it).
 
 The double checks every request against SendGrid's JSON Schema and its other
 rules, as in the tests (the schema with jsonschema-rs first, see
-tests/doubles/sendgrid/rules.py). It runs in its own process, on the same two
-cores as mailer: its work counts against the figures.
+tests/doubles/sendgrid/rules.py). It runs in its own process, on the same cores
+as mailer: its work counts against the figures.
 
-Each send shares its list between two processes, as ``MAILER_SEND_PROCESSES=2``
-does (set MAILER_BENCH_PROCESSES to measure another number; 1 is one process).
+MAILER_BENCH_PROCESSES, MAILER_BENCH_CONCURRENCY and MAILER_BENCH_CONNECTIONS set
+MAILER_SEND_PROCESSES, MAILER_SENDGRID_CONCURRENCY and MAILER_SMTP_CONNECTIONS for
+the sends, to measure other values than the defaults.
 
-Run: ``.venv/bin/python benchmarks/send.py [--members N] [--smtp-members N] [--only sendgrid]``.
+Run: ``.venv/bin/python benchmarks/send.py [--members N[,N...]] [--smtp-members N] [--only sendgrid]``.
 Figures are printed and written to benchmarks/results/send.json.
 """
 
@@ -74,8 +87,16 @@ SECRET = "benchmark-secret-key-0123456789abcdef"
 SG_KEY = "SG.benchmark-key"
 BASE_URL = "https://news.example.org"
 RESULTS = ROOT / "benchmarks" / "results" / "send.json"
-PROCESSES = int(os.environ.get("MAILER_BENCH_PROCESSES", "2"))
-MEMORY_CHECK_TIMES = 3  # the SendGrid send is run again with this many times the members
+# Settings for the sends other than the defaults (see the module's docstring).
+OVERRIDES = {
+    field: os.environ[variable]
+    for field, variable in (
+        ("send_processes", "MAILER_BENCH_PROCESSES"),
+        ("sendgrid_concurrency", "MAILER_BENCH_CONCURRENCY"),
+        ("smtp_connections", "MAILER_BENCH_CONNECTIONS"),
+    )
+    if variable in os.environ
+}
 
 # Eight member profiles, one per variant of the sample issue.
 PROFILES: list[tuple[tuple[str, ...], str]] = [
@@ -141,7 +162,7 @@ def _process_tree(pid: int) -> Iterator[int]:
 
 
 @contextmanager
-def peak_memory(every: float = 0.02) -> Iterator[Callable[[], int]]:
+def peak_memory(every: float = 0.05) -> Iterator[Callable[[], int]]:
     """The highest memory_bytes() seen while the block runs (sampled), readable afterwards."""
     peak = [memory_bytes()]
     stop = threading.Event()
@@ -168,33 +189,48 @@ def _hold_sigterm() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])
 
 
-def serve_sendgrid_double() -> None:
-    """Run the SendGrid double until SIGTERM; print its URL, then how many messages it took."""
+def serve_sendgrid_double(latency: float, jitter: float) -> None:
+    """Run the SendGrid double until SIGTERM; print its URL, then what it took."""
     from doubles.sendgrid import SendGridDouble
 
     _hold_sigterm()
-    with SendGridDouble(api_key=SG_KEY) as double:
+    double = SendGridDouble(api_key=SG_KEY, latency=latency, jitter=jitter, keep_bodies=False)
+    with double:
         print(double.url, flush=True)
         signal.sigwait([signal.SIGTERM])
         counts = double.delivery_counts()
         print(
             json.dumps(
-                {"messages": sum(counts.values()), "most_to_one": max(counts.values(), default=0)}
+                {
+                    "messages": sum(counts.values()),
+                    "most_to_one": max(counts.values(), default=0),
+                    "requests": len(double.received),
+                    "most_in_flight": double.most_in_flight,
+                    "cpu_seconds": _cpu_seconds(),
+                }
             ),
             flush=True,
         )
 
 
-def serve_smtp_sink() -> None:
-    """An aiosmtpd server that counts what it takes (keeping 10,000 parsed emails would
-    measure the server's memory, not mailer's); prints its port, then the count."""
+def serve_smtp_sink(delay: float) -> None:
+    """An aiosmtpd server that takes ``delay`` seconds per message and counts what it takes
+    (keeping 10,000 parsed emails would measure the server's memory, not mailer's);
+    prints its port, then the count."""
+    import asyncio
+
     from aiosmtpd.controller import Controller
     from doubles.smtp import free_port
 
     taken = [0]
+    at_once = [0, 0]  # now, most
 
     class Handler:
         async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            at_once[0] += 1
+            at_once[1] = max(at_once)
+            await asyncio.sleep(delay)
+            at_once[0] -= 1
             taken[0] += len(envelope.rcpt_tos)
             return "250 2.0.0 queued"
 
@@ -205,7 +241,12 @@ def serve_smtp_sink() -> None:
     print(port, flush=True)
     signal.sigwait([signal.SIGTERM])
     controller.stop()
-    print(json.dumps({"messages": taken[0]}), flush=True)
+    print(
+        json.dumps(
+            {"messages": taken[0], "most_at_once": at_once[1], "cpu_seconds": _cpu_seconds()}
+        ),
+        flush=True,
+    )
 
 
 def settings_for(transport: str, database: Path, work: Path, target: str) -> Settings:
@@ -222,7 +263,7 @@ def settings_for(transport: str, database: Path, work: Path, target: str) -> Set
         fields["sendgrid_api_url"] = target
     if transport == "smtp":
         fields["smtp_url"] = SecretStr(f"smtp://127.0.0.1:{target}")
-    return Settings(**fields)
+    return Settings(**{**fields, **OVERRIDES})
 
 
 def child_send(transport: str, database: Path, work: Path, target: str) -> dict[str, Any]:
@@ -231,11 +272,13 @@ def child_send(transport: str, database: Path, work: Path, target: str) -> dict[
     issue = load_issue(ISSUE, newsletter)
     settings = settings_for(transport, database, work, target)
     before = memory_bytes()
+    cpu_before = _cpu_seconds()
     with open_store(settings.database_url) as store, peak_memory() as peak:
         ledger = Ledger(store.engine)
         start = time.perf_counter()
         audience = plan(store, issue, newsletter)
         planned = time.perf_counter()
+        processes = settings.processes_for(audience.to_send)
         with open_transport(settings) as transport_:
             run = SendRun(
                 issue,
@@ -245,12 +288,18 @@ def child_send(transport: str, database: Path, work: Path, target: str) -> dict[
                 ledger,
                 transport_,
                 link_signer(settings),
-                processes=PROCESSES,
+                processes=processes,
             )
             run.start()
             summary = run.run(keys=[v.key for v in audience.variants.values() if v.to_send])
         seconds = time.perf_counter() - start
     return {
+        "cpu_seconds": _cpu_seconds() - cpu_before,
+        "processes": processes,
+        "in_flight_per_process": settings.sendgrid_requests_in_flight
+        if transport == "sendgrid"
+        else 1,
+        "connections_per_process": settings.smtp_connection_count if transport == "smtp" else 0,
         "recipients": summary.total("sent"),
         "failed": summary.total("failed") + summary.total("unknown"),
         "variants": len(summary.variants),
@@ -261,6 +310,12 @@ def child_send(transport: str, database: Path, work: Path, target: str) -> dict[
         "peak_memory_mb": peak() / 1e6,
         "peak_memory_above_start_mb": (peak() - before) / 1e6,
     }
+
+
+def _cpu_seconds() -> float:
+    """CPU time (user and system) of this process and the children it waited for."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def child_naive(
@@ -310,6 +365,78 @@ def _send_one_naively(
     transport.send(batch)
 
 
+def child_nowork(database: Path, target: str, requests: int, in_flight: int) -> dict[str, Any]:
+    """Post ``requests`` Mail Send requests of 1,000 personalizations, ``in_flight`` at a time,
+    doing no other work: the bodies (one per variant, of the store's first members, built
+    as mailer builds them) are made before the clock starts, and posted through the same
+    HTTP client as mailer's."""
+    from mailer.transports.sendgrid import SendGridTransport, _Encoded, request_body
+
+    newsletter = load_newsletter(ROOT / "mailer.toml")
+    issue = load_issue(ISSUE, newsletter)
+    settings = settings_for("sendgrid", database, database.parent, target)
+    signer = link_signer(settings)
+    by_variant: dict[Any, list[Subscriber]] = {}
+    with open_store(settings.database_url) as store:
+        for member in itertools.islice(store.active(), 8 * 1000):
+            key = variant_key(issue, segments_of(member, newsletter))
+            by_variant.setdefault(key, []).append(member)
+    bodies = []
+    for key, members in by_variant.items():
+        [variant] = render_issue(
+            issue, newsletter, [key], archive_url=f"{BASE_URL}/archive/{issue.slug}"
+        )
+        recipients = []
+        for member in members:
+            member_links = links(member.id, signer, settings.base_url)
+            recipients.append(
+                Recipient(
+                    email=member.email,
+                    name=member.name,
+                    values=values_of(variant, member_values(member, member_links)),
+                    unsubscribe_url=member_links["unsubscribe_url"],
+                    custom_args={"issue": issue.slug, "subscriber": str(member.id)},
+                )
+            )
+        batch = Batch(
+            issue=issue.slug,
+            sender=newsletter.sender,
+            content=content_of(variant),
+            list_id=list_id(newsletter.name, newsletter.list_id),
+            recipients=recipients,
+        )
+        bodies.append(_Encoded(request_body(batch).encode()))
+    transport = SendGridTransport(SecretStr(SG_KEY), api_url=target, timeout=120.0)
+    taken = itertools.count()
+    failures: list[str] = []
+
+    def post() -> None:
+        try:
+            while (index := next(taken)) < requests:
+                outcome = transport._post(bodies[index % len(bodies)])
+                if outcome.kind != "accepted":
+                    failures.append(str(outcome.error))
+        except Exception as error:  # reported below, not lost with the thread
+            failures.append(repr(error))
+
+    threads = [threading.Thread(target=post) for _ in range(in_flight)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - start
+    if failures:
+        raise SystemExit(f"the no-work client's requests failed: {failures[:3]}")
+    return {
+        "cpu_seconds": _cpu_seconds(),
+        "requests": requests,
+        "in_flight": in_flight,
+        "seconds": seconds,
+        "recipients_per_second": requests * 1000 / seconds,
+    }
+
+
 # -- orchestration -------------------------------------------------------------------------
 
 
@@ -318,10 +445,11 @@ def _python(*args: str) -> list[str]:
 
 
 @contextmanager
-def server(kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
+def server(kind: str, *options: str) -> Iterator[tuple[str, dict[str, Any]]]:
     """A double in its own process; yields its address, and after it stops, what it took."""
-    args = ["--serve", kind]
-    process = subprocess.Popen(_python(*args), stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        _python("--serve", kind, *options), stdout=subprocess.PIPE, text=True
+    )
     assert process.stdout is not None
     address = process.stdout.readline().strip()
     report: dict[str, Any] = {}
@@ -329,74 +457,121 @@ def server(kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
         yield address, report
     finally:
         process.send_signal(signal.SIGTERM)
-        out, _ = process.communicate(timeout=120)
+        out, _ = process.communicate(timeout=300)
         if out.strip():
             report.update(json.loads(out.strip().splitlines()[-1]))
 
 
-def run_child(*args: str) -> dict[str, Any]:
-    done = subprocess.run(_python(*args), capture_output=True, text=True, check=False)
+def run_child(*args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    done = subprocess.run(
+        _python(*args), capture_output=True, text=True, check=False, env=env or None
+    )
     if done.returncode != 0:
         raise SystemExit(f"benchmark child {args} failed:\n{done.stderr}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
+def load() -> list[float]:
+    """The machine's load average over 1, 5 and 15 minutes (as `uptime` shows it)."""
+    return [round(figure, 2) for figure in os.getloadavg()]
+
+
 def measure(
+    name: str,
     transport: str,
     count: int,
     folder: Path,
     databases: dict[int, Path],
-    naive_sample: int,
+    args: argparse.Namespace,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The send and the naive sample through one transport, each in fresh processes."""
+    """The send (and the naive sample, the no-work client) through one transport, each in
+    fresh processes."""
     work = Path(tempfile.mkdtemp(prefix=f"{transport}-", dir=folder))
     database = work / "mailer.db"
     shutil.copy(databases[count], database)
-    kind = {"sendgrid": "sendgrid", "smtp": "smtp"}.get(transport)
-    if kind is None:
-        result = run_child("--child", transport, str(database), str(work), "-")
-        naive = run_child("--naive", transport, str(database), str(work), "-", str(naive_sample))
-    else:
-        with server(kind) as (address, received):
-            result = run_child("--child", transport, str(database), str(work), address)
-        with server(kind) as (address, _):
+    options = {
+        "sendgrid": ["--latency", str(args.latency), "--jitter", str(args.jitter)],
+        "smtp": ["--delay", str(args.smtp_delay)],
+    }.get(transport)
+    naive: dict[str, Any] | None = None
+    nowork: dict[str, Any] | None = None
+    load_before = load()
+    if options is None:
+        result = run_child("--child", transport, str(database), str(work), "-", env=env)
+        load_after = load()
+        if args.naive_sample:
             naive = run_child(
-                "--naive", transport, str(database), str(work), address, str(naive_sample)
+                "--naive", transport, str(database), str(work), "-", str(args.naive_sample)
             )
+    else:
+        with server(transport, *options) as (address, received):
+            result = run_child("--child", transport, str(database), str(work), address, env=env)
+        load_after = load()
         result["server_received"] = received
         if received.get("messages") != result["recipients"]:
             raise SystemExit(
                 f"{transport}: the server took {received}, mailer sent {result['recipients']}"
             )
+        if transport == "sendgrid":
+            in_flight = result["processes"] * result["in_flight_per_process"]
+            with server(transport, *options) as (address, _):
+                nowork = run_child(
+                    "--nowork", str(database), address, str(received["requests"]), str(in_flight)
+                )
+            nowork["load_average"] = load()
+        if args.naive_sample:
+            with server(transport, *options) as (address, _):
+                naive = run_child(
+                    "--naive", transport, str(database), str(work), address, str(args.naive_sample)
+                )
     shutil.rmtree(work, ignore_errors=True)  # 100,000 .eml files are ~6 GB
-    naive_total = naive["seconds_per_recipient"] * result["recipients"]
-    return {
+    figures: dict[str, Any] = {
         **result,
+        "name": name,
         "transport": transport,
         "members": count,
-        "naive_seconds_per_recipient": naive["seconds_per_recipient"],
-        "naive_sample": naive["sample"],
-        "naive_seconds_estimated": naive_total,
-        "speedup_over_naive": naive_total / result["seconds"],
+        "load_average": {"before": load_before, "after": load_after},
     }
+    if transport == "sendgrid":
+        figures["latency_seconds"] = [args.latency, args.jitter]
+    if transport == "smtp":
+        figures["server_delay_seconds"] = args.smtp_delay
+    if nowork is not None:
+        figures["nowork_client"] = nowork
+        figures["nowork_ratio"] = nowork["recipients_per_second"] / result["recipients_per_second"]
+    if naive is not None:
+        naive_total = naive["seconds_per_recipient"] * result["recipients"]
+        figures.update(
+            naive_seconds_per_recipient=naive["seconds_per_recipient"],
+            naive_sample=naive["sample"],
+            naive_seconds_estimated=naive_total,
+            speedup_over_naive=naive_total / result["seconds"],
+        )
+    return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument("--members", default="100000", help="a number, or several: 100000,1000000")
     parser.add_argument("--smtp-members", type=int, default=10_000)
     parser.add_argument("--naive-sample", type=int, default=100)
+    parser.add_argument("--latency", type=float, default=0.25, help="the double's, in seconds")
+    parser.add_argument("--jitter", type=float, default=0.0, help="up to this much more, at random")
+    parser.add_argument("--smtp-delay", type=float, default=0.02, help="per message, in seconds")
     parser.add_argument("--only", default="sendgrid,outbox,smtp")
     # Internal: the child processes.
     parser.add_argument("--serve", help=argparse.SUPPRESS)
+    parser.add_argument("--delay", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--naive", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--nowork", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve == "sendgrid":
-        return serve_sendgrid_double()
+        return serve_sendgrid_double(args.latency, args.jitter)
     if args.serve == "smtp":
-        return serve_smtp_sink()
+        return serve_smtp_sink(args.delay)
     if args.child:
         transport, database, work, target = args.child
         print(json.dumps(child_send(transport, Path(database), Path(work), target)))
@@ -405,21 +580,32 @@ def main() -> None:
         transport, database, work, target, sample = args.naive
         print(json.dumps(child_naive(transport, Path(database), Path(work), target, int(sample))))
         return None
+    if args.nowork:
+        database, target, requests, in_flight = args.nowork
+        print(json.dumps(child_nowork(Path(database), target, int(requests), int(in_flight))))
+        return None
     orchestrate(args)
     return None
 
 
 def orchestrate(args: argparse.Namespace) -> None:
     wanted = args.only.split(",")
-    sizes = {"sendgrid": args.members, "outbox": args.members, "smtp": args.smtp_members}
+    sizes = [int(size) for size in str(args.members).split(",")]
+    runs: list[tuple[str, str, int, dict[str, str] | None]] = []
+    if "sendgrid" in wanted:
+        runs += [("sendgrid", "sendgrid", size, None) for size in sizes]
+    if "outbox" in wanted:
+        runs.append(("outbox", "outbox", sizes[0], None))
+    if "smtp" in wanted:
+        one = {**os.environ, "MAILER_BENCH_CONNECTIONS": "1"}
+        runs += [
+            ("smtp", "smtp", args.smtp_members, None),
+            ("smtp, one connection", "smtp", args.smtp_members, one),
+        ]
     folder = Path(tempfile.mkdtemp(prefix="mailer-bench-send-"))
     try:
-        counts = sorted(
-            {sizes[t] for t in wanted}
-            | ({args.members * MEMORY_CHECK_TIMES} if "sendgrid" in wanted else set())
-        )
         databases: dict[int, Path] = {}
-        for count in counts:
+        for count in sorted({count for _, _, count, _ in runs}):
             start = time.perf_counter()
             databases[count] = make_database(folder, count)
             print(
@@ -427,28 +613,31 @@ def orchestrate(args: argparse.Namespace) -> None:
                 flush=True,
             )
         results = []
-        for transport in wanted:
-            result = measure(transport, sizes[transport], folder, databases, args.naive_sample)
+        for name, transport, count, env in runs:
+            result = measure(name, transport, count, folder, databases, args, env)
             results.append(result)
             _print(result)
-        memory = None
-        if "sendgrid" in wanted:
-            memory = _memory_check(args.members, folder, databases, results)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    # A run with --only keeps the figures of the transports it did not measure.
+    # A run of some sends keeps the figures of the others.
     earlier = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
-    kept = [r for r in earlier.get("results", []) if r["transport"] not in wanted]
+    measured = {(r["name"], r["members"]) for r in results}
+    kept = [
+        {"name": r["transport"], **r}
+        for r in earlier.get("results", [])
+        if (r.get("name", r["transport"]), r["members"]) not in measured
+    ]
     RESULTS.write_text(
         json.dumps(
             {
                 "issue": ISSUE.name,
                 "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, "
                 f"Python {platform.python_version()}",
-                "processes": PROCESSES,
-                "results": [*results, *kept],
-                "memory_does_not_grow": memory or earlier.get("memory_does_not_grow"),
+                "settings": OVERRIDES or "defaults (auto)",
+                "results": sorted(
+                    [*results, *kept], key=lambda r: (r["transport"], r["name"], r["members"])
+                ),
             },
             indent=2,
         )
@@ -458,39 +647,36 @@ def orchestrate(args: argparse.Namespace) -> None:
     print(f"written to {RESULTS.relative_to(ROOT)}")
 
 
-def _memory_check(
-    members: int, folder: Path, databases: dict[int, Path], results: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """The SendGrid send again with MEMORY_CHECK_TIMES as many members: the same peak
-    memory means that memory does not grow with the list. (A smaller list would end
-    before the send's buffers reach their steady size, and so would prove nothing.)"""
-    larger = measure("sendgrid", members * MEMORY_CHECK_TIMES, folder, databases, 10)
-    first = next(r for r in results if r["transport"] == "sendgrid")
-    peaks = [round(r["peak_memory_above_start_mb"], 1) for r in (first, larger)]
-    print(
-        f"memory: peak above start {peaks[0]} MB at {members:,} members, "
-        f"{peaks[1]} MB at {larger['members']:,} "
-        f"({larger['recipients_per_second']:,.0f} recipients/s)"
-    )
-    return {
-        "members": [members, larger["members"]],
-        "peak_memory_above_start_mb": peaks,
-        "recipients_per_second": [
-            round(first["recipients_per_second"]),
-            round(larger["recipients_per_second"]),
-        ],
-    }
-
-
 def _print(result: dict[str, Any]) -> None:
-    print(
-        f"{result['transport']:>8}: {result['recipients']:,} recipients in {result['seconds']:.1f} s "
-        f"= {result['recipients_per_second']:,.0f}/s end to end "
-        f"(audience plan {result['plan_seconds']:.1f} s); peak memory {result['peak_memory_mb']:.0f} MB "
-        f"({result['peak_memory_above_start_mb']:.0f} MB above start); naive way "
-        f"{1 / result['naive_seconds_per_recipient']:,.0f}/s, so {result['speedup_over_naive']:,.0f}x faster",
-        flush=True,
+    line = (
+        f"{result['name']:>20}: {result['recipients']:,} recipients in {result['seconds']:.1f} s "
+        f"= {result['recipients_per_second']:,.0f}/s ({result['processes']} processes"
     )
+    if result["transport"] == "sendgrid":
+        line += f", {result['in_flight_per_process']} requests in flight each"
+    if result["transport"] == "smtp":
+        line += f", {result['connections_per_process']} connections each"
+    line += (
+        f"; {result['cpu_seconds']:.1f} CPU s, the server {result['server_received'].get('cpu_seconds', 0):.1f}"
+        if "server_received" in result
+        else f"; {result['cpu_seconds']:.1f} CPU s"
+    )
+    line += (
+        f"); peak memory {result['peak_memory_mb']:.0f} MB "
+        f"({result['peak_memory_above_start_mb']:.0f} MB above start); "
+        f"load average {result['load_average']['before'][0]}-{result['load_average']['after'][0]}"
+    )
+    if "nowork_client" in result:
+        line += (
+            f"; no-work client {result['nowork_client']['recipients_per_second']:,.0f}/s "
+            f"({result['nowork_ratio']:.2f}x)"
+        )
+    if "speedup_over_naive" in result:
+        line += (
+            f"; naive way {1 / result['naive_seconds_per_recipient']:,.0f}/s, "
+            f"so {result['speedup_over_naive']:,.0f}x faster"
+        )
+    print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import os
 import tomllib
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -77,6 +77,24 @@ class LogLevel(StrEnum):
     info = "INFO"
     warning = "WARNING"
     error = "ERROR"
+
+
+# What `auto` means for the send's concurrency settings, from the measurements in
+# docs/sending.md ("How fast"): enough requests in flight to hide a 250 ms round trip
+# to SendGrid, enough SMTP sessions to hide a relay's per-message delay, without
+# piling work on a small machine.
+AUTO_MAX_PROCESSES = 4
+AUTO_PROCESSES_FROM = 20_000  # recipients: below this, forking costs more than it gains
+AUTO_SENDGRID_CONCURRENCY = 8
+AUTO_SMTP_CONNECTIONS = 8
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the system tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 class Settings(BaseSettings):
@@ -178,12 +196,20 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds to wait for an SMTP server or SendGrid before giving up on a request.",
     )
-    send_processes: int = Field(
-        1,
-        ge=1,
-        le=16,
-        description="Processes a send shares the list between (each with its own connection); "
-        "2 on a two-core machine roughly doubles the speed of a large send.",
+    send_processes: Annotated[int, Field(ge=1, le=16)] | Literal["auto"] = Field(
+        "auto",
+        description="Processes a send shares the list between (each with its own connections); "
+        "auto: one per core (at most 4) for a list of 20,000 or more, else 1.",
+    )
+    sendgrid_concurrency: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
+        "auto",
+        description="SendGrid requests each sending process keeps in flight at once; "
+        f"auto: {AUTO_SENDGRID_CONCURRENCY}.",
+    )
+    smtp_connections: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
+        "auto",
+        description="SMTP connections each sending process keeps open and sends over at once; "
+        f"auto: {AUTO_SMTP_CONNECTIONS}.",
     )
     sendgrid_api_key: SecretStr | None = Field(
         None,
@@ -289,6 +315,26 @@ class Settings(BaseSettings):
                 f"it must have at most {MAX_BOUNCE_LOCAL_PART} (SMTP allows 64), e.g. bounces@..."
             )
         return value
+
+    def processes_for(self, recipients: int) -> int:
+        """How many processes a send to ``recipients`` members runs in (MAILER_SEND_PROCESSES)."""
+        if self.send_processes != "auto":
+            return self.send_processes
+        if recipients < AUTO_PROCESSES_FROM:
+            return 1
+        return max(1, min(AUTO_MAX_PROCESSES, cores()))
+
+    @property
+    def sendgrid_requests_in_flight(self) -> int:
+        """SendGrid requests one sending process keeps in flight (MAILER_SENDGRID_CONCURRENCY)."""
+        chosen = self.sendgrid_concurrency
+        return AUTO_SENDGRID_CONCURRENCY if chosen == "auto" else chosen
+
+    @property
+    def smtp_connection_count(self) -> int:
+        """SMTP connections one sending process sends over (MAILER_SMTP_CONNECTIONS)."""
+        chosen = self.smtp_connections
+        return AUTO_SMTP_CONNECTIONS if chosen == "auto" else chosen
 
 
 class Sender(BaseModel):

@@ -279,6 +279,8 @@ KNOWN_VARIABLES = set().union(*(_env_names(field) for field in Settings.model_fi
 NOT_SETTINGS = {
     "MAILER_TEST_POSTGRES_URL": "the PostgreSQL server the tests and benchmarks use",
     "MAILER_BENCH_PROCESSES": "how many processes benchmarks/send.py sends with",
+    "MAILER_BENCH_CONCURRENCY": "SendGrid requests in flight per process in benchmarks/send.py",
+    "MAILER_BENCH_CONNECTIONS": "SMTP connections per process in benchmarks/send.py",
 }
 
 

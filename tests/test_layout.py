@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from doubles.sendgrid import SendGridDouble
+from doubles.smtp import SmtpServer
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mailer"
 
@@ -171,3 +173,53 @@ class TestImportsStayLight:
         assert set() == {"report", "web", "scheduling", "events"} & {
             part_of(name) for name in loaded if name.startswith("mailer.")
         }
+
+    @pytest.mark.parametrize("transport", ["sendgrid", "smtp"])
+    def test_a_send_loads_only_its_transport(
+        self,
+        transport: str,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        sendgrid_double: SendGridDouble,
+        smtp_server: SmtpServer,
+    ) -> None:
+        """`mailer send --yes` loads its own transport's libraries and no other's: no SMTP or
+        email-building for SendGrid, no HTTP client for SMTP, never the web app or reports."""
+        from helpers.members import add_members
+
+        from mailer.store import open_store
+
+        url = f"sqlite:///{tmp_path / 'mailer.db'}"
+        with open_store(url) as store:
+            add_members(store, 3)
+        monkeypatch.chdir(PACKAGE.parent)
+        for name, value in {
+            "MAILER_DATABASE_URL": url,
+            "MAILER_TRANSPORT": transport,
+            "MAILER_SECRET_KEY": "k" * 32,
+            "MAILER_BASE_URL": "https://news.example.org",
+            "SENDGRID_API_KEY": sendgrid_double.api_key,
+            "MAILER_SENDGRID_API_URL": sendgrid_double.url,
+            "MAILER_SMTP_URL": smtp_server.url(),
+        }.items():
+            monkeypatch.setenv(name, value)
+        loaded = loaded_after(
+            "import sys\nfrom mailer.cli import main\n"
+            "sys.argv = ['mailer', 'send', 'issues/2026-12-03-winter-connections.yaml', '--yes']\n"
+            "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code"
+        )
+        assert 3 == len(sendgrid_double.deliveries()) + len(smtp_server.messages)  # it did send
+        unused = {"starlette", "uvicorn", "apscheduler", "matplotlib", "alembic", "psycopg"}
+        if transport == "sendgrid":
+            assert "python_http_client" in top_level(loaded)
+            unused |= {"smtplib", "sendgrid", "ellipticcurve"}  # the client's HTTP part only
+        else:
+            assert "smtplib" in top_level(loaded)
+            unused |= {"sendgrid", "python_http_client"}
+            assert set() == {"urllib.request", "http.client"} & loaded
+        assert set() == unused & top_level(loaded)
+        transports = {
+            name.split(".")[2] for name in loaded if name.startswith("mailer.transports.")
+        }
+        assert transports <= {transport, "base", "ratelimit", "message", "variant"}
+        assert "outbox" not in transports

@@ -223,6 +223,7 @@ def _send(
         with transport:
             if not as_json:
                 console.print(_intro(issue, audience, transport.name))
+                console.print(_concurrency(settings, audience))
             if not yes:
                 _confirm(audience.to_send + audience.interrupted, transport.name)
             with _stop_on_signals(stop) as should_stop:
@@ -380,6 +381,16 @@ def _intro(issue: Issue, audience: Plan, transport: str) -> str:
     return "\n".join(lines)
 
 
+def _concurrency(settings: Settings, audience: Plan) -> str:
+    """How the send is spread: processes, and requests in flight or connections in each."""
+    processes = settings.processes_for(audience.to_send + audience.interrupted)
+    each = {
+        "sendgrid": f", {settings.sendgrid_requests_in_flight} requests in flight each",
+        "smtp": f", {settings.smtp_connection_count} connections each",
+    }.get(str(settings.transport), "")
+    return f"{processes} sending process{'es' if processes > 1 else ''}{each}."
+
+
 def _nothing_to_send(issue: Issue, audience: Plan, *, as_json: bool) -> None:
     from mailer.cli.common import console, print_json
 
@@ -415,7 +426,7 @@ _UNKNOWN_HELP = (
 
 @contextmanager
 def _stop_on_signals(stop: threading.Event) -> Iterator[Callable[[], bool]]:
-    """SIGTERM and SIGINT ask the send to stop after the current batch; a second one stops now."""
+    """SIGTERM and SIGINT ask the send to stop after the batches in hand; a second one stops now."""
     from mailer.cli.common import err_console
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -423,7 +434,7 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[Callable[[], bool]]:
             raise KeyboardInterrupt
         stop.set()
         err_console.print(
-            f"{signal.Signals(signum).name}: stopping after the current batch "
+            f"{signal.Signals(signum).name}: stopping after the batches in hand "
             "(again to stop at once)."
         )
 

@@ -30,7 +30,8 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from email.utils import make_msgid
 from pathlib import Path
@@ -51,7 +52,6 @@ from mailer.store.ledger import Ledger, SendStatus, new_owner
 from mailer.tokens import TokenSigner
 from mailer.transports import Transport
 from mailer.transports.message import list_id
-from mailer.transports.outbox import file_name
 from mailer.transports.ratelimit import NOT_HANDED_OVER
 from mailer.verp import VerpPurpose, verp_signer
 
@@ -219,6 +219,8 @@ def settle_interrupted(
     if not rows:
         return Settled()
     if previous_transport == "outbox":
+        from mailer.transports.outbox import file_name
+
         if not outbox_dir.is_dir():
             raise SendRefused(
                 f"the interrupted send of {issue} wrote its messages to {outbox_dir}, which "
@@ -288,7 +290,7 @@ class _Claimed:
     """A batch whose members are claimed in the ledger, ready for the transport."""
 
     name: str
-    batch: Batch
+    batch: Batch | None  # until handed over
     delivery_ids: list[int]
     future: Future[list[Delivery]] | None = None  # set once handed to the worker thread
 
@@ -408,10 +410,13 @@ class SendRun:
             self.summary.seconds = time.monotonic() - self._started
             self.ledger.release(self.issue.slug, self.owner, status)
 
-    # While the transport (in a worker thread) sends one batch, the next is built, so
-    # the CPU and the provider work at the same time. Then one transaction records the
-    # batch the transport answered and claims the next, which is handed over only if
-    # the one before did not fail as a whole: after such a failure nothing more goes out.
+    # Up to the transport's ``batches_in_flight`` batches are with it at once, each in a
+    # worker thread, while the next is built here: the CPU and the provider work at the
+    # same time, and a provider's round trip is not waited for batch after batch. Each
+    # batch is claimed in the ledger (committed) before it is handed over; the batches
+    # answered since are recorded in the same transaction as the next claim. After a
+    # batch failed as a whole, or when asked to stop, nothing more is claimed: the
+    # batches in flight are waited for and recorded, so none is left in_flight.
     def send_batches(
         self,
         on_progress: Callable[[Progress], None] | None,
@@ -420,8 +425,10 @@ class SendRun:
         partition: Partition | None = None,
     ) -> str | None:
         """Claim, hand over and record batch after batch (of one partition of the audience)."""
-        current: _Claimed | None = None  # with the transport
-        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailer-send")
+        slots = max(1, self.transport.batches_in_flight)
+        in_flight: list[_Claimed] = []  # with the transport
+        answered: list[_Claimed] = []  # answered, not yet recorded
+        worker = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="mailer-send")
         try:
             for work in batches(
                 self.store,
@@ -437,40 +444,58 @@ class SendRun:
                     self.summary.stopped = "asked to stop"
                     break
                 prepared = self._prepare(work)
-                answered = current.answer() if current is not None else []
-                if batch_failure(answered):
-                    break  # recorded below, on its own
-                if should_stop():  # asked while the batch before was with the transport
+                answered += _answered(in_flight, wait=len(in_flight) >= slots)
+                if any(batch_failure(handed.answer()) for handed in answered):
+                    break  # recorded below, with the batches still in flight
+                if should_stop():  # asked while the batches before were with the transport
                     self.summary.stopped = "asked to stop"
-                    break  # nothing more is claimed: the batch in hand is recorded below
-                ready = self._claim(prepared, recording=current)
-                if current is not None:
-                    self._count(current, on_progress)
-                    current = None
+                    break  # nothing more is claimed: the batches in hand are recorded below
+                ready = self._claim(prepared, recording=answered)
+                recorded, answered = answered, []
+                for handed in recorded:
+                    self._count(handed, on_progress)
                 if ready is not None:
-                    ready.future = worker.submit(self.transport.send, ready.batch)
-                    current = ready
-            if current is None:
+                    ready.future = worker.submit(self._hand_over(ready))
+                    in_flight.append(ready)
+            answered += _answered(in_flight, wait=True, every=True)
+            if not answered:
                 return None
-            last, current = current, None
-            self.ledger.record(self.issue.slug, self.owner, last.outcomes())
-            return self._count(last, on_progress)
+            outcomes = [outcome for handed in answered for outcome in handed.outcomes()]
+            self.ledger.record(self.issue.slug, self.owner, outcomes)
+            recorded, answered = answered, []
+            failures = [self._count(handed, on_progress) for handed in recorded]
+            return next((failure for failure in failures if failure), None)
         finally:
-            if current is not None:  # the send ends on an error
-                self._leave(current)
+            if answered or in_flight:  # the send ends on an error
+                self._leave([*answered, *in_flight])
             worker.shutdown(wait=True, cancel_futures=True)
 
-    def _leave(self, handed: _Claimed) -> None:
-        """The batch in hand when an error ends the send: freed to be sent next time if the
-        transport never got it, else recorded if that can be done (if not, the next send
-        settles it as an interrupted one)."""
-        if handed.future is None or handed.future.cancel():
-            self.ledger.settle(unsent=handed.delivery_ids)
-            return
+    def _hand_over(self, claimed: _Claimed) -> Callable[[], list[Delivery]]:
+        """The transport's work on a claimed batch that needs no answer (building its request)
+        done here; what is left, to run in a worker thread. The batch itself is let go: with
+        several batches in flight, only their requests stay in memory."""
+        batch, claimed.batch = claimed.batch, None
+        assert batch is not None, "handed over twice"
         try:
-            self.ledger.record(self.issue.slug, self.owner, handed.outcomes())
+            return self.transport.prepare(batch)
+        except BaseException:  # nothing was handed over: the members are free to be sent
+            self.ledger.settle(unsent=claimed.delivery_ids)
+            raise
+
+    def _leave(self, handed: list[_Claimed]) -> None:
+        """The batches in hand when an error ends the send: freed to be sent next time if the
+        transport never got them, else recorded if that can be done (if not, the next send
+        settles them as an interrupted one)."""
+        cancelled = [batch.future is not None and batch.future.cancel() for batch in handed]
+        unsent = [batch for batch, never in zip(handed, cancelled, strict=True) if never]
+        started = [batch for batch, never in zip(handed, cancelled, strict=True) if not never]
+        if unsent:
+            self.ledger.settle(unsent=[i for batch in unsent for i in batch.delivery_ids])
+        try:
+            outcomes = [outcome for batch in started for outcome in batch.outcomes()]
+            self.ledger.record(self.issue.slug, self.owner, outcomes)
         except Exception:  # the error that ended the send is the one to report
-            log.exception("could not record the last batch: the next send settles it")
+            log.exception("could not record the last batches: the next send settles them")
 
     def _prepare(self, work: Pending) -> _Prepared:
         """A batch's members with their recipients, built before they are claimed: nearly
@@ -479,8 +504,8 @@ class SendRun:
         recipients = [self._recipient(member, variant) for member in work.addressees]
         return _Prepared(variant, work.addressees, recipients)
 
-    def _claim(self, prepared: _Prepared, *, recording: _Claimed | None) -> _Claimed | None:
-        """Record the batch the transport answered, claim the next batch's members in the
+    def _claim(self, prepared: _Prepared, *, recording: list[_Claimed]) -> _Claimed | None:
+        """Record the batches the transport answered, claim the next batch's members in the
         ledger (one transaction, committed) and build the transport's Batch of them."""
         variant, members = prepared.variant, prepared.members
         claim = self.ledger.claim(
@@ -488,7 +513,7 @@ class SendRun:
             variant.name,
             [member.id for member in members],
             self.owner,
-            recording=recording.outcomes() if recording is not None else (),
+            recording=[outcome for handed in recording for outcome in handed.outcomes()],
             message_ids=_message_ids(members, prepared.recipients),
         )
         counts = self.summary.variant(variant.name, variant.compiled.segments)
@@ -578,6 +603,17 @@ class SendRun:
             unknown=total("unknown"),
             suppressed=total("suppressed"),
         )
+
+
+def _answered(in_flight: list[_Claimed], *, wait: bool, every: bool = False) -> list[_Claimed]:
+    """Take the batches the transport has answered out of ``in_flight``; with ``wait``, wait
+    for one first (``every``: for all of them)."""
+    futures = [handed.future for handed in in_flight if handed.future is not None]
+    if wait and futures:
+        futures_wait(futures, return_when=ALL_COMPLETED if every else FIRST_COMPLETED)
+    done = [(handed, handed.future is not None and handed.future.done()) for handed in in_flight]
+    in_flight[:] = [handed for handed, finished in done if not finished]
+    return [handed for handed, finished in done if finished]
 
 
 def batch_failure(deliveries: Sequence[Delivery]) -> str | None:

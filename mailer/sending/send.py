@@ -85,7 +85,7 @@ def run_send(
         transport,
         signer,
         batch_size=batch_size,
-        processes=settings.send_processes,
+        processes=settings.processes_for(audience.to_send + audience.interrupted),
     )
     settled = run.start(resolve_unknown=resolve_unknown)
     resent = settled.resolved if resolve_unknown == "resend" else 0

@@ -74,8 +74,8 @@ def open_transport(
             "output of: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
         )
     if settings.transport == TransportName.smtp:
-        return _smtp(settings, limiter)
-    return _sendgrid(settings, limiter)
+        return _smtp(settings, limiter, should_stop or _never)
+    return _sendgrid(settings, limiter, should_stop or _never)
 
 
 def _never() -> bool:
@@ -86,7 +86,7 @@ def _present(secret: SecretStr | None) -> bool:
     return secret is not None and bool(secret.get_secret_value().strip())
 
 
-def _smtp(settings: Settings, limiter: Limiter) -> SmtpTransport:
+def _smtp(settings: Settings, limiter: Limiter, should_stop: Callable[[], bool]) -> SmtpTransport:
     from mailer.transports.dkim import dkim_signer
     from mailer.transports.smtp import SmtpTransport, parse_smtp_url
 
@@ -106,10 +106,14 @@ def _smtp(settings: Settings, limiter: Limiter) -> SmtpTransport:
         limiter=limiter,
         local_hostname=settings.smtp_ehlo_name,
         dkim=dkim_signer(settings),
+        connections=settings.smtp_connection_count,
+        should_stop=should_stop,
     )
 
 
-def _sendgrid(settings: Settings, limiter: Limiter) -> SendGridTransport:
+def _sendgrid(
+    settings: Settings, limiter: Limiter, should_stop: Callable[[], bool]
+) -> SendGridTransport:
     from mailer.transports.sendgrid import SendGridTransport
 
     if settings.sendgrid_api_key is None or not _present(settings.sendgrid_api_key):
@@ -126,4 +130,6 @@ def _sendgrid(settings: Settings, limiter: Limiter) -> SendGridTransport:
         api_url=settings.sendgrid_api_url,
         timeout=settings.send_timeout,
         limiter=limiter,
+        in_flight=settings.sendgrid_requests_in_flight,
+        should_stop=should_stop,
     )

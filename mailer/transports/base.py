@@ -7,6 +7,8 @@ send stage share without loading any transport.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
@@ -18,9 +20,17 @@ class Transport(Protocol):
     """Hands batches on. Use as a context manager, or call close() when done."""
 
     name: str
+    # How many batches the send may hand over at once (from as many threads): 1 unless
+    # the transport's ``send`` is safe to call concurrently.
+    batches_in_flight: int
 
     def send(self, batch: Batch) -> list[Delivery]:
         """One Delivery per recipient of the batch, in order; raises only for a bug."""
+        ...
+
+    def prepare(self, batch: Batch) -> Callable[[], list[Delivery]]:
+        """What ``send`` does, in two parts: the work that needs no answer (building the
+        request) now, in the caller's thread; the call returned hands it over."""
         ...
 
     def close(self) -> None:
@@ -41,6 +51,12 @@ class TransportBase:
     """Context-manager plumbing shared by the transports."""
 
     name = "base"
+    batches_in_flight = 1
+
+    def prepare(self, batch: Batch) -> Callable[[], list[Delivery]]:
+        """By default, all of the work is done when the batch is handed over."""
+        send: Callable[[Batch], list[Delivery]] = getattr(self, "send")  # noqa: B009
+        return partial(send, batch)
 
     def close(self) -> None:
         """Nothing to release by default."""

@@ -1,4 +1,4 @@
-"""The SendGrid transport: one Mail Send request per batch, through the official client.
+"""The SendGrid transport: one Mail Send request per batch, through the official client's HTTP.
 
 A batch becomes one ``POST /v3/mail/send`` with a personalization per recipient
 (their address, subject, ``List-Unsubscribe``, ``custom_args`` and placeholder values
@@ -10,12 +10,19 @@ Answers, and what happens:
 
 * 202 (200 in sandbox mode): every recipient ``sent``, with the X-Message-Id.
 * 429, 5xx, or no connection: retried with exponential backoff and jitter; a 429
-  waits until X-RateLimit-Reset. The wait is capped and the sleep injectable.
+  waits until X-RateLimit-Reset, and so does every other request of this
+  transport's (the limit is the account's): none is sent before then. The wait is
+  capped and the sleep injectable; asked to stop meanwhile, the request is not
+  sent again (``NOT_HANDED_OVER``).
 * 400, 401, 403, other 4xx: not retried; ``failed`` with SendGrid's messages.
 * 413: the batch is split in halves and each is sent on its own.
 * A timeout or a dropped connection after the request went out: ``unknown``.
   There is no idempotency key, so a retry could deliver twice; the ledger
   reconciles instead (``retry_unanswered=True`` trades that for at-least-once).
+
+``send`` may be called from several threads at once (``in_flight`` of them: the
+send stage keeps that many batches in flight, MAILER_SENDGRID_CONCURRENCY), each
+request on its own connection.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import http.client
 import json
 import logging
 import random
+import threading
 import time
 import urllib.error
 from collections.abc import Callable, Mapping
@@ -34,8 +42,8 @@ from typing import Any, Literal
 
 import orjson
 from pydantic import SecretStr
+from python_http_client import Client
 from python_http_client.exceptions import HTTPError
-from sendgrid import SendGridAPIClient
 
 from mailer.headersafety import HeaderInjectionError, check_header_value, header_safe
 from mailer.mail import (
@@ -56,11 +64,13 @@ from mailer.transports.message import ONE_CLICK
 from mailer.transports.ratelimit import NOT_HANDED_OVER, Limiter, StopWaiting, Unlimited
 
 JSON_UTF8 = "application/json; charset=utf-8"
+USER_AGENT = "sendgrid/6;python (mailer)"
 
 MAX_SUBSTITUTIONS_BYTES = 10_000
 """SendGrid's limit on one personalization's substitutions (keys and values)."""
 
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_POLL = 0.2  # how often a wait before a retry looks whether the send was asked to stop
 
 
 class _NoSecretsInDebugLog(logging.Filter):
@@ -197,11 +207,31 @@ def _body(batch: Batch, personalizations: list[Personalization], sandbox: bool) 
     return orjson.dumps(payload).decode()
 
 
-class _Body(str):
-    """A request body, which python_http_client encodes before sending."""
+def _encoded(batch: Batch, personalizations: list[Personalization], sandbox: bool) -> _Encoded:
+    return _Encoded(_body(batch, personalizations, sandbox).encode())
+
+
+def _halves(body: bytes) -> tuple[_Encoded, _Encoded]:
+    """A request body split in two, each with half the personalizations (after a 413)."""
+    payload = orjson.loads(memoryview(body))  # orjson takes no subclass of bytes
+    items = payload["personalizations"]
+    half = len(items) // 2
+    first = {**payload, "personalizations": items[:half]}
+    return _Encoded(orjson.dumps(first)), _Encoded(
+        orjson.dumps({**first, "personalizations": items[half:]})
+    )
+
+
+class _Body:
+    """A request body, which python_http_client 'encodes' before sending: it is bytes already."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: _Encoded) -> None:
+        self.data = data
 
     def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
-        return _Encoded(super().encode(encoding, errors))
+        return self.data
 
 
 class _Encoded(bytes):
@@ -245,29 +275,57 @@ class SendGridTransport(TransportBase):
         max_wait: float = 60.0,
         retry_unanswered: bool = False,
         sandbox: bool = False,
-        sleep: Callable[[float], None] = time.sleep,
+        in_flight: int = 1,
+        should_stop: Callable[[], bool] = lambda: False,
+        sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] = time.time,
         jitter: Callable[[], float] = random.random,
     ) -> None:
+        if in_flight < 1:
+            raise ValueError("in_flight must be at least 1")
+        self.batches_in_flight = in_flight
         self.api_url = api_url.rstrip("/")
         self.timeout = timeout
         self.max_attempts, self.backoff, self.max_wait = max_attempts, backoff, max_wait
         self.retry_unanswered, self.sandbox = retry_unanswered, sandbox
         self._limiter = limiter or Unlimited()
-        self._sleep, self._clock, self._jitter = sleep, clock, jitter
-        client = SendGridAPIClient(api_key.get_secret_value(), host=self.api_url)
+        self._should_stop = should_stop
+        self._sleep = self._sleep_unless_stopped if sleep is None else sleep
+        self._clock, self._jitter = clock, jitter
+        # Until when (by ``clock``) no request goes out: a 429's X-RateLimit-Reset, which
+        # holds every request in flight, not only the one that was told.
+        self._resume_at = 0.0
+        self._pause = threading.Lock()
+        # The HTTP client of SendGrid's official library, set up as its SendGridAPIClient
+        # does, without importing the rest of that library (its Mail helpers, the Event
+        # Webhook's elliptic-curve code), which cost a send's start-up a tenth of a second.
         # python_http_client serialises a body itself unless the content type is other
         # than exactly 'application/json'; ours is JSON text already (request_body).
-        client.client.request_headers["Content-Type"] = JSON_UTF8
-        self._mail_send = client.client.mail.send  # python_http_client's POST /v3/mail/send
+        headers = {
+            "Authorization": f"Bearer {api_key.get_secret_value()}",
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+            "Content-Type": JSON_UTF8,
+        }
+        client = Client(host=self.api_url, request_headers=headers, version=3)
+        self._mail_send = client.mail.send  # POST /v3/mail/send
 
     def __repr__(self) -> str:
         return f"SendGridTransport(api_url={self.api_url!r})"
 
     def send(self, batch: Batch) -> list[Delivery]:
+        return self.prepare(batch)()
+
+    def prepare(self, batch: Batch) -> Callable[[], list[Delivery]]:
+        """Build the batch's request now, in the caller's thread (the CPU's part); the call
+        returned posts it (the network's part, in a worker thread) and says what became of
+        each recipient. In between only the request body is kept, not the batch: with
+        several requests in flight, that is most of a send's memory."""
         plan = Personalizations(batch)
-        results: dict[str, Delivery] = {}
-        fitting: list[tuple[str, Personalization]] = []
+        emails = [recipient.email for recipient in batch.recipients]
+        results: dict[str, Delivery] = {}  # recipients refused before any request
+        fitting: list[str] = []
+        items: list[Personalization] = []
         limit = MAX_SUBSTITUTIONS_BYTES
         for recipient in batch.recipients:
             subs = plan.substitutions(recipient)
@@ -278,41 +336,55 @@ class SendGridTransport(TransportBase):
                     state=DeliveryState.failed,
                     error=f"the placeholder values take {size} bytes; SendGrid allows {limit}",
                 )
-            else:
-                try:
-                    fitting.append((recipient.email, plan.item(recipient, subs)))
-                except HeaderInjectionError as error:
-                    results[recipient.email] = refused(recipient, error)
-        if fitting:
-            for delivery in self._send(batch, fitting):
-                results[delivery.email] = delivery
-        return [results[r.email] for r in batch.recipients]
+                continue
+            try:
+                items.append(plan.item(recipient, subs))
+            except HeaderInjectionError as error:
+                results[recipient.email] = refused(recipient, error)
+                continue
+            fitting.append(recipient.email)
+        body = _encoded(batch, items, self.sandbox) if items else None
+        del items
 
-    def _send(self, batch: Batch, items: list[tuple[str, Personalization]]) -> list[Delivery]:
-        """One request for these personalizations; a 413 sends each half on its own."""
+        def hand_over() -> list[Delivery]:
+            if body is not None:
+                for delivery in self._send(body, fitting):
+                    results[delivery.email] = delivery
+            return [results[email] for email in emails]
+
+        return hand_over
+
+    def _send(self, body: _Encoded, emails: list[str]) -> list[Delivery]:
+        """One request for these recipients' personalizations; a 413 sends each half on its own."""
         try:
-            self._limiter.acquire(len(items))
+            self._limiter.acquire(len(emails))
         except StopWaiting:
             return [
                 Delivery(email=email, state=DeliveryState.failed, error=NOT_HANDED_OVER)
-                for email, _ in items
+                for email in emails
             ]
-        outcome = self._post(_body(batch, [item for _, item in items], self.sandbox))
-        if outcome.status == 413 and len(items) > 1:
-            half = len(items) // 2
-            return self._send(batch, items[:half]) + self._send(batch, items[half:])
-        return [_delivery(email, outcome) for email, _ in items]
+        outcome = self._post(body)
+        if outcome.status == 413 and len(emails) > 1:
+            first, second = _halves(body)
+            half = len(emails) // 2
+            return self._send(first, emails[:half]) + self._send(second, emails[half:])
+        return [_delivery(email, outcome) for email in emails]
 
-    def _post(self, body: str) -> _Outcome:
+    def _post(self, body: _Encoded) -> _Outcome:
         """One request, retried while the answer says trying again may work."""
         attempt = 0
         while True:
             attempt += 1
             last = attempt >= self.max_attempts
+            if not self._hold(retrying=attempt > 1):
+                return _Outcome("rejected", error=NOT_HANDED_OVER)
             try:
                 response = self._mail_send.post(request_body=_Body(body), timeout=self.timeout)
             except HTTPError as error:
                 status = int(error.status_code)
+                if status == 429 and not last:
+                    self._pause_all(self._wait(attempt, error.headers))
+                    continue
                 if status in _RETRY_STATUSES and not last:
                     self._sleep(self._wait(attempt, error.headers))
                     continue
@@ -335,6 +407,26 @@ class SendGridTransport(TransportBase):
                 return _Outcome("unanswered", error=_unanswered(error, self.timeout))
             message_id = response.headers.get("X-Message-Id")
             return _Outcome("accepted", status=response.status_code, message_id=message_id)
+
+    def _pause_all(self, seconds: float) -> None:
+        """Hold every request of this transport (the one told included) for ``seconds``."""
+        with self._pause:
+            self._resume_at = max(self._resume_at, self._clock() + seconds)
+
+    def _hold(self, *, retrying: bool) -> bool:
+        """Wait out a 429's pause, if any. False when the send was asked to stop before a
+        retry or during a pause: the request is then not sent (again)."""
+        with self._pause:
+            wait = self._resume_at - self._clock()
+        if wait > 0:
+            self._sleep(wait)
+        return not ((retrying or wait > 0) and self._should_stop())
+
+    def _sleep_unless_stopped(self, seconds: float) -> None:
+        """Sleep ``seconds``, a little at a time, ending early when the send is asked to stop."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and not self._should_stop():
+            time.sleep(min(left, _POLL))
 
     def _wait(self, attempt: int, headers: Mapping[str, str] | None) -> float:
         """Seconds before the next try: until X-RateLimit-Reset if given, else exponential."""

@@ -1,4 +1,4 @@
-"""The SMTP transport: one connection, reused for every message, over smtplib.
+"""The SMTP transport: a pool of connections, each reused for message after message, over smtplib.
 
 ``MAILER_SMTP_URL`` is ``smtp://user:pass@host:587?starttls=true`` (STARTTLS),
 ``smtps://user:pass@host:465`` (TLS from the first byte) or ``smtp://host:25``
@@ -11,6 +11,14 @@ recipient's ``return_path``, a VERP address, else the From address). A connectio
 (idle timeout, a 421 from the server) is reopened and the message tried once
 more; a drop after the whole message went out but before the server's answer is
 reported as ``unknown``, since the server may have queued it.
+
+With ``connections=N`` (MAILER_SMTP_CONNECTIONS), a batch's recipients are shared
+between N connections, each in its own thread, taking the next recipient as it
+finishes one: a relay that takes tens of milliseconds per message keeps N busy at
+once. A connection that cannot be opened (a relay that takes fewer sessions) leaves
+its recipients to the others; only when none can be opened does the rest of the
+batch fail. Asked to stop (SIGTERM), each connection finishes its message and the
+recipients not yet begun are left ``NOT_HANDED_OVER``, for the next run.
 """
 
 from __future__ import annotations
@@ -20,6 +28,10 @@ import re
 import smtplib
 import socket
 import ssl
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -124,8 +136,53 @@ class _Reply(Exception):
 _DOT_AT_LINE_START = re.compile(rb"(?m)^\.")
 
 
+class _Share:
+    """A batch's recipients, shared between the connections: each takes the next in turn."""
+
+    def __init__(self, batch: Batch, connections: int) -> None:
+        self.batch = batch
+        self.template = MessageTemplate(batch)
+        self.results: list[Delivery | None] = [None] * len(batch.recipients)
+        self._waiting = deque(range(len(batch.recipients)))
+        self._active = connections  # connections still taking recipients
+        self._lock = threading.Lock()
+        # Once no connection can be opened, or the send is asked to stop, the rest of the
+        # batch fails with this reason, without more tries.
+        self.ended: str | None = None
+
+    def take(self) -> int | None:
+        """The index of the next recipient to send to; None when there is none (or the
+        batch ended): the connection is done with this batch."""
+        with self._lock:
+            if self.ended is None and self._waiting:
+                return self._waiting.popleft()
+            self._active -= 1
+            return None
+
+    def give_back(self, index: int, reason: str) -> None:
+        """No connection could be opened to send to recipient ``index``: another connection
+        takes it, unless this one was the last still working (then the rest fail)."""
+        with self._lock:
+            self._active -= 1
+            if self._active > 0:
+                self._waiting.appendleft(index)
+            elif self.ended is None:
+                self.ended = reason
+
+    def end(self, reason: str) -> None:
+        with self._lock:
+            self.ended = self.ended or reason
+            self._active -= 1
+
+    def deliveries(self) -> list[Delivery]:
+        return [
+            result if result is not None else _failed(recipient, self.ended or NOT_HANDED_OVER)
+            for result, recipient in zip(self.results, self.batch.recipients, strict=True)
+        ]
+
+
 class SmtpTransport(TransportBase):
-    """Sends each recipient's message over one reused SMTP connection."""
+    """Sends each recipient's message over a pool of reused SMTP connections."""
 
     name = "smtp"
 
@@ -138,7 +195,11 @@ class SmtpTransport(TransportBase):
         limiter: Limiter | None = None,
         local_hostname: str | None = None,
         dkim: DkimSigner | None = None,
+        connections: int = 1,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
+        if connections < 1:
+            raise ValueError("connections must be at least 1")
         self.url = url
         self.timeout = timeout
         self._ca_file = ca_file
@@ -146,43 +207,62 @@ class SmtpTransport(TransportBase):
         # None: this machine's FQDN, else the From domain (see ehlo_name), once a batch shows it.
         self._local_hostname = local_hostname
         self._dkim = dkim
-        self._conn: smtplib.SMTP | None = None
+        self._should_stop = should_stop
+        self._conns: list[smtplib.SMTP | None] = [None] * connections
+        self._pool = (
+            ThreadPoolExecutor(connections, thread_name_prefix="mailer-smtp")
+            if connections > 1
+            else None
+        )
 
     def __repr__(self) -> str:
         return f"SmtpTransport({self.url})"
 
     def send(self, batch: Batch) -> list[Delivery]:
-        template = MessageTemplate(batch)
         if self._local_hostname is None:
             self._local_hostname = ehlo_name(batch.sender.email)
-        results: list[Delivery] = []
-        # Once the server cannot be reached, the rest of the batch fails without more tries.
-        unreachable: str | None = None
-        for recipient in batch.recipients:
-            if unreachable:
-                results.append(_failed(recipient, unreachable))
-                continue
+        share = _Share(batch, len(self._conns))
+        if self._pool is None:
+            self._work(share, 0)
+        else:
+            workers = [
+                self._pool.submit(self._work, share, slot) for slot in range(len(self._conns))
+            ]
+            for worker in workers:
+                worker.result()
+        return share.deliveries()
+
+    def _work(self, share: _Share, slot: int) -> None:
+        """One connection's part of a batch: recipient after recipient, until none is left."""
+        sender = share.batch.sender.email
+        while (index := share.take()) is not None:
+            recipient = share.batch.recipients[index]
             try:
+                if self._should_stop():
+                    raise StopWaiting()
                 self._limiter.acquire()
             except StopWaiting:
-                unreachable = NOT_HANDED_OVER
-                results.append(_failed(recipient, unreachable))
-                continue
+                share.end(NOT_HANDED_OVER)
+                return
             try:
-                results.append(self._send_one(batch.sender.email, template, recipient))
+                share.results[index] = self._send_one(slot, sender, share.template, recipient)
             except _ConnectFailed as error:
-                unreachable = str(error)
-                results.append(_failed(recipient, unreachable))
-        return results
+                share.give_back(index, str(error))
+                return
 
     def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(smtplib.SMTPException, OSError):
-                conn.quit()
-            conn.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        for slot, conn in enumerate(self._conns):
+            self._conns[slot] = None
+            if conn is not None:
+                with contextlib.suppress(smtplib.SMTPException, OSError):
+                    conn.quit()
+                conn.close()
 
-    def _send_one(self, sender: str, template: MessageTemplate, recipient: Recipient) -> Delivery:
+    def _send_one(
+        self, slot: int, sender: str, template: MessageTemplate, recipient: Recipient
+    ) -> Delivery:
         try:
             message = template.message(recipient)
         except HeaderInjectionError as error:
@@ -191,12 +271,12 @@ class SmtpTransport(TransportBase):
         if self._dkim is not None:
             data = self._dkim.sign(data, sender.rpartition("@")[2])
         for attempt in (1, 2):
-            conn = self._connection()
+            conn = self._connection(slot)
             try:
                 envelope = recipient.return_path or sender
                 self._transaction(conn, envelope, recipient.email, data, utf8=message.utf8)
             except _Unanswered:
-                self._discard()
+                self._discard(slot)
                 return Delivery(
                     email=recipient.email,
                     state=DeliveryState.unknown,
@@ -204,7 +284,7 @@ class SmtpTransport(TransportBase):
                     error="the connection dropped after the message went out, before the answer",
                 )
             except smtplib.SMTPServerDisconnected as error:
-                self._discard()
+                self._discard(slot)
                 if attempt == 1:
                     continue  # nothing was handed over yet: reconnect and try once more
                 return _failed(recipient, f"the SMTP server dropped the connection twice: {error}")
@@ -263,13 +343,14 @@ class SmtpTransport(TransportBase):
             error=f"the SMTP server refused the message at {reply.step}: {reply.code} {reply.text}",
         )
 
-    def _connection(self) -> smtplib.SMTP:
-        if self._conn is None:
-            self._conn = self._connect()
-        return self._conn
+    def _connection(self, slot: int) -> smtplib.SMTP:
+        conn = self._conns[slot]
+        if conn is None:
+            conn = self._conns[slot] = self._connect()
+        return conn
 
-    def _discard(self) -> None:
-        conn, self._conn = self._conn, None
+    def _discard(self, slot: int) -> None:
+        conn, self._conns[slot] = self._conns[slot], None
         if conn is not None:
             conn.close()
 

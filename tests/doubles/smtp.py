@@ -4,7 +4,9 @@ Modes: plain; with a required login; STARTTLS (required); TLS from the first
 byte (smtps). Tests can make it refuse a recipient, or drop the connection at
 the next MAIL command (the idle-timeout case: nothing was sent yet) or right
 after taking the next message's data (the ambiguous case: the server has the
-message, the client never hears so).
+message, the client never hears so). ``delay`` holds each message's answer, as a
+relay that checks or queues it would; ``most_at_once`` is the most messages it was
+taking at the same time (over as many connections).
 """
 
 from __future__ import annotations
@@ -56,8 +58,10 @@ class _Handler:
     async def handle_EHLO(
         self, smtp: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
     ) -> list[str]:
+        if not self.server._greeted(smtp, hostname):
+            _abort(smtp)  # over max_connections: as a relay that takes no more sessions
+            return responses
         session.host_name = hostname
-        self.server._greeted(smtp, hostname)
         return responses
 
     async def handle_MAIL(
@@ -80,6 +84,12 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.server.delay:
+            self.server._taking(1)
+            try:
+                await asyncio.sleep(self.server.delay)
+            finally:
+                self.server._taking(-1)
         self.server._store(smtp, envelope)
         if self.server._take_drop("DATA"):
             _abort(smtp)
@@ -103,10 +113,15 @@ class SmtpServer:
         mode: Mode = "plain",
         tls: TlsFiles | None = None,
         login: tuple[str, str] | None = None,
+        delay: float = 0.0,
+        max_connections: int | None = None,
     ) -> None:
         if mode != "plain" and tls is None:
             raise ValueError(f"{mode} needs TlsFiles")
-        self.mode, self.tls, self.login = mode, tls, login
+        self.mode, self.tls, self.login, self.delay = mode, tls, login, delay
+        self._at_once = 0
+        self.most_at_once = 0
+        self.max_connections = max_connections  # more are cut off at EHLO
         self.host, self.port = "127.0.0.1", free_port()
         self.refusals: dict[str, str] = {}
         self.logins: list[str] = []
@@ -213,12 +228,22 @@ class SmtpServer:
 
     # -- hooks' helpers (event loop thread) ---------------------------------------
 
-    def _greeted(self, smtp: SMTP, hostname: str) -> None:
+    def _greeted(self, smtp: SMTP, hostname: str) -> bool:
+        """Note the EHLO name; count a connection at its first EHLO (False: one too many)."""
         # A session restarts after STARTTLS; the protocol object lasts the whole connection.
         with self._lock:
             self._ehlo_names.append(hostname)
-            if not any(c is smtp for c in self._connections):
-                self._connections.append(smtp)
+            if any(c is smtp for c in self._connections):
+                return True
+            if self.max_connections is not None and len(self._connections) >= self.max_connections:
+                return False
+            self._connections.append(smtp)
+            return True
+
+    def _taking(self, change: int) -> None:
+        with self._lock:
+            self._at_once += change
+            self.most_at_once = max(self.most_at_once, self._at_once)
 
     def _connection_number(self, smtp: SMTP) -> int:
         return next(i for i, c in enumerate(self._connections, 1) if c is smtp)

@@ -116,7 +116,11 @@ def test_asked_to_stop_every_process_records_its_batch_and_ends(
     """SIGTERM's stop reaches every process: what went out is recorded, nothing is in flight."""
     add_members(sqlite_store, MEMBERS)
     sendgrid_double.slow_next(0.2, times=100)
-    settings = make_settings(transport=TransportName.sendgrid, sendgrid_api_url=sendgrid_double.url)
+    settings = make_settings(
+        transport=TransportName.sendgrid,
+        sendgrid_api_url=sendgrid_double.url,
+        sendgrid_concurrency=1,  # else the small list is in flight at once
+    )
     progress: list[Progress] = []
     summary = send(
         sqlite_store,

@@ -78,7 +78,31 @@ class TestSend:
         for heading in ("general", "wales", "youth", "Total", "Failed", "Unknown", "suppressed"):
             assert heading in result.output
         assert "one .eml file per member" in result.output
+        assert "1 sending process." in result.output  # auto: a small list, one process
         assert 6 == len(outbox_files(tmp_path / "outbox" / ISSUE))
+
+    def test_says_how_the_send_is_spread(
+        self,
+        project_store: SubscriberStore,
+        invoke: Invoke,
+        monkeypatch: pytest.MonkeyPatch,
+        sendgrid_double: SendGridDouble,
+    ) -> None:
+        """Processes, and requests in flight in each, as the settings make them."""
+        for name, value in {
+            "MAILER_TRANSPORT": "sendgrid",
+            "MAILER_SECRET_KEY": SECRET,
+            "MAILER_BASE_URL": "https://news.example.org",
+            "SENDGRID_API_KEY": sendgrid_double.api_key,
+            "MAILER_SENDGRID_API_URL": sendgrid_double.url,
+            "MAILER_SEND_PROCESSES": "2",
+            "MAILER_SENDGRID_CONCURRENCY": "3",
+        }.items():
+            monkeypatch.setenv(name, value)
+        result = invoke(str(SAMPLE_ISSUE), "--yes")
+        assert 0 == result.exit_code, result.output
+        assert "2 sending processes, 3 requests in flight each." in result.output
+        assert 6 == len(sendgrid_double.delivery_counts())
 
     def test_a_second_run_says_everyone_has_it(
         self, project_store: SubscriberStore, invoke: Invoke

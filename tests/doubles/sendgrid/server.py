@@ -5,12 +5,16 @@ It checks the Bearer key, the size, SendGrid's schema and the rules in
 ``{"errors": [...]}``, 401, 413), and records what it accepted. Tests script
 faults for the next requests: an error status (429 with ``X-RateLimit-Reset``,
 500, 503, ...), a slow answer, or a connection closed without an answer, before
-or after the request was accepted.
+or after the request was accepted. ``latency`` (plus up to ``jitter`` more, at
+random) holds every accepted request's answer, as the round trip to SendGrid
+across the internet would; ``keep_bodies=False`` keeps only how many messages
+each address got (a benchmark's million recipients), not the requests.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import re
 import secrets
 import threading
@@ -57,6 +61,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     status: int | None
+    at: float = 0.0  # time.monotonic() when it arrived (its body read)
 
     def json(self) -> Any:
         return orjson.loads(self.body)
@@ -101,10 +106,17 @@ class SendGridDouble:
         *,
         max_body_bytes: int = MAX_BODY_BYTES,
         clock: Callable[[], float] = time.time,
+        latency: float = 0.0,
+        jitter: float = 0.0,
+        keep_bodies: bool = True,
     ) -> None:
         self.api_key = api_key
         self.max_body_bytes = max_body_bytes
         self.clock = clock
+        self.latency, self.jitter, self.keep_bodies = latency, jitter, keep_bodies
+        self._counts: Counter[str] = Counter()  # without keep_bodies
+        self._in_flight = 0
+        self.most_in_flight = 0  # the most requests being handled at once
         self._lock = threading.Lock()
         self._faults: deque[Fault] = deque()
         self._received: list[Received] = []
@@ -206,6 +218,9 @@ class SendGridDouble:
 
     def delivery_counts(self) -> Counter[str]:
         """How many messages each address (lower-cased) was sent."""
+        if not self.keep_bodies:
+            with self._lock:
+                return Counter(self._counts)
         return Counter(
             address["email"].lower()
             for accepted in self.accepted
@@ -231,15 +246,33 @@ class SendGridDouble:
 
     # -- handling (called from the server's threads) ------------------------------
 
-    def _record(self, headers: dict[str, str], body: bytes, status: int | None) -> None:
+    def _record(self, headers: dict[str, str], body: bytes, status: int | None, at: float) -> None:
+        if not self.keep_bodies:
+            body = b""
         with self._lock:
-            self._received.append(Received(headers, body, status))
+            self._received.append(Received(headers, body, status, at))
 
-    def _accept(self, body: bytes) -> str:
+    def _accept(self, body: bytes, payload: dict[str, Any]) -> str:
         message_id = secrets.token_urlsafe(16)[:22]
         with self._lock:
-            self._accepted.append(Accepted(message_id, body))
+            if self.keep_bodies:
+                self._accepted.append(Accepted(message_id, body))
+            else:
+                self._counts.update(
+                    address["email"].lower()
+                    for item in payload["personalizations"]
+                    for address in _addresses(item)
+                )
         return message_id
+
+    def _round_trip(self) -> float:
+        """How long an accepted request's answer is held: the latency, plus jitter."""
+        return self.latency + (random.uniform(0, self.jitter) if self.jitter else 0.0)
+
+    def _entered(self, change: int) -> None:
+        with self._lock:
+            self._in_flight += change
+            self.most_in_flight = max(self.most_in_flight, self._in_flight)
 
     def _sleep(self, seconds: float) -> None:
         self._stopping.wait(seconds)
@@ -274,13 +307,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         double = self.server.double
+        double._entered(1)
+        try:
+            self._post(double)
+        finally:
+            double._entered(-1)
+
+    def _post(self, double: SendGridDouble) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        at = time.monotonic()
         headers = dict(self.headers.items())
         if self.path.rstrip("/") != PATH:
             answer = _errors(404, error("Not found", None))
         else:
             answer = _handle(double, headers, body, double._next_fault())
-        double._record(headers, body, answer.status)
+        double._record(headers, body, answer.status, at)
         if answer.delay:
             double._sleep(answer.delay)
         if answer.status is None:
@@ -317,6 +358,8 @@ def _handle(
         return _Answer(None)
     if fault is not None and fault.kind == "slow":
         answer.delay = fault.delay
+    elif answer.status in (200, 202):
+        answer.delay = double._round_trip()
     return answer
 
 
@@ -342,7 +385,7 @@ def _mail_send(double: SendGridDouble, headers: dict[str, str], body: bytes) -> 
         return _errors(400, *problems)
     if payload.get("mail_settings", {}).get("sandbox_mode", {}).get("enable"):
         return _Answer(200)
-    message_id = double._accept(body)
+    message_id = double._accept(body, payload)
     return _Answer(202, headers={"X-Message-Id": message_id})
 
 
