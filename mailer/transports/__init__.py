@@ -41,6 +41,7 @@ from mailer.errors import ConfigError
 from mailer.transports.base import Transport, TransportBase
 
 if TYPE_CHECKING:
+    from mailer.transports.dkim import DkimSigner
     from mailer.transports.ratelimit import Limiter
     from mailer.transports.sendgrid import SendGridTransport
     from mailer.transports.smtp import SmtpTransport
@@ -86,8 +87,16 @@ def _present(secret: SecretStr | None) -> bool:
     return secret is not None and bool(secret.get_secret_value().strip())
 
 
-def _smtp(settings: Settings, limiter: Limiter, should_stop: Callable[[], bool]) -> SmtpTransport:
+def _dkim(settings: Settings) -> DkimSigner | None:
+    """The DKIM signer, if the settings ask for one: dkimpy loads only then."""
+    if settings.dkim_selector is None and settings.dkim_private_key is None:
+        return None
     from mailer.transports.dkim import dkim_signer
+
+    return dkim_signer(settings)
+
+
+def _smtp(settings: Settings, limiter: Limiter, should_stop: Callable[[], bool]) -> SmtpTransport:
     from mailer.transports.smtp import SmtpTransport, parse_smtp_url
 
     if settings.smtp_url is None or not _present(settings.smtp_url):
@@ -105,7 +114,7 @@ def _smtp(settings: Settings, limiter: Limiter, should_stop: Callable[[], bool])
         ca_file=ca_file,
         limiter=limiter,
         local_hostname=settings.smtp_ehlo_name,
-        dkim=dkim_signer(settings),
+        dkim=_dkim(settings),
         connections=settings.smtp_connection_count,
         should_stop=should_stop,
     )

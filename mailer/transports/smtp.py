@@ -34,6 +34,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import SecretStr
@@ -43,9 +44,11 @@ from mailer.errors import ConfigError
 from mailer.headersafety import HeaderInjectionError
 from mailer.mail import Batch, Delivery, DeliveryState, Recipient, refused
 from mailer.transports.base import TransportBase
-from mailer.transports.dkim import DkimSigner
 from mailer.transports.message import MessageTemplate
 from mailer.transports.ratelimit import NOT_HANDED_OVER, Limiter, StopWaiting, Unlimited
+
+if TYPE_CHECKING:  # dkimpy and cryptography load only for a send that signs
+    from mailer.transports.dkim import DkimSigner
 
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
