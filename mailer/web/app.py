@@ -33,6 +33,7 @@ import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -203,21 +204,39 @@ def _routes() -> list[Route]:
 
 
 async def sendgrid_webhook(request: Request) -> Response:
-    """Verify, parse, then store and apply the batch in one transaction; 2xx once stored."""
+    """Verify, parse, then store and apply the batch in one transaction; 2xx once stored.
+
+    A verified batch is answered 2xx whatever its items: each valid event is applied,
+    each item that is not one is kept in the rejected events' table (logged the first
+    time it comes), so no good event is lost to an odd one beside it.
+    """
     web = context_of(request)
     settings = web.settings
     body = await read_body(request, web.max_webhook_body)
     verify(body, request.headers, web.webhook_key, settings.sendgrid_webhook_max_age, web.clock())
-    events = parse(body)
+    parsed = parse(body)
     applied = await run_in_threadpool(
-        apply_events, web.store, events, soft_bounce_limit=settings.soft_bounce_limit
+        partial(
+            apply_events,
+            web.store,
+            parsed.events,
+            soft_bounce_limit=settings.soft_bounce_limit,
+            rejected=parsed.rejected,
+        )
     )
+    for item in applied.rejected_new:
+        log.warning(
+            "webhook: event %d of a batch rejected (kept, see mailer events rejected): %s",
+            item.position,
+            item.reason,
+        )
     log.info(
-        "webhook batch: received=%d stored=%d duplicates=%d unknown=%d status=%s",
-        applied.received,
+        "webhook batch: received=%d stored=%d duplicates=%d unknown=%d rejected=%d status=%s",
+        applied.received + applied.rejected,
         applied.stored,
         applied.duplicates,
         applied.unknown_addresses,
+        applied.rejected,
         dict(applied.status_changes) or "-",
     )
     return JSONResponse(applied.to_json())
