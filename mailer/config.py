@@ -64,6 +64,8 @@ class CaptchaProvider(StrEnum):
     turnstile = "turnstile"
     hcaptcha = "hcaptcha"
     friendly_captcha = "friendly-captcha"
+
+
 class LogFormat(StrEnum):
     text = "text"
     json = "json"

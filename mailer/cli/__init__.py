@@ -16,6 +16,7 @@ from mailer import __version__
 from mailer.cli import (
     bounces,
     editor,
+    events,
     operating,
     reporting,
     scheduling,
@@ -63,6 +64,7 @@ app.command("health")(operating.health)
 app.command("doctor")(operating.doctor)
 app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(bounces.app, name="bounces")
+app.add_typer(events.app, name="events")
 
 
 def _version(value: bool) -> None:

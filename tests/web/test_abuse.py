@@ -296,7 +296,9 @@ class TestHostHeader:
         web = make_web(allowed_hosts="old-news.example.org, news.example.org")
         for host in ("127.0.0.1", "localhost", "old-news.example.org", "NEWS.example.org"):
             assert 200 == web.client.get("/static/site.css", headers={"Host": host}).status_code
-        assert 400 == web.client.get("/static/site.css", headers={"Host": "evil.example"}).status_code
+        assert (
+            400 == web.client.get("/static/site.css", headers={"Host": "evil.example"}).status_code
+        )
 
     def test_https_sites_get_hsts(self, make_web: Callable[..., Web]) -> None:
         web = make_web(base_url="https://news.example.org")
