@@ -162,7 +162,7 @@ def migrate(engine: Engine) -> None:
     if current == heads:
         return
     _check_not_newer(current, heads)
-    with _migration_connection(engine) as connection:
+    with migration_connection(engine) as connection:
         if engine.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         if current_revisions(connection) == heads:  # another process got there first
@@ -176,7 +176,7 @@ def migrate(engine: Engine) -> None:
 
 
 @contextmanager
-def _migration_connection(engine: Engine) -> Iterator[Connection]:
+def migration_connection(engine: Engine) -> Iterator[Connection]:
     """A write transaction for migrating; on SQLite with foreign keys off, as SQLite's guide
     to rebuilding a table says.
 

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from mailer.cli import app
 from mailer.store.eventlog import RejectedRow, WebhookEventRow
+from mailer.tokens import Purpose
 
 ODD = [
     {"event": "group_resubscribe", "timestamp": 1_700_000_000, "sg_event_id": "acct-1"},
@@ -239,3 +240,20 @@ def test_mixed_batches_apply_every_valid_event_and_are_never_an_error(
     with web.store.engine.connect() as connection:
         kept = connection.scalar(select(func.count()).select_from(RejectedRow))
     assert kept >= len({json.dumps(item, sort_keys=True) for item in bad})
+
+
+class TestAForgottenMembersLinks:
+    def test_they_never_open_a_newcomer_s_page(self, web: Web) -> None:
+        """Before: on SQLite the newcomer got the forgotten member's id, and with it their links."""
+        web.add("ann@example.org")
+        [gone] = web.add("gone@example.org")
+        links = [
+            web.link(gone.id, purpose) for purpose in (Purpose.unsubscribe, Purpose.preferences)
+        ]
+        web.store.forget(gone.email, reason="asked", source="test")
+        [newcomer] = web.add("newcomer@example.org")
+        for link in links:
+            page = web.client.get(link)
+            assert "newcomer@example.org" not in page.text
+        web.client.post(links[0], data={"List-Unsubscribe": "One-Click"})
+        assert "active" == web.store.get(newcomer.id).status
