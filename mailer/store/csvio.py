@@ -10,6 +10,11 @@ for underscores, a few aliases such as ``E-mail`` or ``organization``):
 ``tags`` holds several tags separated by ``;`` or ``,``. Every other named column
 is kept as an attribute of the member (``Member type`` becomes ``member_type``).
 
+Cells a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return: OWASP's list) are written with a ``'`` in
+front, which spreadsheets show as text; import takes exactly that ``'`` off
+again, so an export imports back unchanged (:func:`neutralise`, :func:`restore`).
+
 A column missing from the file leaves what is stored alone; an empty cell in a
 column that is there clears the value. Every row problem is collected with its
 line (``members.csv:17: 'jane@' is not a valid email address: ...``) so editors
@@ -47,6 +52,22 @@ STATUS_FIELDS = ("status", "status_changed_at", "status_reason", "created_at")
 KNOWN = FIELDS + STATUS_FIELDS
 TAG_SEPARATORS = re.compile(r"[;,]")
 _STATUS_NAMES = ", ".join(status.value for status in SubscriberStatus)
+# A cell a spreadsheet runs as a formula (OWASP, CSV injection), after any quotes we added.
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")
+
+
+def neutralise(cell: str) -> str:
+    """The cell as an export writes it: a ``'`` before anything a spreadsheet would run.
+
+    A cell that already starts with quotes before such a character gets one more, so
+    that :func:`restore` gives back exactly what was stored.
+    """
+    return "'" + cell if _FORMULA.match(cell) else cell
+
+
+def restore(cell: str) -> str:
+    """What :func:`neutralise` wrote, as it was: one leading ``'`` off, only where it added one."""
+    return cell[1:] if cell[:1] == "'" and _FORMULA.match(cell, 1) else cell
 
 
 class FileProblems(Exception):
@@ -90,6 +111,7 @@ def parse_row(layout: Layout, line: int, cells: list[str]) -> MemberRecord | lis
         ]
     if len(cells) < layout.width:  # some tools drop trailing empty cells
         cells = cells + [""] * (layout.width - len(cells))
+    cells = [restore(cell) if cell[:1] == "'" else cell for cell in cells]
     problems = [
         f"column {i + 1} has a value but no name in the header row; name the column or delete it"
         for i in layout.unnamed
@@ -344,12 +366,14 @@ def export_row(subscriber: Subscriber, columns: Sequence[str]) -> list[str]:
         "created_at": _timestamp(subscriber.created_at),
     }
     return [
-        fixed[name] if name in fixed else subscriber.attributes.get(name, "") for name in columns
+        neutralise(fixed[name] if name in fixed else subscriber.attributes.get(name, ""))
+        for name in columns
     ]
 
 
 def write_members(subscribers: Iterable[Subscriber], stream: TextIO) -> int:
-    """Write members as CSV that ``import`` reads back unchanged; returns how many."""
+    """Write members as CSV that ``import`` reads back unchanged, and that no spreadsheet
+    runs as formulas; returns how many."""
     members = list(subscribers)
     columns = export_columns(members)
     writer = csv.writer(stream)
