@@ -19,6 +19,12 @@ A column missing from the file leaves what is stored alone; an empty cell in a
 column that is there clears the value. Every row problem is collected with its
 line (``members.csv:17: 'jane@' is not a valid email address: ...``) so editors
 can fix the whole file in one go.
+
+Limits, checked before anything is stored: a line of the file is at most
+:data:`MAX_LINE_BYTES` (checked as the file is read, in bounded memory, so a file
+with one enormous line is refused at once), and no cell may hold a NUL character,
+which PostgreSQL cannot store (refused on SQLite too, so a store moves between the
+two by export and import).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from mailer.errors import Problem, SubscriberDataError, display_path
 from mailer.headersafety import one_line, profile_text_problem
@@ -52,6 +58,10 @@ STATUS_FIELDS = ("status", "status_changed_at", "status_reason", "created_at")
 KNOWN = FIELDS + STATUS_FIELDS
 TAG_SEPARATORS = re.compile(r"[;,]")
 _STATUS_NAMES = ", ".join(status.value for status in SubscriberStatus)
+# No member's row comes near this; a longer line is not a list of members.
+MAX_LINE_BYTES = 100_000
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+_CHUNK = 1 << 20
 # A cell a spreadsheet runs as a formula (OWASP, CSV injection), after any quotes we added.
 _FORMULA = re.compile(r"'*[=+\-@\t\r]")
 
@@ -117,6 +127,8 @@ def parse_row(layout: Layout, line: int, cells: list[str]) -> MemberRecord | lis
         for i in layout.unnamed
         if cells[i].strip()
     ]
+    if "\x00" in "".join(cells):
+        return [*problems, _nul_problem(layout, cells)]
     given = {name: cells[i].strip() for i, name in layout.known}
     email = _email(given["email"], problems)
     name = profile_text("name", given.get("name"), problems)
@@ -143,6 +155,16 @@ def parse_row(layout: Layout, line: int, cells: list[str]) -> MemberRecord | lis
         status_changed_at,
         given.get("status_reason") or None,
         created_at,
+    )
+
+
+def _nul_problem(layout: Layout, cells: Sequence[str]) -> str:
+    names = dict(layout.known + layout.attributes)
+    column = next(i for i, cell in enumerate(cells) if "\x00" in cell)
+    name = f"'{names[column]}'" if column in names else str(column + 1)
+    return (
+        f"column {name} holds a NUL character (byte 0x00), which the database cannot keep; "
+        "delete it (a file saved as UTF-16 is full of them: save it as 'CSV UTF-8')"
     )
 
 
@@ -224,14 +246,43 @@ def read_members(path: Path) -> ParsedMembers:
     """Read a members CSV; row problems are collected, file problems raise FileProblems."""
     where = display_path(path)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as stream:
+            check_line_lengths(stream, where)  # before the whole file is in memory
+            stream.seek(0)
+            data = stream.read()
     except OSError as error:
         raise FileProblems([Problem(where, 0, f"cannot read the file: {error.strerror}")]) from None
-    return parse_members(data, where)
+    return _parse(data, where)
+
+
+def check_line_lengths(stream: BinaryIO, where: str) -> None:
+    """FileProblems naming the first line longer than MAX_LINE_BYTES; reads 1 MiB at a time."""
+    line, run = 1, 0  # the line we are in, and its bytes so far
+    while chunk := stream.read(_CHUNK):
+        pieces = _LINE_BREAK.split(chunk)
+        for index, piece in enumerate(pieces):
+            if index:
+                line, run = line + 1, 0
+            run += len(piece)
+            if run > MAX_LINE_BYTES:
+                message = (
+                    f"this line is longer than {MAX_LINE_BYTES:,} bytes, far more than any "
+                    "member's row; is this the right file?"
+                )
+                raise FileProblems([Problem(where, line, message)])
+        if chunk.endswith(b"\r"):  # a CR LF split between chunks is one line break
+            next_byte = stream.read(1)
+            if next_byte and next_byte != b"\n":
+                stream.seek(-1, io.SEEK_CUR)
 
 
 def parse_members(data: bytes, where: str) -> ParsedMembers:
     """Parse the bytes of a members CSV named ``where`` in messages."""
+    check_line_lengths(io.BytesIO(data), where)
+    return _parse(data, where)
+
+
+def _parse(data: bytes, where: str) -> ParsedMembers:
     text = _decode(data, where)
     top = text.split("\n", 1)[0]
     delimiter = ";" if top.count(";") > top.count(",") else ","
