@@ -257,3 +257,17 @@ class TestAForgottenMembersLinks:
             assert "newcomer@example.org" not in page.text
         web.client.post(links[0], data={"List-Unsubscribe": "One-Click"})
         assert "active" == web.store.get(newcomer.id).status
+
+    @pytest.mark.parametrize(("member_id", "version"), [(2**31, 0), (2**63 - 1, 0), (1, 2**32 - 1)])
+    def test_a_link_naming_an_id_or_version_out_of_range_is_404(
+        self, web: Web, member_id: int, version: int
+    ) -> None:
+        """Versioned tokens too (tests/web/test_abuse.py has the older form): never 500 or 503."""
+        web.add("ann@example.org")
+        for purpose in (Purpose.unsubscribe, Purpose.preferences):
+            link = web.link(member_id, purpose, version)
+            for method in ("GET", "POST"):
+                response = web.client.request(method, link)
+                assert 404 == response.status_code, (method, link, response.status_code)
+                assert "ann@example.org" not in response.text
+        assert "active" == web.store.get("ann@example.org").status
