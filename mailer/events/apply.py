@@ -154,14 +154,19 @@ def _apply(
     applied: Applied,
     source: str,
 ) -> None:
+    seen = eventlog.stored_ids(connection, [event.sg_event_id for event in events])
+    candidates = [event for event in events if event.sg_event_id not in seen]
+    if not candidates:
+        return  # a replay: nothing to lock
     owners = eventlog.owners(
-        connection, [(e.sg_event_id, address_key(e.email), e.subscriber_id) for e in events]
+        connection, [(e.sg_event_id, address_key(e.email), e.subscriber_id) for e in candidates]
     )
-    # Locked, then read: what another batch stored for these members is visible now.
+    # Locked, then read again: what another batch stored for these members meanwhile
+    # is visible now (READ COMMITTED reads what is committed at each statement).
     present = eventlog.lock_members(connection, list(owners.values()))
     owners = {key: owner for key, owner in owners.items() if owner in present}
-    seen = eventlog.stored_ids(connection, [event.sg_event_id for event in events])
-    new = [Classified(event, classify(event)) for event in events if event.sg_event_id not in seen]
+    seen = eventlog.stored_ids(connection, [event.sg_event_id for event in candidates])
+    new = [Classified(e, classify(e)) for e in candidates if e.sg_event_id not in seen]
     if not new:
         return
     by_member: dict[int, list[Classified]] = defaultdict(list)

@@ -368,11 +368,16 @@ def lock_members(connection: Connection, ids: Sequence[int]) -> set[int]:
     same order (no deadlock), instead of failing on a serialization conflict. SQLite
     has one writer at a time already.
     """
+    if connection.dialect.name != "postgresql":
+        return set(ids)  # found in this transaction, which holds the database's write lock
     found: set[int] = set()
     for chunk in _chunks(sorted(set(ids))):
-        query = select(SubscriberRow.id).where(_among(connection, SubscriberRow.id, chunk))
-        if connection.dialect.name == "postgresql":
-            query = query.order_by(SubscriberRow.id).with_for_update()
+        query = (
+            select(SubscriberRow.id)
+            .where(_among(connection, SubscriberRow.id, chunk))
+            .order_by(SubscriberRow.id)
+            .with_for_update()
+        )
         found.update(connection.scalars(query))
     return found
 
