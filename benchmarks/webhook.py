@@ -172,7 +172,8 @@ def serving(url: str, signer: Signer) -> Iterator[str]:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                # /healthz is 503 until a scheduler runs: a static page says it is serving.
+                if httpx.get(f"{base}/static/site.css", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass

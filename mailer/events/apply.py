@@ -9,10 +9,12 @@ mailbox's); :func:`apply_in` does the same in the caller's transaction:
    ``forget``), else by address in its one normal form
    (:func:`mailer.store.emails.address_key`: ``info@xn--exmple-cua.org`` is
    ``info@exämple.org``). Events about addresses we do not know are kept.
-2. **Lock those members** (PostgreSQL: ``SELECT ... FOR UPDATE`` in id order,
-   in a READ COMMITTED transaction). Batches that share members take turns
-   instead of failing on serialization conflicts, as SERIALIZABLE made 16
-   concurrent 1,000-event batches do; the order makes deadlocks impossible.
+2. **Lock the members whose status may change** (bounces, complaints,
+   unsubscribes; PostgreSQL: ``SELECT ... FOR UPDATE`` in id order, in a READ
+   COMMITTED transaction). Batches that share such members take turns instead
+   of failing on serialization conflicts, as SERIALIZABLE made 16 concurrent
+   1,000-event batches do; the order makes deadlocks impossible. Opens, clicks
+   and deliveries, most of a batch, lock nothing: each row locked is a write.
 3. **Store once.** Events already in the log (same ``sg_event_id``), read
    after the locks, are skipped; the rest are inserted in key order with
    ``ON CONFLICT DO NOTHING``, for events of no member posted twice at once.
@@ -155,18 +157,32 @@ def _apply(
     source: str,
 ) -> None:
     seen = eventlog.stored_ids(connection, [event.sg_event_id for event in events])
-    candidates = [event for event in events if event.sg_event_id not in seen]
+    candidates = [Classified(e, classify(e)) for e in events if e.sg_event_id not in seen]
     if not candidates:
         return  # a replay: nothing to lock
     owners = eventlog.owners(
-        connection, [(e.sg_event_id, address_key(e.email), e.subscriber_id) for e in candidates]
+        connection,
+        [
+            (i.event.sg_event_id, address_key(i.event.email), i.event.subscriber_id)
+            for i in candidates
+        ],
     )
-    # Locked, then read again: what another batch stored for these members meanwhile
-    # is visible now (READ COMMITTED reads what is committed at each statement).
-    present = eventlog.lock_members(connection, list(owners.values()))
-    owners = {key: owner for key, owner in owners.items() if owner in present}
-    seen = eventlog.stored_ids(connection, [event.sg_event_id for event in candidates])
-    new = [Classified(e, classify(e)) for e in candidates if e.sg_event_id not in seen]
+    # The members whose status these events may change, locked, then the log read again:
+    # what another batch stored for them meanwhile is visible now (READ COMMITTED reads
+    # what is committed at each statement). Opens, clicks and deliveries lock nothing:
+    # their rows are kept once by ON CONFLICT, and a delivery racing a soft-bounce
+    # streak ends as if it came after it (see mailer.events.rules).
+    deciding = {
+        owners[i.event.sg_event_id]
+        for i in candidates
+        if _decides(i) and i.event.sg_event_id in owners
+    }
+    present = eventlog.lock_members(connection, sorted(deciding))
+    owners = {
+        key: owner for key, owner in owners.items() if owner not in deciding or owner in present
+    }
+    seen = eventlog.stored_ids(connection, [i.event.sg_event_id for i in candidates])
+    new = [item for item in candidates if item.event.sg_event_id not in seen]
     if not new:
         return
     by_member: dict[int, list[Classified]] = defaultdict(list)
@@ -199,14 +215,17 @@ def _apply(
     )
 
 
+def _decides(item: Classified) -> bool:
+    """Whether the event may change its member's status (and so reads their state)."""
+    return item.kind in TARGET or item.kind is Kind.soft_bounce
+
+
 def _member_states(
     connection: Connection, by_member: Mapping[int, Sequence[Classified]]
 ) -> dict[int, MemberState]:
     """The state of members whose new events may change their status (the others need none)."""
     relevant = [
-        member_id
-        for member_id, items in by_member.items()
-        if any(item.kind in TARGET or item.kind is Kind.soft_bounce for item in items)
+        member_id for member_id, items in by_member.items() if any(_decides(item) for item in items)
     ]
     if not relevant:
         return {}

@@ -376,7 +376,10 @@ def lock_members(connection: Connection, ids: Sequence[int]) -> set[int]:
             select(SubscriberRow.id)
             .where(_among(connection, SubscriberRow.id, chunk))
             .order_by(SubscriberRow.id)
-            .with_for_update()
+            # NO KEY UPDATE: what the status UPDATE takes anyway. It leaves alone the KEY
+            # SHARE locks that inserting rows which refer to a member takes (another
+            # batch's opens and clicks), so those never wait on it or deadlock with it.
+            .with_for_update(key_share=True)
         )
         found.update(connection.scalars(query))
     return found
