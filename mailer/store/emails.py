@@ -69,10 +69,13 @@ def address_key(raw: str) -> str:
     the key of the member stored as ``info@exämple.org``. Text that is no valid address
     is only stripped and lower-cased: it matches no member, whose addresses are all valid.
     """
+    plain = raw.strip()
+    if plain.isascii() and "xn--" not in plain.lower():
+        return plain.lower()  # what normalising then lower-casing gives (a webhook's hot path)
     try:
-        return normalise_email(raw).key
+        return normalise_email(plain).key
     except InvalidEmail:
-        return raw.strip().lower()
+        return plain.lower()
 
 
 def suppression_hash(key: str) -> str:
