@@ -181,7 +181,11 @@ def _apply(
     owners = {
         key: owner for key, owner in owners.items() if owner not in deciding or owner in present
     }
-    seen = eventlog.stored_ids(connection, [i.event.sg_event_id for i in candidates])
+    # Only their events can have been stored by a batch that held a lock we waited for;
+    # any other event stored meanwhile is skipped by ON CONFLICT, and what it settles in
+    # the ledger is settled the same way twice.
+    locked = [key for key, owner in owners.items() if owner in present]
+    seen = eventlog.stored_ids(connection, locked) if locked else set()
     new = [item for item in candidates if item.event.sg_event_id not in seen]
     if not new:
         return
