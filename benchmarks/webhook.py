@@ -8,8 +8,11 @@ default, SendGrid's usual size at volume), one after another, and times each
 request: a 200 means the batch was verified, parsed, stored once and applied in
 one transaction. The mix is what a send produces: processed, delivered, opens,
 clicks, with a few blocks, bounces, complaints and unsubscribes. Then the same
-batches again (SendGrid's retries: all duplicates), and, for comparison, the
-same work in-process through :func:`mailer.events.apply_events` without HTTP.
+batches again (SendGrid's retries: all duplicates); then the batches once more,
+new ids, ``--in-flight`` (16) at a time, as SendGrid and several web instances
+post in parallel (every answer counted: on PostgreSQL, SERIALIZABLE batches used
+to fail with 503); and, for comparison, the same work in-process through
+:func:`mailer.events.apply_events` without HTTP.
 
 Run it as ``.venv/bin/python benchmarks/webhook.py [--batches N] [--events N]
 [--members N] [--postgres-url URL]``. SQLite writes to a temporary file;
@@ -169,7 +172,8 @@ def serving(url: str, signer: Signer) -> Iterator[str]:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                # /healthz is 503 until a scheduler runs: a static page says it is serving.
+                if httpx.get(f"{base}/static/site.css", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
@@ -205,6 +209,35 @@ def post_all(base: str, signer: Signer, bodies: list[bytes]) -> dict[str, Any]:
         "events_per_second": round(events / seconds),
         "batch_ms_median": round(statistics.median(timings) * 1000, 1),
         "batch_ms_max": round(max(timings) * 1000, 1),
+    }
+
+
+def post_concurrently(
+    base: str, signer: Signer, bodies: list[bytes], in_flight: int
+) -> dict[str, Any]:
+    """The bodies posted ``in_flight`` at a time; answers counted by status."""
+    from collections import Counter
+    from concurrent.futures import ThreadPoolExecutor
+
+    def post(body: bytes) -> tuple[int, int]:
+        with httpx.Client(base_url=base, timeout=120) as client:
+            response = client.post("/webhooks/sendgrid", content=body, headers=signer.headers(body))
+            stored = response.json().get("stored", 0) if response.status_code == 200 else 0
+            return response.status_code, stored
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(in_flight) as pool:
+        answers = list(pool.map(post, bodies))
+    seconds = time.perf_counter() - started
+    events = sum(len(json.loads(body)) for body in bodies)
+    return {
+        "in_flight": in_flight,
+        "batches": len(bodies),
+        "statuses": {str(k): v for k, v in sorted(Counter(s for s, _ in answers).items())},
+        "stored": sum(stored for _, stored in answers),
+        "seconds": round(seconds, 3),
+        "batches_per_second": round(len(bodies) / seconds, 2),
+        "events_per_second": round(events / seconds),
     }
 
 
@@ -245,8 +278,15 @@ def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
     with serving(url, signer) as base:
         first = post_all(base, signer, bodies)
         replay = post_all(base, signer, bodies)
+        parallel = [json.dumps(b).encode() for b in fresh_ids(batches, "parallel")]
+        concurrent = post_concurrently(base, signer, parallel, args.in_flight)
     direct = in_process(url, fresh_ids(batches, "direct"))
-    return {"http": first, "http_replayed": replay, "in_process": direct}
+    return {
+        "http": first,
+        "http_replayed": replay,
+        "http_concurrent": concurrent,
+        "in_process": direct,
+    }
 
 
 def _libpq(url: str) -> str:
@@ -270,6 +310,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=20)
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--members", type=int, default=10_000)
+    parser.add_argument("--in-flight", type=int, default=16)
     parser.add_argument(
         "--postgres-url", default=os.environ.get("MAILER_TEST_POSTGRES_URL", POSTGRES_URL)
     )
@@ -302,6 +343,11 @@ def main() -> None:
             f"(median batch of {args.events}: {r['http']['batch_ms_median']} ms), "
             f"{r['http_replayed']['events_per_second']:>6} events/s replayed (duplicates), "
             f"{r['in_process']['events_per_second']:>6} events/s in-process"
+        )
+        c = r["http_concurrent"]
+        print(
+            f"{'':>10}  {c['in_flight']} in flight: {c['batches_per_second']} batches/s "
+            f"({c['events_per_second']} events/s), answers {c['statuses']}, stored {c['stored']}"
         )
     print(
         f"load average before {load_before[0]:.2f}, after {results['machine']['load_average_after'][0]:.2f} "

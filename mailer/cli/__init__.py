@@ -17,6 +17,7 @@ from mailer.cli import (
     apikeys,
     bounces,
     editor,
+    events,
     helptext,
     operating,
     reporting,
@@ -72,6 +73,7 @@ app.command("doctor")(operating.doctor)
 app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(bounces.app, name="bounces")
 app.add_typer(apikeys.app, name="api-keys")
+app.add_typer(events.app, name="events")
 
 
 def _version(value: bool) -> None:

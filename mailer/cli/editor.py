@@ -20,18 +20,19 @@ def validate(
 ) -> None:
     """Check issue files; print each problem as PATH:LINE: message. Exit 1 if any.
 
-    Every problem in every file is reported at once. A file without problems gets
+    Every problem in every file is reported at once, the size budget ``send``
+    applies included (every variant is compiled). A file without problems gets
     one line: its status, its number of sections and its subject. Warnings (things
     that are allowed but probably not meant) are shown but do not fail the check.
     """
     # Imported here, like preview's: `mailer --help` stays quick.
     from mailer.cli.common import load_context, print_json
-    from mailer.cli.validating import expand_paths, print_checks, summary_json
+    from mailer.cli.validating import expand_paths, print_checks, summary_json, with_size_budget
     from mailer.issues.check import check_issue
 
     _, newsletter = load_context()
     files, empty_folders = expand_paths(paths)
-    checks = [check_issue(path, newsletter) for path in files]
+    checks = [with_size_budget(check_issue(path, newsletter), newsletter) for path in files]
     if as_json:
         print_json(summary_json(checks, empty_folders))
     else:

@@ -14,6 +14,7 @@ from typing import Any
 
 import typer
 
+from mailer.config import Newsletter
 from mailer.errors import Problem
 from mailer.issues.model import IssueCheck
 
@@ -38,6 +39,39 @@ def expand_paths(paths: Iterable[Path]) -> tuple[list[Path], list[Path]]:
         else:
             files.append(path)
     return list(dict.fromkeys(files)), empty
+
+
+def with_size_budget(check: IssueCheck, newsletter: Newsletter) -> IssueCheck:
+    """The check, with the size budget ``preview`` and ``send`` apply checked too.
+
+    Every variant a send of the issue can make from its segments is compiled; one over
+    the limit is a problem at the ``sections:`` line (the sections make the size), one
+    near it a warning.
+    """
+    from mailer.render.build import size_check
+    from mailer.render.preview import preview_keys
+
+    issue = check.issue
+    if issue is None:
+        return check
+    problems, warnings = size_check(issue, newsletter, preview_keys(issue, newsletter))
+    if not problems and not warnings:
+        return check
+    line = _sections_line(Path(check.path))
+    return IssueCheck(
+        check.path,
+        None if problems else issue,
+        check.errors + tuple(Problem(check.path, line, text) for text in problems),
+        check.warnings + tuple(Problem(check.path, line, text) for text in warnings),
+    )
+
+
+def _sections_line(path: Path) -> int:
+    try:
+        with path.open(encoding="utf-8", errors="replace") as lines:
+            return next((n for n, text in enumerate(lines, 1) if text.startswith("sections:")), 1)
+    except OSError:
+        return 1
 
 
 def print_checks(checks: Sequence[IssueCheck], empty_folders: Sequence[Path]) -> None:

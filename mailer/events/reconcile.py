@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mailer.errors import MailerError, display_path
+from mailer.events.sendgrid import member_id
 from mailer.store.ledger import Ledger
 
 __all__ = ["ACCEPTED_EVENTS", "Reconciled", "outcomes", "read_events", "reconcile"]
@@ -87,9 +88,10 @@ def _our_key(event: Mapping[str, Any]) -> tuple[str, int] | None:
     issue, subscriber = event.get("issue"), event.get("subscriber")
     if str(event.get("test", "")).lower() == "true":
         return None
-    if not isinstance(issue, str) or not issue or not str(subscriber or "").isdigit():
+    sid = member_id(subscriber)
+    if not isinstance(issue, str) or not issue or sid is None:
         return None
-    return issue, int(str(subscriber))
+    return issue, sid
 
 
 def _message_id(event: Mapping[str, Any]) -> str | None:

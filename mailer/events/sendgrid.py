@@ -4,8 +4,12 @@
 ``X-Twilio-Email-Event-Webhook-Signature`` (base64 DER) over the
 ``X-Twilio-Email-Event-Webhook-Timestamp`` header's bytes followed by the raw
 body, exactly as received, and the timestamp's age. :func:`parse` turns a
-verified body into :class:`SendGridEvent` objects. Both raise a
-:class:`~mailer.errors.WebhookError` whose ``status`` the route answers with.
+verified body into :class:`SendGridEvent` objects and :class:`RejectedEvent`
+ones: the endpoint receives every event of the SendGrid account, not only the
+newsletter's, so odd events are normal, and one of them must never cost the
+good events beside it. :func:`verify` raises, and :func:`parse` raises for a
+body that is not a JSON array, a :class:`~mailer.errors.WebhookError` whose
+``status`` the route answers with.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from cryptography.exceptions import InvalidSignature
@@ -41,10 +47,14 @@ from mailer.errors import (
 __all__ = [
     "FUTURE_SKEW",
     "MAX_BODY",
+    "MAX_SUBSCRIBER_ID",
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
+    "Parsed",
+    "RejectedEvent",
     "SendGridEvent",
     "load_public_key",
+    "member_id",
     "parse",
     "storable",
     "verify",
@@ -125,9 +135,8 @@ class SendGridEvent(BaseModel):
 
     @property
     def subscriber_id(self) -> int | None:
-        """Our subscriber id from custom_args, when it is one."""
-        value = (self.subscriber or "").strip()
-        return int(value) if value.isdigit() and 0 < len(value) <= 12 else None
+        """Our subscriber id from custom_args, when it is one (else the address decides)."""
+        return member_id(self.subscriber)
 
     @property
     def issue_slug(self) -> str | None:
@@ -149,6 +158,19 @@ class SendGridEvent(BaseModel):
             "sg_message_id": self.sg_message_id,
             "reason": self.reason,
         }
+
+
+# Ids are 32-bit on PostgreSQL: a larger number is no member's, and must not reach a query.
+MAX_SUBSCRIBER_ID = 2**31 - 1
+
+
+def member_id(value: object) -> int | None:
+    """A subscriber id from custom_args: ASCII digits naming an id a member can have, else None."""
+    text = str(value).strip() if isinstance(value, str | int) and value is not True else ""
+    if not (text.isascii() and text.isdigit() and len(text) <= 10):
+        return None
+    number = int(text)
+    return number if 0 < number <= MAX_SUBSCRIBER_ID else None
 
 
 # -- the request --------------------------------------------------------------------------
@@ -234,8 +256,38 @@ def _no_constants(name: str) -> object:
     raise ValueError(f"{name} is not JSON")
 
 
-def parse(raw_body: bytes) -> list[SendGridEvent]:
-    """The events in a body: a JSON array of objects, each a valid SendGrid event."""
+# A rejected event is kept whole up to this many characters of JSON, then cut.
+MAX_REJECTED_TEXT = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedEvent:
+    """An item of a verified batch that is not an event we can apply, and why."""
+
+    position: int  # in the batch, from 0
+    reason: str
+    text: str  # the item as JSON, ASCII only (NULs and lone surrogates escaped), maybe cut
+    email: str  # its ``email`` when that is text, else ""
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the item's JSON: the same item posted again is kept once."""
+        return hashlib.sha256(self.text.encode("ascii")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A verified batch: the events to apply, and the items that are not events we can apply."""
+
+    events: list[SendGridEvent]
+    rejected: list[RejectedEvent]
+
+
+def parse(raw_body: bytes) -> Parsed:
+    """The events in a body, a JSON array: each item a valid SendGrid event or rejected, with why.
+
+    Only a body that is not a JSON array is refused (WebhookPayloadError).
+    """
     try:
         data = json.loads(raw_body, parse_constant=_no_constants)
     except (ValueError, RecursionError) as error:
@@ -244,14 +296,41 @@ def parse(raw_body: bytes) -> list[SendGridEvent]:
         raise WebhookPayloadError(
             f"the body is a JSON {type(data).__name__}, not an array of events"
         )
-    events: list[SendGridEvent] = []
+    parsed = Parsed([], [])
     for index, item in enumerate(data):
-        if not isinstance(item, dict):
-            raise WebhookPayloadError(f"event {index} is not a JSON object")
         try:
-            events.append(SendGridEvent.model_validate(item))
-        except ValidationError as error:
-            first = error.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "event"
-            raise WebhookPayloadError(f"event {index}: {where}: {first['msg']}") from None
-    return events
+            event = _event(item)
+        except ValueError as problem:
+            parsed.rejected.append(_rejected(index, item, str(problem)))
+        else:
+            parsed.events.append(event)
+    return parsed
+
+
+def _event(item: object) -> SendGridEvent:
+    """One item as an event; ValueError saying what is wrong with it."""
+    if not isinstance(item, dict):
+        raise ValueError(f"not a JSON object but a JSON {_json_type(item)}")
+    try:
+        return SendGridEvent.model_validate(item)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "event"
+        raise ValueError(f"{where}: {first['msg']}") from None
+
+
+def _json_type(item: object) -> str:
+    names = {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if item is None else names.get(type(item), type(item).__name__)
+
+
+def _rejected(index: int, item: object, reason: str) -> RejectedEvent:
+    try:
+        text = json.dumps(item, ensure_ascii=True, sort_keys=True)
+    except RecursionError:
+        text = json.dumps("(nested too deeply to keep)")
+    if len(text) > MAX_REJECTED_TEXT:
+        text = text[:MAX_REJECTED_TEXT] + " ...(cut)"
+    email = item.get("email") if isinstance(item, dict) else None
+    address = email if isinstance(email, str) and storable(email) and len(email) <= 320 else ""
+    return RejectedEvent(index, reason[:1000], text, address)

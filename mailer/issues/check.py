@@ -33,7 +33,7 @@ from mailer.issues.model import Issue, IssueCheck, Loc
 from mailer.issues.source import IssueSource, NodeBuilder
 from mailer.issues.wording import closest, message
 
-__all__ = ["check_issue", "check_text", "load_issue"]
+__all__ = ["MAX_FILE_BYTES", "check_issue", "check_text", "load_issue"]
 
 
 def load_issue(path: Path | str, newsletter: Newsletter) -> Issue:
@@ -44,18 +44,38 @@ def load_issue(path: Path | str, newsletter: Newsletter) -> Issue:
     return report.issue
 
 
+# Far beyond what fits the email's size budget (100 KB of HTML): a larger file is not an
+# issue, and reading it would cost time and memory out of all proportion (53 MB took 64 s).
+MAX_FILE_BYTES = 1_000_000
+
+
 def check_issue(path: Path | str, newsletter: Newsletter) -> IssueCheck:
     """Read and check an issue file; problems name the path as given."""
     where = str(path)
     try:
-        content = Path(path).read_bytes()
+        with Path(path).open("rb") as stream:
+            content = stream.read(MAX_FILE_BYTES + 1)  # never more, whatever the file holds
     except OSError as error:
         return IssueCheck(where, None, (Problem(where, 1, _unreadable(error)),))
     return check_text(content, path, newsletter)
 
 
+def _too_large(where: str, size: int) -> IssueCheck | None:
+    if size <= MAX_FILE_BYTES:
+        return None
+    message = (
+        f"the file is over {MAX_FILE_BYTES // 1_000_000} MB, the most an issue file may be: an "
+        "email from it would be far over the size budget (100 KB of HTML, where Gmail clips "
+        "it). Is this the right file?"
+    )
+    return IssueCheck(where, None, (Problem(where, 1, message),))
+
+
 def check_text(content: str | bytes, path: Path | str, newsletter: Newsletter) -> IssueCheck:
     """Check an issue's text as if read from ``path`` (which names it and gives its slug)."""
+    too_large = _too_large(str(path), len(content))
+    if too_large is not None:
+        return too_large
     source = IssueSource(str(path))
     if isinstance(content, bytes):
         text = source.decode(content)

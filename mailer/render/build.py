@@ -48,6 +48,7 @@ __all__ = [
     "WebVersion",
     "compile_variant",
     "render_issue",
+    "size_check",
     "variant_mjml",
 ]
 
@@ -249,6 +250,29 @@ def _ratios(content: VariantContent) -> dict[str, tuple[int, int]]:
         if section.image and (ratio := section.image.ratio):
             found[section.image.url] = ratio
     return found
+
+
+def size_check(
+    issue: Issue, newsletter: Newsletter, keys: Iterable[frozenset[str]]
+) -> tuple[list[str], list[str]]:
+    """(problems, warnings) of these variants against the size budget, as ``send`` applies it.
+
+    What ``mailer validate`` reports, so that an issue it passes is not refused later for
+    its size. Other render errors (a template missing or broken) are the templates', not
+    the issue's: ``preview`` and ``send`` report them, and the size is then not checked.
+    """
+    problems: list[str] = []
+    warnings: list[str] = []
+    for key in dict.fromkeys(frozenset(key) for key in keys):
+        try:
+            compiled = compile_variant(variant_content(issue, newsletter, key), issue, newsletter)
+        except SizeBudgetError as error:
+            problems.append(str(error))
+        except RenderError:
+            return problems, warnings
+        else:
+            warnings.extend(f"variant '{compiled.name}': {text}" for text in compiled.warnings)
+    return problems, warnings
 
 
 def _size_warnings(name: str, size: int) -> tuple[str, ...]:

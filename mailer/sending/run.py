@@ -37,7 +37,7 @@ from email.utils import make_msgid
 from pathlib import Path
 from typing import Any, Literal
 
-from mailer.audience.plan import Addressee, Done, Partition, Pending, batches
+from mailer.audience.plan import Addressee, Done, Partition, Pending, batches, members_by_variant
 from mailer.config import Newsletter, Settings
 from mailer.errors import DeliveryError, SendRefused
 from mailer.headersafety import header_safe
@@ -98,6 +98,11 @@ class VariantSummary:
     failed_before: int = 0  # skipped: refused for good in an earlier run, not retried
     unknown: int = 0  # handed over with no answer (this run or before): not resent
     reasons: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def members(self) -> int:
+        """Members counted, each in exactly one column."""
+        return sum(int(getattr(self, count)) for count in _COUNTS)
 
     def add_reason(self, reason: str) -> None:
         if reason in self.reasons or len(self.reasons) < MAX_REASONS:
@@ -390,6 +395,12 @@ class SendRun:
         def stop() -> bool:  # asked to, or the lease is no longer this process's
             return should_stop() or keeper.lost.is_set()
 
+        # The audience as it stands now: whoever leaves it before their batch is read is
+        # counted as suppressed at the end, so that every member is in one column.
+        planned = {
+            variant_name(key, self.newsletter): count
+            for key, count in members_by_variant(self.store, self.issue, self.newsletter).items()
+        }
         try:
             with keeper:
                 self._variants.prepare(keys)  # before any fork: compiled once for every process
@@ -404,6 +415,7 @@ class SendRun:
                 raise SendStopped(_stopped_message(failure, self.summary), self.summary)
             if self.summary.stopped is None:
                 status = SendStatus.finished
+                self._count_leavers(planned)
             return self.summary
         finally:
             gc.unfreeze()
@@ -582,6 +594,24 @@ class SendRun:
         if on_progress is not None:
             on_progress(self._progress())
         return batch_failure(deliveries)
+
+    def _count_leavers(self, planned: dict[str, int]) -> None:
+        """Members of the audience who left the list before their batch was read: suppressed.
+
+        The pages of the audience are read as the send goes, and someone who unsubscribed
+        (or bounced, or was forgotten) before their page was read is on none of them.
+        """
+        for name, count in planned.items():
+            variant = self.summary.variants.get(name)
+            left = count - (variant.members if variant is not None else 0)
+            if left > 0:
+                self.summary.variant(name).suppressed += left
+                log.info(
+                    "left the list during the send: issue=%s variant=%s count=%d",
+                    self.issue.slug,
+                    name,
+                    left,
+                )
 
     def _count_done(self, done: Done) -> None:
         variant = self.summary.variant(

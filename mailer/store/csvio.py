@@ -10,10 +10,21 @@ for underscores, a few aliases such as ``E-mail`` or ``organization``):
 ``tags`` holds several tags separated by ``;`` or ``,``. Every other named column
 is kept as an attribute of the member (``Member type`` becomes ``member_type``).
 
+Cells a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``,
+``@``, a tab or a carriage return: OWASP's list) are written with a ``'`` in
+front, which spreadsheets show as text; import takes exactly that ``'`` off
+again, so an export imports back unchanged (:func:`neutralise`, :func:`restore`).
+
 A column missing from the file leaves what is stored alone; an empty cell in a
 column that is there clears the value. Every row problem is collected with its
 line (``members.csv:17: 'jane@' is not a valid email address: ...``) so editors
 can fix the whole file in one go.
+
+Limits, checked before anything is stored: a line of the file is at most
+:data:`MAX_LINE_BYTES` (checked as the file is read, in bounded memory, so a file
+with one enormous line is refused at once), and no cell may hold a NUL character,
+which PostgreSQL cannot store (refused on SQLite too, so a store moves between the
+two by export and import).
 """
 
 from __future__ import annotations
@@ -27,7 +38,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from mailer.errors import Problem, SubscriberDataError, display_path
 from mailer.headersafety import one_line, profile_text_problem
@@ -47,6 +58,26 @@ STATUS_FIELDS = ("status", "status_changed_at", "status_reason", "created_at")
 KNOWN = FIELDS + STATUS_FIELDS
 TAG_SEPARATORS = re.compile(r"[;,]")
 _STATUS_NAMES = ", ".join(status.value for status in SubscriberStatus)
+# No member's row comes near this; a longer line is not a list of members.
+MAX_LINE_BYTES = 100_000
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+_CHUNK = 1 << 20
+# A cell a spreadsheet runs as a formula (OWASP, CSV injection), after any quotes we added.
+_FORMULA = re.compile(r"'*[=+\-@\t\r]")
+
+
+def neutralise(cell: str) -> str:
+    """The cell as an export writes it: a ``'`` before anything a spreadsheet would run.
+
+    A cell that already starts with quotes before such a character gets one more, so
+    that :func:`restore` gives back exactly what was stored.
+    """
+    return "'" + cell if _FORMULA.match(cell) else cell
+
+
+def restore(cell: str) -> str:
+    """What :func:`neutralise` wrote, as it was: one leading ``'`` off, only where it added one."""
+    return cell[1:] if cell[:1] == "'" and _FORMULA.match(cell, 1) else cell
 
 
 class FileProblems(Exception):
@@ -90,11 +121,14 @@ def parse_row(layout: Layout, line: int, cells: list[str]) -> MemberRecord | lis
         ]
     if len(cells) < layout.width:  # some tools drop trailing empty cells
         cells = cells + [""] * (layout.width - len(cells))
+    cells = [restore(cell) if cell[:1] == "'" else cell for cell in cells]
     problems = [
         f"column {i + 1} has a value but no name in the header row; name the column or delete it"
         for i in layout.unnamed
         if cells[i].strip()
     ]
+    if "\x00" in "".join(cells):
+        return [*problems, _nul_problem(layout, cells)]
     given = {name: cells[i].strip() for i, name in layout.known}
     email = _email(given["email"], problems)
     name = profile_text("name", given.get("name"), problems)
@@ -121,6 +155,16 @@ def parse_row(layout: Layout, line: int, cells: list[str]) -> MemberRecord | lis
         status_changed_at,
         given.get("status_reason") or None,
         created_at,
+    )
+
+
+def _nul_problem(layout: Layout, cells: Sequence[str]) -> str:
+    names = dict(layout.known + layout.attributes)
+    column = next(i for i, cell in enumerate(cells) if "\x00" in cell)
+    name = f"'{names[column]}'" if column in names else str(column + 1)
+    return (
+        f"column {name} holds a NUL character (byte 0x00), which the database cannot keep; "
+        "delete it (a file saved as UTF-16 is full of them: save it as 'CSV UTF-8')"
     )
 
 
@@ -202,10 +246,34 @@ def read_members(path: Path) -> ParsedMembers:
     """Read a members CSV; row problems are collected, file problems raise FileProblems."""
     where = display_path(path)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as stream:
+            check_line_lengths(stream, where)  # before the whole file is in memory
+            stream.seek(0)
+            data = stream.read()
     except OSError as error:
         raise FileProblems([Problem(where, 0, f"cannot read the file: {error.strerror}")]) from None
-    return parse_members(data, where)
+    return _parse(data, where)
+
+
+def check_line_lengths(stream: BinaryIO, where: str) -> None:
+    """FileProblems naming the first line longer than MAX_LINE_BYTES; reads 1 MiB at a time."""
+    line, run = 1, 0  # the line we are in, and its bytes so far
+    while chunk := stream.read(_CHUNK):
+        pieces = _LINE_BREAK.split(chunk)
+        for index, piece in enumerate(pieces):
+            if index:
+                line, run = line + 1, 0
+            run += len(piece)
+            if run > MAX_LINE_BYTES:
+                message = (
+                    f"this line is longer than {MAX_LINE_BYTES:,} bytes, far more than any "
+                    "member's row; is this the right file?"
+                )
+                raise FileProblems([Problem(where, line, message)])
+        if chunk.endswith(b"\r"):  # a CR LF split between chunks is one line break
+            next_byte = stream.read(1)
+            if next_byte and next_byte != b"\n":
+                stream.seek(-1, io.SEEK_CUR)
 
 
 def parse_members(
@@ -216,6 +284,11 @@ def parse_members(
     ``columns`` renames columns (by :func:`column_key` of their heading) before
     they are read: mailer.toml's ``[imports]`` column map.
     """
+    check_line_lengths(io.BytesIO(data), where)
+    return _parse(data, where, columns)
+
+
+def _parse(data: bytes, where: str, columns: Mapping[str, str] | None = None) -> ParsedMembers:
     text = _decode(data, where)
     top = text.split("\n", 1)[0]
     delimiter = ";" if top.count(";") > top.count(",") else ","
@@ -379,12 +452,14 @@ def export_row(subscriber: Subscriber, columns: Sequence[str]) -> list[str]:
         "created_at": _timestamp(subscriber.created_at),
     }
     return [
-        fixed[name] if name in fixed else subscriber.attributes.get(name, "") for name in columns
+        neutralise(fixed[name] if name in fixed else subscriber.attributes.get(name, ""))
+        for name in columns
     ]
 
 
 def write_members(subscribers: Iterable[Subscriber], stream: TextIO) -> int:
-    """Write members as CSV that ``import`` reads back unchanged; returns how many."""
+    """Write members as CSV that ``import`` reads back unchanged, and that no spreadsheet
+    runs as formulas; returns how many."""
     members = list(subscribers)
     columns = export_columns(members)
     writer = csv.writer(stream)

@@ -113,13 +113,17 @@ def _postgres_engine(url: URL) -> Engine:
 
 
 @contextmanager
-def write_connection(engine: Engine) -> Iterator[Connection]:
-    """A connection in a write transaction, committed on success and rolled back on error."""
+def write_connection(engine: Engine, *, isolation: str = "SERIALIZABLE") -> Iterator[Connection]:
+    """A connection in a write transaction, committed on success and rolled back on error.
+
+    ``isolation`` is PostgreSQL's level: SERIALIZABLE unless the work takes row locks
+    of its own (``READ COMMITTED``, as the webhook does); SQLite has one writer at a time.
+    """
     with engine.connect() as connection:
         if engine.dialect.name == "sqlite":
             connection = connection.execution_options(**{WRITE: True})
         else:
-            connection = connection.execution_options(isolation_level="SERIALIZABLE")
+            connection = connection.execution_options(isolation_level=isolation)
         with connection.begin():
             yield connection
 
@@ -158,7 +162,7 @@ def migrate(engine: Engine) -> None:
     if current == heads:
         return
     _check_not_newer(current, heads)
-    with write_connection(engine) as connection:
+    with migration_connection(engine) as connection:
         if engine.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         if current_revisions(connection) == heads:  # another process got there first
@@ -168,6 +172,40 @@ def migrate(engine: Engine) -> None:
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+        _check_foreign_keys(connection)
+
+
+@contextmanager
+def migration_connection(engine: Engine) -> Iterator[Connection]:
+    """A write transaction for migrating; on SQLite with foreign keys off, as SQLite's guide
+    to rebuilding a table says.
+
+    A rebuilt table's old copy is dropped, and with foreign keys on, dropping it would
+    delete every row that refers to it (ON DELETE CASCADE). The pragma cannot change
+    inside a transaction, so it is set on the connection before it begins, and set
+    back before the connection goes back to the pool.
+    """
+    if engine.dialect.name != "sqlite":
+        with write_connection(engine) as connection:
+            yield connection
+        return
+    with engine.connect() as plain:
+        raw = plain.connection.driver_connection
+        assert raw is not None
+        raw.execute("PRAGMA foreign_keys = OFF")
+        try:
+            connection = plain.execution_options(**{WRITE: True})
+            with connection.begin():
+                yield connection
+        finally:
+            raw.execute("PRAGMA foreign_keys = ON")
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise StoreError(f"the migration left rows that refer to nothing: {broken[:5]}")
 
 
 def _check_not_newer(current: set[str], heads: set[str]) -> None:

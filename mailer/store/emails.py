@@ -62,6 +62,22 @@ def email_key(normalised: str) -> str:
     return normalised.lower()
 
 
+def address_key(raw: str) -> str:
+    """The key of an address as anyone gave it (an event, a bounce, a form): its one normal form.
+
+    ``Info@xn--exmple-cua.org`` and ``info@EXÄMPLE.org`` both give ``info@exämple.org``,
+    the key of the member stored as ``info@exämple.org``. Text that is no valid address
+    is only stripped and lower-cased: it matches no member, whose addresses are all valid.
+    """
+    plain = raw.strip()
+    if plain.isascii() and "xn--" not in plain.lower():
+        return plain.lower()  # what normalising then lower-casing gives (a webhook's hot path)
+    try:
+        return normalise_email(plain).key
+    except InvalidEmail:
+        return plain.lower()
+
+
 def suppression_hash(key: str) -> str:
     """SHA-256 (hex) of an address key: what remains of a forgotten member."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()

@@ -47,7 +47,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mailer.mail import DeliveryState
@@ -61,13 +61,17 @@ __all__ = [
     "LOG_COLUMNS",
     "URL_LENGTH",
     "MemberFacts",
+    "RejectedRow",
     "StatusChange",
     "WebhookEventRow",
     "activity",
     "change_statuses",
     "insert_events",
+    "keep_rejected",
+    "lock_members",
     "member_facts",
     "owners",
+    "rejected_events",
     "settle_deliveries",
     "stored_ids",
 ]
@@ -119,6 +123,29 @@ class WebhookEventRow(Base):
 
 
 _W = WebhookEventRow
+
+
+class RejectedRow(Base):
+    """An item of a verified webhook batch that was not an event we could apply (migration 0009).
+
+    Kept once (``fingerprint``: SHA-256 of its JSON, so SendGrid's retries add
+    nothing) for ``mailer events rejected``: SendGrid posts every event of the
+    account, and none may vanish without a trace. ``email_key`` lets ``forget``
+    erase the rows that name a forgotten address.
+    """
+
+    __tablename__ = "webhook_rejected"
+    __table_args__ = (Index(None, "received_at"), Index(None, "email_key"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(Text)
+    # The item as JSON (ASCII, escaped), cut after 20,000 characters.
+    body: Mapped[str] = mapped_column(Text)
+    email_key: Mapped[str] = mapped_column(String(320), default="")
+
+
 # Longer than any link a mail client keeps working; anything longer is cut here.
 URL_LENGTH = 2048
 
@@ -301,6 +328,63 @@ def insert_events(connection: Connection, rows: Sequence[dict[str, Any]]) -> int
     return max(int(connection.exec_driver_sql(sql, params).rowcount), 0)
 
 
+def keep_rejected(connection: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert rejected items (keys: fingerprint, received_at, reason, body, email_key), each once.
+
+    Returns the fingerprints that went in now (the others were kept before).
+    """
+    if not rows:
+        return set()
+    unique = {row["fingerprint"]: row for row in rows}
+    known: set[str] = set()
+    for chunk in _chunks(sorted(unique)):
+        query = select(RejectedRow.fingerprint).where(
+            _among(connection, RejectedRow.fingerprint, chunk)
+        )
+        known.update(connection.scalars(query))
+    new = [unique[key] for key in sorted(unique) if key not in known]
+    if not new:
+        return set()
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(RejectedRow).on_conflict_do_nothing(index_elements=["fingerprint"])
+    connection.execute(statement, new)
+    return {row["fingerprint"] for row in new}
+
+
+def rejected_events(engine: Engine, *, limit: int, since: dt.datetime | None = None) -> list[Any]:
+    """The newest rejected items, newest first (id, received_at, reason, body)."""
+    query = select(RejectedRow.id, RejectedRow.received_at, RejectedRow.reason, RejectedRow.body)
+    if since is not None:
+        query = query.where(RejectedRow.received_at >= since)
+    query = query.order_by(RejectedRow.id.desc()).limit(limit)
+    with read(engine) as connection:
+        return list(connection.execute(query))
+
+
+def lock_members(connection: Connection, ids: Sequence[int]) -> set[int]:
+    """Lock these members' rows until the transaction ends, in id order; the ids still there.
+
+    On PostgreSQL, batches that touch the same members then take turns, each in the
+    same order (no deadlock), instead of failing on a serialization conflict. SQLite
+    has one writer at a time already.
+    """
+    if connection.dialect.name != "postgresql":
+        return set(ids)  # found in this transaction, which holds the database's write lock
+    found: set[int] = set()
+    for chunk in _chunks(sorted(set(ids))):
+        query = (
+            select(SubscriberRow.id)
+            .where(_among(connection, SubscriberRow.id, chunk))
+            .order_by(SubscriberRow.id)
+            # NO KEY UPDATE: what the status UPDATE takes anyway. It leaves alone the KEY
+            # SHARE locks that inserting rows which refer to a member takes (another
+            # batch's opens and clicks), so those never wait on it or deadlock with it.
+            .with_for_update(key_share=True)
+        )
+        found.update(connection.scalars(query))
+    return found
+
+
 def _sqlite_time(value: dt.datetime) -> str:
     """A time as UTCDateTime stores it on SQLite (SQLAlchemy's DATETIME text format, in UTC)."""
     return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
@@ -380,6 +464,9 @@ def settle_deliveries(
         for issue, sid, reason in dropped
         if states.get((issue, sid)) not in (None, sent_state, failed_state)
     ]
+    # One order for every transaction, so two that mark the same rows never deadlock.
+    to_send.sort(key=lambda row: (row["b_issue"], row["b_subscriber"]))
+    to_fail.sort(key=lambda row: (row["b_issue"], row["b_subscriber"]))
     D = DeliveryRow
     sent = failed = 0
     if to_send:

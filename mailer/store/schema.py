@@ -82,6 +82,8 @@ class SubscriberRow(Base):
     __table_args__ = (
         CheckConstraint(STATUS_CHECK, name="status"),
         Index(None, "status"),
+        # SQLite must never give a new member a forgotten member's id (migration 0009).
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

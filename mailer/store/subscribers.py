@@ -30,7 +30,7 @@ from mailer.store.emails import (
     normalise_email,
     suppression_hash,
 )
-from mailer.store.eventlog import WebhookEventRow
+from mailer.store.eventlog import RejectedRow, WebhookEventRow
 from mailer.store.models import (
     EventKind,
     ImportCounts,
@@ -389,6 +389,7 @@ class SubscriberStore:
                     func.lower(WebhookEventRow.email) == key,
                 )
             )
+            connection.execute(delete(RejectedRow).where(RejectedRow.email_key == key))
             connection.execute(
                 delete(SignupAttemptRow).where(
                     SignupAttemptRow.key == limit_key("address", mailbox_key(key))

@@ -38,11 +38,16 @@ def _store_error(engine: Engine, error: DBAPIError) -> StoreError:
     return StoreError(f"the subscriber store at {where} failed: {error.orig}")
 
 
-def run_write(engine: Engine, work: Callable[[Connection], T]) -> T:
-    """``work(connection)`` in one write transaction, run again on a retryable conflict."""
+def run_write(
+    engine: Engine, work: Callable[[Connection], T], *, isolation: str = "SERIALIZABLE"
+) -> T:
+    """``work(connection)`` in one write transaction, run again on a retryable conflict.
+
+    ``isolation``: see :func:`mailer.store.database.write_connection`.
+    """
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            with write_connection(engine) as connection:
+            with write_connection(engine, isolation=isolation) as connection:
                 return work(connection)
         except DBAPIError as error:
             if attempt < ATTEMPTS and _retryable(error):

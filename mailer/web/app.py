@@ -37,6 +37,7 @@ import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -230,7 +231,12 @@ def _routes() -> list[Route]:
 
 
 async def sendgrid_webhook(request: Request) -> Response:
-    """Verify, parse, then store and apply the batch in one transaction; 2xx once stored."""
+    """Verify, parse, then store and apply the batch in one transaction; 2xx once stored.
+
+    A verified batch is answered 2xx whatever its items: each valid event is applied,
+    each item that is not one is kept in the rejected events' table (logged the first
+    time it comes), so no good event is lost to an odd one beside it.
+    """
     web = context_of(request)
     settings = web.settings
     try:
@@ -238,22 +244,36 @@ async def sendgrid_webhook(request: Request) -> Response:
         verify(
             body, request.headers, web.webhook_key, settings.sendgrid_webhook_max_age, web.clock()
         )
-        events = parse(body)
+        parsed = parse(body)
     except RequestRefused as error:
         webhook_batch_rejected(error)
         raise
     applied = await run_in_threadpool(
-        apply_events, web.store, events, soft_bounce_limit=settings.soft_bounce_limit
+        partial(
+            apply_events,
+            web.store,
+            parsed.events,
+            soft_bounce_limit=settings.soft_bounce_limit,
+            rejected=parsed.rejected,
+        )
     )
     webhook_events_applied(max(0, applied.stored - applied.unknown_addresses))
     webhook_events_rejected("duplicate", applied.duplicates)
     webhook_events_rejected("unknown_address", applied.unknown_addresses)
+    webhook_events_rejected("invalid", applied.rejected)
+    for item in applied.rejected_new:
+        log.warning(
+            "webhook: event %d of a batch rejected (kept, see mailer events rejected): %s",
+            item.position,
+            item.reason,
+        )
     log.info(
-        "webhook batch: received=%d stored=%d duplicates=%d unknown=%d status=%s",
-        applied.received,
+        "webhook batch: received=%d stored=%d duplicates=%d unknown=%d rejected=%d status=%s",
+        applied.received + applied.rejected,
         applied.stored,
         applied.duplicates,
         applied.unknown_addresses,
+        applied.rejected,
         dict(applied.status_changes) or "-",
     )
     return JSONResponse(applied.to_json())

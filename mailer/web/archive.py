@@ -27,10 +27,11 @@ from mailer.config import Newsletter
 from mailer.errors import MailerError
 from mailer.issues.check import load_issue
 from mailer.issues.model import Issue
+from mailer.mail import DeliveryState
 from mailer.render import render_issue
 from mailer.render.build import WebVersion
 from mailer.store import SubscriberStore
-from mailer.store.ledger import SendRow
+from mailer.store.ledger import DeliveryRow, SendRow
 from mailer.store.transact import read
 from mailer.web.context import context_of
 
@@ -66,9 +67,15 @@ class Archive:
         self._lock = threading.Lock()
 
     def sent(self) -> list[str]:
-        """Slugs of the issues whose send has started."""
+        """Slugs of the issues at least one member was sent: a send that failed before any
+        message went out (a stopped run, a refused issue) publishes nothing."""
+        delivered = (
+            select(DeliveryRow.id)
+            .where(DeliveryRow.issue == SendRow.issue, DeliveryRow.state == DeliveryState.sent)
+            .exists()
+        )
         with read(self.store.engine) as connection:
-            return list(connection.scalars(select(SendRow.issue)))
+            return list(connection.scalars(select(SendRow.issue).where(delivered)))
 
     def get(self, slug: str) -> ArchivedIssue | None:
         """The issue's web version, or None when it was never sent or its file is gone or broken."""

@@ -18,6 +18,7 @@ from mailer.events.sendgrid import (
     TIMESTAMP_HEADER,
     SendGridEvent,
     load_public_key,
+    member_id,
     parse,
     verify,
 )
@@ -185,12 +186,12 @@ class TestParse:
                     )
                 ]
             )
-        )
+        ).events
         assert (12, "2026-12-03-x") == (event.subscriber_id, event.issue_slug)
         assert "1.2.3.4" == (event.model_extra or {})["ip"]
 
     def test_an_empty_batch_is_fine(self) -> None:
-        assert [] == parse(b"[]")
+        assert ([], []) == (parse(b"[]").events, parse(b"[]").rejected)
 
     @pytest.mark.parametrize(
         "body",
@@ -199,34 +200,138 @@ class TestParse:
             b"{",
             b"not json",
             b'{"event": "open"}',
-            b"[1, 2]",
-            b'[{"email": "a@example.org"}]',
-            b'[{"email": "a@example.org", "timestamp": "1700000000", "event": "open", "sg_event_id": "x"}]',
-            b'[{"email": "a@example.org", "timestamp": 1.5, "event": "open", "sg_event_id": "x"}]',
-            b'[{"email": "a@example.org", "timestamp": true, "event": "open", "sg_event_id": "x"}]',
-            b'[{"email": "a@example.org", "timestamp": NaN, "event": "open", "sg_event_id": "x"}]',
-            b'[{"email": "a@example.org", "timestamp": 1e400, "event": "open", "sg_event_id": "x"}]',
-            b'[{"email": "a@example.org", "timestamp": 99999999999999, "event": "open", "sg_event_id": "x"}]',
-            b'[{"email": "a@example.org", "timestamp": -1, "event": "open", "sg_event_id": "x"}]',
-            b'[{"email": "", "timestamp": 1, "event": "open", "sg_event_id": "x"}]',
-            b'[{"email": 5, "timestamp": 1, "event": "open", "sg_event_id": "x"}]',
-            b'[{"email": "a\\u0000b@example.org", "timestamp": 1, "event": "open", "sg_event_id": "x"}]',
-            b'[{"email": "a@example.org", "timestamp": 1, "event": "open", "sg_event_id": "\\ud800"}]',
+            b"[NaN]",
             b"[" * 100_000 + b"]" * 100_000,
             b"\xff\xfe\x00garbage",
         ],
     )
-    def test_a_malformed_body_is_a_payload_error(self, body: bytes) -> None:
-        """Strict on what every event has (email, timestamp, event, sg_event_id)."""
+    def test_a_body_that_is_not_a_json_array_is_a_payload_error(self, body: bytes) -> None:
         with pytest.raises(WebhookPayloadError):
             parse(body)
+
+    @pytest.mark.parametrize(
+        ("item", "why"),
+        [
+            ("1", "not a JSON object but a JSON number"),
+            ('[{"email": "a@example.org"}]', "not a JSON object but a JSON array"),
+            (
+                '{"timestamp": 1700000000, "event": "open", "sg_event_id": "x"}',
+                "email: Field required",
+            ),
+            (
+                '{"email": "a@example.org", "timestamp": "1700000000", "event": "open", "sg_event_id": "x"}',
+                "timestamp",
+            ),
+            (
+                '{"email": "a@example.org", "timestamp": 1.5, "event": "open", "sg_event_id": "x"}',
+                "timestamp",
+            ),
+            (
+                '{"email": "a@example.org", "timestamp": true, "event": "open", "sg_event_id": "x"}',
+                "timestamp",
+            ),
+            (
+                '{"email": "a@example.org", "timestamp": 1e400, "event": "open", "sg_event_id": "x"}',
+                "timestamp",
+            ),
+            (
+                '{"email": "a@example.org", "timestamp": 99999999999999, "event": "open", "sg_event_id": "x"}',
+                "timestamp",
+            ),
+            (
+                '{"email": "a@example.org", "timestamp": -1, "event": "open", "sg_event_id": "x"}',
+                "timestamp",
+            ),
+            (
+                '{"email": "a@example.org", "timestamp": 1, "event": "open"}',
+                "sg_event_id: Field required",
+            ),
+            (
+                '{"email": "a@example.org", "timestamp": 1, "event": "open", "sg_event_id": 7}',
+                "sg_event_id",
+            ),
+            (
+                '{"email": "a@example.org", "timestamp": 1, "event": "open", "sg_event_id": "'
+                + "x" * 129
+                + '"}',
+                "sg_event_id",
+            ),
+            (
+                '{"email": "a@example.org", "timestamp": 1, "event": "'
+                + "e" * 41
+                + '", "sg_event_id": "x"}',
+                "event",
+            ),
+            ('{"email": "", "timestamp": 1, "event": "open", "sg_event_id": "x"}', "email"),
+            ('{"email": 5, "timestamp": 1, "event": "open", "sg_event_id": "x"}', "email"),
+            (
+                '{"email": "a\\u0000b@example.org", "timestamp": 1, "event": "open", "sg_event_id": "x"}',
+                "NUL",
+            ),
+            (
+                '{"email": "a\\ud800@example.org", "timestamp": 1, "event": "open", "sg_event_id": "x"}',
+                "surrogate",
+            ),
+        ],
+    )
+    def test_an_item_that_is_not_an_event_is_rejected_and_the_rest_read(
+        self, item: str, why: str
+    ) -> None:
+        """SendGrid posts every event of the account: an odd one costs nothing but itself."""
+        good = json.dumps(sg_event("open", "a@example.org"))
+        parsed = parse(f"[{good}, {item}, {good}]".encode())
+        assert 2 == len(parsed.events)
+        [rejected] = parsed.rejected
+        assert 1 == rejected.position
+        assert why in rejected.reason
+        assert rejected.text.isascii()
+        assert json.loads(item) == json.loads(rejected.text)
+
+    def test_a_rejected_item_keeps_its_address_for_forget_only_when_it_is_text(self) -> None:
+        parsed = parse(b'[{"email": "A@example.org", "event": "x"}, {"email": 5}, 3]')
+        assert ["A@example.org", "", ""] == [r.email for r in parsed.rejected]
+
+    def test_the_same_item_has_the_same_fingerprint(self) -> None:
+        one = parse(b'[{"b": 1, "a": 2}]').rejected[0]
+        two = parse(b'[{"a": 2, "b": 1}]').rejected[0]
+        other = parse(b'[{"a": 3, "b": 1}]').rejected[0]
+        assert one.fingerprint == two.fingerprint != other.fingerprint
+
+    def test_a_huge_item_is_kept_cut(self) -> None:
+        [rejected] = parse(json.dumps([{"email": "x" * 100_000}]).encode()).rejected
+        assert len(rejected.text) < 20_100 and rejected.text.endswith("(cut)")
+
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [
+            ("12", 12),
+            (12, 12),
+            (" 7 ", 7),
+            (str(2**31 - 1), 2**31 - 1),
+            (str(2**31), None),
+            (2**31, None),
+            ("99999999999999999999", None),
+            ("0", None),
+            ("-3", None),
+            ("\u00b2", None),  # superscript two: isdigit() says yes, int() says no
+            ("\u0661", None),  # Arabic-Indic one
+            (True, None),
+            ("1e3", None),
+            (None, None),
+        ],
+    )
+    def test_a_subscriber_id_is_one_a_member_can_have(
+        self, value: object, expected: int | None
+    ) -> None:
+        """Out of range or not a number: no id, and the address decides (2**31 was a 503 on PostgreSQL)."""
+        assert expected == member_id(value)
 
     def test_optional_fields_of_the_wrong_type_are_read_as_absent(self) -> None:
         """Lenient on the rest: a field SendGrid might change does not refuse a batch."""
         raw = sg_event("bounce", "a@example.org", type=["bounce"], reason={"x": 1}, subscriber=None)
         raw["subscriber"] = {"id": 3}
         raw["status"] = "5.1.\x001"
-        [event] = parse(body_of([raw]))
+        [event] = parse(body_of([raw])).events
         assert (None, None, None, None) == (
             event.type,
             event.reason,
@@ -237,7 +342,7 @@ class TestParse:
     def test_numbers_in_custom_args_are_read_as_text(self) -> None:
         raw = sg_event("open", "a@example.org")
         raw["subscriber"] = 42
-        [event] = parse(body_of([raw]))
+        [event] = parse(body_of([raw])).events
         assert 42 == event.subscriber_id
 
     def test_the_model_keeps_unknown_fields(self) -> None:

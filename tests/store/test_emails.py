@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from mailer.store.emails import (
     InvalidEmail,
     NormalisedEmail,
+    address_key,
     email_key,
     normalise_email,
     suppression_hash,
@@ -144,3 +145,35 @@ class TestFastPathAgreesWithEmailValidator:
             assert reference[len("error: ") :].rstrip(".").lower() == ours[len("error: ") :].lower()
         else:
             assert reference == ours
+
+
+class TestAddressKey:
+    @pytest.mark.parametrize(
+        ("given", "key"),
+        [
+            ("info@xn--exmple-cua.org", "info@exämple.org"),
+            (" Info@XN--EXMPLE-CUA.ORG ", "info@exämple.org"),
+            ("info@EXÄMPLE.org", "info@exämple.org"),
+            ("Jane@Example.ORG", "jane@example.org"),
+            ("not an address", "not an address"),
+        ],
+    )
+    def test_one_normal_form_whatever_the_spelling(self, given: str, key: str) -> None:
+        """Events and bounces find the member by the key import and sign-up store."""
+        assert key == address_key(given)
+        if "@" in given and " an " not in given:
+            assert key == normalise_email(given).key
+
+    @given(
+        local=st.from_regex(r"[A-Za-z0-9._+-]{1,20}", fullmatch=True),
+        domain=st.sampled_from(
+            ["example.org", "EXAMPLE.org", "xn--caf-dma.example", "café.example", "Bücher.Example"]
+        ),
+    )
+    def test_it_is_the_key_of_the_normalised_address(self, local: str, domain: str) -> None:
+        address = f"{local}@{domain}"
+        try:
+            expected = normalise_email(address).key
+        except InvalidEmail:
+            return
+        assert expected == address_key(address)

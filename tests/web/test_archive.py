@@ -4,14 +4,33 @@ from __future__ import annotations
 
 from helpers.web import Web
 
-from mailer.store.ledger import Ledger, new_owner
+from mailer.store.ledger import Ledger, SendStatus, new_owner
 
 SENT = "2026-12-03-winter-connections"
 NOT_SENT = "2026-12-17-nobody-alone-this-christmas"
 
 
 def mark_sent(web: Web, slug: str) -> None:
-    Ledger(web.store.engine).acquire(slug, "outbox", new_owner())
+    """A send that reached one member: the ledger says so."""
+    member = web.store.find("reader@example.org") or web.add("reader@example.org")[0]
+    ledger, owner = Ledger(web.store.engine), new_owner()
+    ledger.acquire(slug, "outbox", owner)
+    ledger.claim(slug, "general", [member.id], owner)
+    ledger.mark_accepted([(slug, member.id, None)])
+
+
+def test_a_send_that_reached_nobody_publishes_nothing(web: Web) -> None:
+    """Before: a send that failed at once (a bad subject) left a row, and the archive showed the
+    issue that reached nobody."""
+    ledger, owner = Ledger(web.store.engine), new_owner()
+    ledger.acquire(SENT, "outbox", owner)
+    [member] = web.add("reader@example.org")
+    ledger.claim(SENT, "general", [member.id], owner)  # in flight, never sent
+    ledger.release(SENT, owner, SendStatus.stopped)
+    assert f"/archive/{SENT}" not in web.client.get("/archive/").text
+    assert 404 == web.client.get(f"/archive/{SENT}").status_code
+    ledger.mark_accepted([(SENT, member.id, None)])
+    assert 200 == web.client.get(f"/archive/{SENT}").status_code
 
 
 def test_nothing_sent_yet(sqlite_web: Web) -> None:

@@ -30,6 +30,7 @@ from sqlalchemy import Connection, select
 
 from mailer.events.bounces.dsn import Outcome
 from mailer.events.bounces.reading import Finding, Reading, ReadingKind
+from mailer.store.emails import address_key
 from mailer.store.ledger import SendRow
 from mailer.store.schema import SubscriberRow
 from mailer.verp import Token, VerpSigner, issue_ref
@@ -192,7 +193,9 @@ def _event(
 ) -> MailboxEvent | None:
     address = finding.address
     if who is not None and (
-        len(reading.findings) == 1 or address is None or address.lower() == who.email.lower()
+        len(reading.findings) == 1
+        or address is None
+        or address_key(address) == address_key(who.email)
     ):
         key = f"mailbox:{_KEY_KIND[finding.outcome]}:{who.member_id}:{who.issue_ref}"
         email, member, issue = who.email, who.member_id, who.issue
@@ -206,7 +209,11 @@ def _event(
         return None  # a report about an address it does not give, and no token: nobody
     when = min(finding.at or reading.date or now, now)
     event, kind = _WORDS[finding.outcome]
-    reported = f"reported for {address}" if address and address.lower() != email.lower() else None
+    reported = (
+        f"reported for {address}"
+        if address and address_key(address) != address_key(email)
+        else None
+    )
     return MailboxEvent(
         sg_event_id=key[:128],
         email=email[:320],
