@@ -141,3 +141,16 @@ def sign_up(
     )
     web.settle()
     return response
+
+
+def mark_sent(web: Web, slug: str) -> None:
+    """A send of ``slug`` that reached one member, as the ledger records it: what puts an
+    issue in the public archive (a send that reached nobody publishes nothing)."""
+    from mailer.store.ledger import Ledger, new_owner
+
+    reader = "first-reader@example.org"
+    member = web.store.find(reader) or web.add(reader)[0]
+    ledger, owner = Ledger(web.store.engine), new_owner()
+    ledger.acquire(slug, "outbox", owner)
+    ledger.claim(slug, "general", [member.id], owner)
+    ledger.mark_accepted([(slug, member.id, None)])

@@ -289,7 +289,8 @@ class TestMailerHealthAndDoctor:
             MAILER_NOTICE_URL="ftp://nowhere",
         )
         assert 1 == failing.exit_code
-        failed = {c["check"] for c in json.loads(failing.stdout) if not c["ok"]}
+        dns = {"SPF", "DKIM", "DMARC", "bulk-sender rules"}  # the From domain's: test_doctor.py
+        failed = {c["check"] for c in json.loads(failing.stdout) if not c["ok"]} - dns
         assert {"transport", "MAILER_BASE_URL", "MAILER_NOTICE_URL"} == failed
         passing = cli(
             "doctor",

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from helpers.web import Web
+from helpers.web import Web, mark_sent
 
 from mailer.store.ledger import Ledger, SendStatus, new_owner
 
 SENT = "2026-12-03-winter-connections"
 NOT_SENT = "2026-12-17-nobody-alone-this-christmas"
-
-
-def mark_sent(web: Web, slug: str) -> None:
-    """A send that reached one member: the ledger says so."""
-    member = web.store.find("reader@example.org") or web.add("reader@example.org")[0]
-    ledger, owner = Ledger(web.store.engine), new_owner()
-    ledger.acquire(slug, "outbox", owner)
-    ledger.claim(slug, "general", [member.id], owner)
-    ledger.mark_accepted([(slug, member.id, None)])
 
 
 def test_a_send_that_reached_nobody_publishes_nothing(web: Web) -> None:

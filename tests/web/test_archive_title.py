@@ -6,10 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers.web import Web
+from helpers.web import Web, mark_sent
 
 from mailer.config import Newsletter
-from mailer.store.ledger import Ledger, new_owner
 
 SENT = "2026-12-03-winter-connections"
 
@@ -28,7 +27,7 @@ def newsletter(newsletter: Newsletter, tmp_path: Path) -> Newsletter:
 
 
 def test_the_archive_title_has_no_greeting(sqlite_web: Web) -> None:
-    Ledger(sqlite_web.store.engine).acquire(SENT, "outbox", new_owner())
+    mark_sent(sqlite_web, SENT)
     index = sqlite_web.client.get("/archive/").text
     assert ">Warm spaces, Christmas support and your January invitation</a>" in index
     assert "Friends" not in index

@@ -12,13 +12,12 @@ from pathlib import Path
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from helpers.browser import axe_violations
-from helpers.web import Web
+from helpers.web import Web, mark_sent
 from playwright.sync_api import Browser, Page, expect
 
 from mailer.audience.segments import segments_of
 from mailer.config import Newsletter
 from mailer.store import SubscriberStatus
-from mailer.store.ledger import Ledger, new_owner
 from mailer.store.preferences import opted_out
 from mailer.tokens import Purpose
 
@@ -217,7 +216,7 @@ def test_the_archive_footer_in_the_browser(browser: Browser, sqlite_web: Web) ->
         lambda route: route.fulfill(body=GIF, content_type="image/gif"),
     )
     page = context.new_page()
-    Ledger(sqlite_web.store.engine).acquire("2026-12-03-winter-connections", "outbox", new_owner())
+    mark_sent(sqlite_web, "2026-12-03-winter-connections")
     page.goto(sqlite_web.url + "/archive/2026-12-03-winter-connections")
     expect(page.get_by_text("receiving this")).to_have_count(0)
     page.get_by_role("link", name="Read past issues").click()
@@ -285,7 +284,7 @@ def css_rgb(hex_colour: str) -> str:
 
 
 def test_the_home_page_on_a_phone(page: Page, sqlite_web: Web) -> None:
-    Ledger(sqlite_web.store.engine).acquire("2026-12-03-winter-connections", "outbox", new_owner())
+    mark_sent(sqlite_web, "2026-12-03-winter-connections")
     page.goto(sqlite_web.url + "/")
     expect(page.get_by_role("heading", level=1)).to_have_text("Connected Communities")
     expect(page.get_by_role("link", name=re.compile("^Winter connections"))).to_be_visible()
@@ -346,7 +345,7 @@ def axe_page(browser: Browser) -> Iterator[Page]:
 @pytest.mark.parametrize("path", ["/", "/subscribe", "preferences"])
 def test_axe_finds_nothing_on_a_phone(axe_page: Page, sqlite_web: Web, path: str) -> None:
     """axe-core's WCAG 2.x A and AA rules, and its best practices, at 375 px."""
-    Ledger(sqlite_web.store.engine).acquire("2026-12-03-winter-connections", "outbox", new_owner())
+    mark_sent(sqlite_web, "2026-12-03-winter-connections")
     if path == "preferences":
         [m] = sqlite_web.add("reader@example.org", tags=("youth-loneliness",), region="Wales")
         path = sqlite_web.link(m.id, Purpose.preferences)
@@ -360,10 +359,8 @@ def test_the_archive_page_has_a_main_landmark(browser: Browser, sqlite_web: Web)
     a landmark (the page is the email's HTML; JavaScript on here only to run axe)."""
     from axe_playwright_python.sync_playwright import Axe
 
-    from mailer.store.ledger import Ledger, new_owner
-
     slug = "2026-12-03-winter-connections"
-    Ledger(sqlite_web.store.engine).acquire(slug, "outbox", new_owner())
+    mark_sent(sqlite_web, slug)
     context = browser.new_context(viewport=PHONE, bypass_csp=True)
     try:
         page = context.new_page()

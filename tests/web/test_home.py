@@ -6,19 +6,14 @@ import datetime as dt
 
 import pytest
 from helpers.outbox import read_eml
-from helpers.web import FORM_TOKEN, Web, sign_up
+from helpers.web import FORM_TOKEN, Web, mark_sent, sign_up
 
 from mailer.store import Subscriber, SubscriberStatus
-from mailer.store.ledger import Ledger, new_owner
 from mailer.web.archive import public_title
 from mailer.web.signup import greeting_name
 
 SENT = "2026-12-03-winter-connections"
 NOT_SENT = "2026-12-17-nobody-alone-this-christmas"
-
-
-def mark_sent(web: Web, slug: str) -> None:
-    Ledger(web.store.engine).acquire(slug, "outbox", new_owner())
 
 
 def confirmation_text(web: Web, address: str) -> str:
