@@ -42,7 +42,7 @@ from typing import Any, BinaryIO, TextIO
 
 from mailer.errors import Problem, SubscriberDataError, display_path
 from mailer.headersafety import one_line, profile_text_problem
-from mailer.store.emails import InvalidEmail, email_key, normalise_email
+from mailer.store.emails import email_key
 from mailer.store.models import (
     ImportCounts,
     MemberRecord,
@@ -50,6 +50,7 @@ from mailer.store.models import (
     SubscriberStatus,
     column_key,
 )
+from mailer.store.readers import email_cell
 from mailer.store.subscribers import SubscriberStore
 from mailer.store.upsert import paused_gc
 
@@ -130,7 +131,7 @@ def parse_row(layout: Layout, line: int, cells: list[str]) -> MemberRecord | lis
     if "\x00" in "".join(cells):
         return [*problems, _nul_problem(layout, cells)]
     given = {name: cells[i].strip() for i, name in layout.known}
-    email = _email(given["email"], problems)
+    email = email_cell(given["email"], problems)
     name = profile_text("name", given.get("name"), problems)
     organisation = profile_text("organisation", given.get("organisation"), problems)
     region = profile_text("region", given.get("region"), problems)
@@ -191,17 +192,6 @@ def profile_text(field: str, cell: str | None, problems: list[str]) -> str | Non
     if problem:
         problems.append(problem)
     return one_line(cell)
-
-
-def _email(cell: str, problems: list[str]) -> str:
-    if not cell:
-        problems.append("there is no email address in this row")
-        return ""
-    try:
-        return normalise_email(cell).email
-    except InvalidEmail as error:
-        problems.append(str(error))
-        return ""
 
 
 def _status(cell: str | None, problems: list[str]) -> SubscriberStatus | None:
