@@ -29,7 +29,7 @@ import gc
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
@@ -376,10 +376,16 @@ class SendRun:
         self,
         *,
         keys: Iterable[frozenset[str]] = (),
+        audience: Mapping[frozenset[str], int] | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> SendSummary:
         """Send to everyone who still needs the issue; ``keys`` are compiled up front.
+
+        ``audience``: active members per variant key when the send was planned (the
+        caller's :func:`~mailer.audience.plan.plan`; walked here when not given). Whoever
+        leaves the list before their batch is read is counted as suppressed at the end, so
+        that every member of it is in one column of the summary.
 
         Returns the summary; raises :class:`SendStopped` when a whole batch failed.
         Always leaves the lease released and the ledger up to date.
@@ -395,12 +401,9 @@ class SendRun:
         def stop() -> bool:  # asked to, or the lease is no longer this process's
             return should_stop() or keeper.lost.is_set()
 
-        # The audience as it stands now: whoever leaves it before their batch is read is
-        # counted as suppressed at the end, so that every member is in one column.
-        planned = {
-            variant_name(key, self.newsletter): count
-            for key, count in members_by_variant(self.store, self.issue, self.newsletter).items()
-        }
+        if audience is None:
+            audience = members_by_variant(self.store, self.issue, self.newsletter)
+        planned = {variant_name(key, self.newsletter): count for key, count in audience.items()}
         try:
             with keeper:
                 self._variants.prepare(keys)  # before any fork: compiled once for every process

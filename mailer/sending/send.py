@@ -93,6 +93,7 @@ def run_send(
     with progress(total) as advance:
         return run.run(
             keys=[v.key for v in audience.variants.values() if v.to_send],
+            audience={v.key: v.audience for v in audience.variants.values()},
             on_progress=advance,
             should_stop=should_stop,
         )
