@@ -30,7 +30,14 @@ from pathlib import Path, PurePosixPath
 
 from mailer.errors import Problem, SubscriberDataError, display_path
 from mailer.store.columnmap import ColumnMap
-from mailer.store.csvio import FileProblems, ParsedMembers, Table, parse_members, read_table
+from mailer.store.csvio import (
+    FileProblems,
+    ParsedMembers,
+    Table,
+    check_line_lengths,
+    parse_members,
+    read_table,
+)
 from mailer.store.emails import email_key
 from mailer.store.listmonk import layout_of, read_listmonk
 from mailer.store.mailchimp import EMAIL, is_mailchimp, read_mailchimp
@@ -130,10 +137,16 @@ def open_sources(path: Path) -> list[tuple[str, bytes]]:
     """(name for messages, bytes) of each CSV file: the file itself, or each CSV in a ZIP."""
     where = display_path(path)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as stream:
+            zipped = stream.read(4) == b"PK\x03\x04"
+            stream.seek(0)
+            if not zipped:
+                check_line_lengths(stream, where)  # before the whole file is in memory
+                stream.seek(0)
+            data = stream.read()
     except OSError as error:
         raise FileProblems([Problem(where, 0, f"cannot read the file: {error.strerror}")]) from None
-    if not data.startswith(b"PK\x03\x04"):
+    if not zipped:
         return [(where, data)]
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -145,6 +158,8 @@ def open_sources(path: Path) -> list[tuple[str, bytes]]:
                 (f"{where}/{info.filename}", archive.read(info))
                 for info in sorted(members, key=lambda info: info.filename)
             ]
+            for name, content in found:  # bounded by MAX_UNPACKED; every format's lines
+                check_line_lengths(io.BytesIO(content), name)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as error:
         message = f"cannot read the ZIP file ({error}); download the export again"
         raise FileProblems([Problem(where, 0, message)]) from None

@@ -70,7 +70,17 @@ class TestLongLines:
             line = b"a@example.org," + b"x" * (MAX_LINE_BYTES - 20)
             parse_members(b"email,name" + brk + line + brk, "m.csv")  # no FileProblems
 
-    def test_a_huge_one_line_file_is_refused_in_bounded_memory(self, tmp_path: Path) -> None:
+    @pytest.mark.parametrize(
+        "reader",
+        [
+            "from mailer.store.csvio import read_members as read",
+            # the path `mailer subscribers import` takes, whatever the format
+            "from mailer.store.importing import open_sources as read",
+        ],
+    )
+    def test_a_huge_one_line_file_is_refused_in_bounded_memory(
+        self, tmp_path: Path, reader: str
+    ) -> None:
         """Before: a 1 GB file of one line peaked at 7.4 GB before it was refused."""
         big = tmp_path / "big.csv"
         with big.open("wb") as out:
@@ -81,9 +91,10 @@ class TestLongLines:
         script = (
             "import sys\n"
             "from pathlib import Path\n"
-            "from mailer.store.csvio import FileProblems, read_members\n"
+            "from mailer.store.csvio import FileProblems\n"
+            f"{reader}\n"
             "try:\n"
-            f"    read_members(Path({str(big)!r}))\n"
+            f"    read(Path({str(big)!r}))\n"
             "except FileProblems as e:\n"
             "    print(e)\n"
             # VmHWM: this process's peak (ru_maxrss would keep the forking parent's across exec).
