@@ -41,7 +41,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cached_property, lru_cache
+from functools import cached_property
 from typing import Annotated, Self
 
 from email_validator import EmailNotValidError, validate_email
@@ -131,7 +131,6 @@ def wrap_text(text: str, width: int = TEXT_WIDTH, *, skip: str | None = None) ->
     return "\n".join(lines)
 
 
-@lru_cache(maxsize=4096)
 def _wrap_line(line: str, width: int) -> str:
     """One line filled greedily (a plain loop: textwrap took ten times as long)."""
     lead = _LEAD.match(line)

@@ -57,26 +57,27 @@ def _failed(name: str, message: str) -> Check:
 
 
 def transport_chosen(settings: Settings, newsletter: Newsletter) -> Check:
-    name = "MAILER_TRANSPORT"
-    if "transport" not in settings.model_fields_set:
-        return _failed(
-            name,
-            "MAILER_TRANSPORT is not set: the scheduler sends real issues, so it never falls "
-            "back to the outbox. Set it to sendgrid or smtp (or outbox, to write files on purpose)",
-        )
-    return _passed(name, f"{settings.transport}")
+    return _transport_chosen(
+        settings,
+        "the scheduler sends real issues, so it never falls back to the outbox. Set it to "
+        "sendgrid or smtp (or outbox, to write files on purpose)",
+    )
 
 
 def transport_chosen_for_serve(settings: Settings, newsletter: Newsletter) -> Check:
-    name = "MAILER_TRANSPORT"
+    return _transport_chosen(
+        settings,
+        "beyond this machine, mailer serve sends real sign-up confirmations, so it falls back "
+        "to the outbox only on a loopback address (--host 127.0.0.1). Set it to sendgrid or "
+        "smtp (or outbox, on purpose)",
+    )
+
+
+def _transport_chosen(settings: Settings, why: str) -> Check:
+    """MAILER_TRANSPORT given explicitly (never the outbox by default); ``why`` it must be."""
     if "transport" not in settings.model_fields_set:
-        return _failed(
-            name,
-            "MAILER_TRANSPORT is not set: beyond this machine, mailer serve sends real sign-up "
-            "confirmations, so it falls back to the outbox only on a loopback address "
-            "(--host 127.0.0.1). Set it to sendgrid or smtp (or outbox, on purpose)",
-        )
-    return _passed(name, f"{settings.transport}")
+        return _failed("MAILER_TRANSPORT", f"MAILER_TRANSPORT is not set: {why}")
+    return _passed("MAILER_TRANSPORT", f"{settings.transport}")
 
 
 def transport_settings(settings: Settings, newsletter: Newsletter) -> Check:

@@ -206,19 +206,21 @@ def authenticate(engine: Engine, key: str) -> ApiKey | None:
     if len(parts) != 3 or parts[0] != PREFIX or len(parts[1]) != 12 or len(key) > 200:
         return None
 
-    def work(connection: Connection) -> ApiKey | None:
+    with read(engine) as connection:
         row = connection.execute(select(*_COLUMNS).where(_K.public_id == parts[1])).first()
-        if row is None or row.revoked_at is not None:
-            return None
-        if not hmac.compare_digest(row.key_hash, _hash(key)):
-            return None
-        when = _now()
-        # Once a minute is enough for "last used", and spares a write per request.
-        if row.last_used_at is None or when - row.last_used_at > dt.timedelta(minutes=1):
-            connection.execute(update(_K).where(_K.id == row.id).values(last_used_at=when))
-        return _to_key(row)
+    if row is None or row.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(row.key_hash, _hash(key)):
+        return None
+    when = _now()
+    # Once a minute is enough for "last used": most requests only read (no write lock).
+    if row.last_used_at is None or when - row.last_used_at > dt.timedelta(minutes=1):
 
-    return run_write(engine, work)
+        def note_use(connection: Connection) -> None:
+            connection.execute(update(_K).where(_K.id == row.id).values(last_used_at=when))
+
+        run_write(engine, note_use)
+    return _to_key(row)
 
 
 def kept_answer(engine: Engine, key_id: int, idempotency_key: str) -> tuple[str, int, str] | None:

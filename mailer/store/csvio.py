@@ -50,7 +50,7 @@ from mailer.store.models import (
     SubscriberStatus,
     column_key,
 )
-from mailer.store.readers import email_cell
+from mailer.store.readers import email_cell, unique_tags
 from mailer.store.subscribers import SubscriberStore
 from mailer.store.upsert import paused_gc
 
@@ -172,12 +172,7 @@ def _nul_problem(layout: Layout, cells: Sequence[str]) -> str:
 @lru_cache(maxsize=4096)  # a list repeats a few combinations of tags many times
 def split_tags(cell: str) -> tuple[str, ...]:
     """'youth; in-person, Youth' -> ('youth', 'in-person'): first spelling and order kept."""
-    tags: dict[str, str] = {}
-    for tag in TAG_SEPARATORS.split(cell):
-        tag = tag.strip()
-        if tag:
-            tags.setdefault(tag.lower(), tag)
-    return tuple(tags.values())
+    return unique_tags(TAG_SEPARATORS.split(cell))
 
 
 def profile_text(field: str, cell: str | None, problems: list[str]) -> str | None:
