@@ -33,12 +33,15 @@ from mailer.store.transact import driver_rows, read
 __all__ = [
     "Addressee",
     "Done",
+    "Idle",
     "Member",
-    "Partition",
     "Pending",
     "Plan",
+    "ShareSpan",
+    "Span",
     "VariantKeys",
     "VariantPlan",
+    "Walked",
     "batches",
     "members",
     "members_by_variant",
@@ -98,14 +101,15 @@ _PAGE = (
     "SELECT s.id, s.email, s.name, s.organisation, s.region, "
     "CAST(s.tags AS TEXT), CAST(s.attributes AS TEXT), s.link_version "
     "FROM subscribers s "
-    "WHERE s.status = 'active' AND s.id > {m}{share} ORDER BY s.id LIMIT {m}"
+    "WHERE s.status = 'active' AND s.id > {m} AND s.id <= {m} ORDER BY s.id LIMIT {m}"
 )
 _LEDGER = (
     "SELECT subscriber_id, state, retryable FROM deliveries "
     "WHERE issue = {m} AND subscriber_id BETWEEN {m} AND {m}"
 )
-# A share of the audience for one of several sending processes: members whose id % n == k.
-Partition = tuple[int, int]
+# The ids of a share of the audience (mailer.store.shares), first and last included.
+Span = tuple[int, int]
+EVERYONE: Span = (0, 2**62)
 
 _OPT_OUTS = (
     "SELECT subscriber_id, segment FROM segment_opt_outs WHERE subscriber_id BETWEEN {m} AND {m}"
@@ -118,14 +122,14 @@ def members(
     newsletter: Newsletter,
     *,
     page_size: int = PAGE_SIZE,
-    partition: Partition | None = None,
+    span: Span = EVERYONE,
 ) -> Iterator[list[Member]]:
     """Pages of active members, in id order, each with their variant key and ledger row.
 
     Segments a member opted out of in the preference centre do not count for them.
     """
     keys = VariantKeys(issue, newsletter)
-    for rows, opted in _pages(store, issue, page_size, partition):
+    for rows, opted in _pages(store, issue, page_size, span):
         yield [keys.member(row, opted.get(row[0])) for row in rows]
 
 
@@ -135,7 +139,7 @@ Row = tuple[Any, ...]
 
 
 def _pages(
-    store: SubscriberStore, issue: Issue, page_size: int, partition: Partition | None
+    store: SubscriberStore, issue: Issue, page_size: int, span: Span
 ) -> Iterator[tuple[list[Row], dict[int, set[str]]]]:
     """Member rows a page at a time, with the segments each member opted out of.
 
@@ -143,19 +147,12 @@ def _pages(
     holds a transaction open. This walk is on the path of every recipient of a
     send, so it reads plain rows, and profiles are worked out once (VariantKeys).
     """
-    last_id = 0
-    share = ""
-    if partition is not None:
-        k, n = (int(part) for part in partition)
-        if not 0 <= k < n:
-            raise ValueError(f"partition {k} of {n} does not exist")
-        share = f" AND s.id %% {n} = {k}"  # '%' doubled for psycopg, undone below for SQLite
+    last_id, until = span[0] - 1, span[1]
     while True:
         with read(store.engine) as connection:
-            qmark = connection.dialect.paramstyle == "qmark"
-            mark = "?" if qmark else "%s"
-            page = _PAGE.format(m=mark, share=share.replace("%%", "%") if qmark else share)
-            found: list[Row] = driver_rows(connection, page, (last_id, page_size))
+            mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+            page = _PAGE.format(m=mark)
+            found: list[Row] = driver_rows(connection, page, (last_id, until, page_size))
             if not found:
                 return
             span = (found[0][0], found[-1][0])
@@ -298,7 +295,7 @@ def plan(
     """Count the audience per variant, and where each member stands in the ledger. Reads only."""
     result = Plan()
     keys = VariantKeys(issue, newsletter)
-    for rows, opted in _pages(store, issue, page_size, None):
+    for rows, opted in _pages(store, issue, page_size, EVERYONE):
         for row in rows:
             variant = result.variant(keys.key(row, opted.get(row[0])), newsletter)
             state, retryable = row[7], row[8]
@@ -328,6 +325,7 @@ class Pending:
 
     key: frozenset[str]
     addressees: list[Addressee]
+    shares: frozenset[int] = frozenset()  # the shares of the audience its members are in
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,38 +337,94 @@ class Done:
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class Walked:
+    """Every member of the share still to send is in a batch yielded before this."""
+
+    share: int
+
+
+@dataclass(frozen=True, slots=True)
+class Idle:
+    """No share to walk for now: every member read so far is in a batch yielded before this."""
+
+
+# What :func:`batches` walks: (share id, the ids it spans) one after another; None when
+# there is no share to walk for now (others send the rest) and it may be asked again.
+ShareSpan = tuple[int, Span]
+
+
+@dataclass
+class _Buffer:
+    addressees: list[Addressee] = field(default_factory=list)
+    shares: set[int] = field(default_factory=set)
+
+
 def batches(
     store: SubscriberStore,
     issue: Issue,
     newsletter: Newsletter,
     *,
     batch_size: int,
-    partition: Partition | None = None,
-) -> Iterator[Pending | Done]:
+    shares: Iterable[ShareSpan | None] = ((0, EVERYONE),),
+) -> Iterator[Pending | Done | Walked | Idle]:
     """Members still to send, grouped by variant into batches of at most ``batch_size``.
 
     A variant's batch is yielded as soon as it is full, the rest at the end, so at
     most one partial batch per variant is held. Members the ledger says are done
     (or are waiting to be resolved) are reported as :class:`Done` counts, per page.
+
+    The audience is walked share after share (see :mod:`mailer.store.shares`), and a
+    variant's batch fills across them: each share ending with part-filled batches would
+    make many small requests. :class:`Walked` says when a share's every member is in a
+    batch yielded; at a None among ``shares``, the part-filled batches are yielded, then
+    :class:`Idle`.
     """
-    buffers: dict[frozenset[str], list[Addressee]] = {}
-    pages = members(
-        store, issue, newsletter, page_size=max(batch_size, PAGE_SIZE), partition=partition
-    )
-    for page in pages:
-        done: Counter[tuple[frozenset[str], str]] = Counter()
-        for member in page:
-            row = member.ledger
-            if row is not None and not _needs_sending(row):
-                done[member.key, row[0]] += 1
-                continue
-            buffer = buffers.setdefault(member.key, [])
-            buffer.append(member.addressee)
-            if len(buffer) >= batch_size:
-                yield Pending(member.key, buffer)
-                buffers[member.key] = []
-        yield from (Done(key, state, count) for (key, state), count in done.items())
-    yield from (Pending(key, buffer) for key, buffer in buffers.items() if buffer)
+    buffers: dict[frozenset[str], _Buffer] = {}
+    walked: list[int] = []  # shares walked whose members may still be in a buffer
+
+    def finished() -> Iterator[Walked]:
+        held = {share for buffer in buffers.values() for share in buffer.shares}
+        for share in [share for share in walked if share not in held]:
+            walked.remove(share)
+            yield Walked(share)
+
+    def flush() -> Iterator[Pending | Walked]:
+        for key, buffer in buffers.items():
+            if buffer.addressees:
+                yield Pending(key, buffer.addressees, frozenset(buffer.shares))
+        buffers.clear()
+        yield from finished()
+
+    for share in shares:
+        if share is None:
+            yield from flush()
+            yield Idle()
+            continue
+        share_id, span = share
+        pages = members(store, issue, newsletter, page_size=max(batch_size, PAGE_SIZE), span=span)
+        for page in pages:
+            done: Counter[tuple[frozenset[str], str]] = Counter()
+            for member in page:
+                row = member.ledger
+                if row is not None and not _needs_sending(row):
+                    done[member.key, row[0]] += 1
+                    continue
+                buffer = buffers.get(member.key)
+                if buffer is None:
+                    buffer = buffers[member.key] = _Buffer()
+                buffer.addressees.append(member.addressee)
+                buffer.shares.add(share_id)
+                if len(buffer.addressees) >= batch_size:
+                    yield Pending(member.key, buffer.addressees, frozenset(buffer.shares))
+                    buffers[member.key] = _Buffer([], {share_id})  # the share goes on
+            yield from (Done(key, state, count) for (key, state), count in done.items())
+        for buffer in buffers.values():  # a buffer emptied just now holds none of it
+            if not buffer.addressees:
+                buffer.shares.discard(share_id)
+        walked.append(share_id)
+        yield from finished()
+    yield from flush()
 
 
 def members_by_variant(

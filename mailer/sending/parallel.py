@@ -1,13 +1,13 @@
-"""Sending in several processes: the audience split by member id, one transport each.
+"""Sending in several processes: shares of the audience taken in turn, one transport each.
 
 One Python process tops out at about one core (the GIL), and a large send is
 CPU-bound: reading members, signing their links, writing SendGrid's JSON. With
-``processes=N`` the parent (which holds the issue's lease, settled the ledger
-and compiled every variant) forks N children; child k sends to the members
-whose id % N == k, through its own transport and database connections, exactly
-as a single process would: claim a batch in the ledger, hand it over, record
-it. Claims are per member and the shares are disjoint, so the exactly-once
-guarantee is the ledger's, unchanged.
+``processes=N`` the parent (which holds the issue's lease, settled the ledger,
+cut the audience into shares and compiled every variant) forks N children; each
+takes share after share (:mod:`mailer.store.shares`), as other machines' senders
+do, and sends it through its own transport and database connections exactly as
+a single process would: claim a batch in the ledger, hand it over, record it.
+Claims are per member, so the exactly-once guarantee is the ledger's, unchanged.
 
 * Progress and each child's summary come back over a queue; the parent adds
   them up, and calls ``on_progress`` as one send would.
@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mailer.errors import DeliveryError, MailerError
+from mailer.store.ledger import new_owner
 from mailer.transports import open_transport
 
 if TYPE_CHECKING:
@@ -163,7 +164,9 @@ def _child(
     writes: Lock,
     parent: int,
 ) -> None:
-    """In the child: send to share ``index``, then report how it went."""
+    """In the child: send shares of the audience until none is left, then report how it went."""
+    from mailer.sending.run import Settled
+
     _die_with_parent()
     # SIGTERM and Ctrl-C reach the whole process group; the parent turns them into the
     # stop event, so that each child records the batch in hand before it ends.
@@ -174,6 +177,8 @@ def _child(
     run.store.engine.dispose(close=False)  # the parent's connections stay the parent's
     run.ledger = run.ledger.taking_turns(writes)  # the children write to the ledger in turn
     run.summary.variants = {}  # this child's counts only; the parent adds them up
+    run.summary.settled = Settled()
+    run.owner = new_owner()  # each process holds shares of the audience in its own name
     # MAILER_SEND_RATE is for the whole send: each process takes its share of it.
     settings = run.settings.model_copy(update={"send_rate": run.settings.send_rate / run.processes})
     try:
@@ -186,7 +191,6 @@ def _child(
             failure = run.send_batches(
                 lambda progress: reports.put(_Report(index, progress=progress)),
                 stopping,
-                partition=(index, run.processes),
             )
         reports.put(_Report(index, summary=run.summary, failure=failure))
     except BaseException as error:  # reported, so that the parent stops the others

@@ -9,11 +9,15 @@ One send, in order (:class:`SendRun` and :func:`run_send`):
    ``unknown`` and are not resent until reconciled (SendGrid's events, see
    :mod:`mailer.events.reconcile`) or resolved by the operator (``--resolve-unknown``).
 2. **Render** each variant present in the audience once.
-3. For each batch of members of one variant (:func:`mailer.audience.batches`):
+3. **Cut the audience into shares** (:mod:`mailer.store.shares`), ranges of member
+   ids that each sending process takes one at a time: this process's children, and
+   on PostgreSQL other machines running ``mailer send`` of the same issue, which
+   join the send instead of being refused.
+4. For each batch of members of one variant in a share (:func:`mailer.audience.batches`):
    **claim** them in the ledger (only those still active and not yet sent), hand
    the batch to the transport, **record** what it said. The next batch is
    prepared while the transport is busy with the current one.
-4. **Stop** early, after recording what was handed over, when asked to (SIGTERM,
+5. **Stop** early, after recording what was handed over, when asked to (SIGTERM,
    SIGINT) or when a whole batch failed for a reason that is not the recipients'
    (a wrong API key, a server that is down): :class:`SendStopped`.
 
@@ -29,7 +33,7 @@ import gc
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
@@ -37,7 +41,16 @@ from email.utils import make_msgid
 from pathlib import Path
 from typing import Any, Literal
 
-from mailer.audience.plan import Addressee, Done, Partition, Pending, batches, members_by_variant
+from mailer.audience.plan import (
+    Addressee,
+    Done,
+    Idle,
+    Pending,
+    ShareSpan,
+    Walked,
+    batches,
+    members_by_variant,
+)
 from mailer.config import Newsletter, Settings
 from mailer.errors import DeliveryError, SendRefused
 from mailer.headersafety import header_safe
@@ -49,6 +62,7 @@ from mailer.sending.personalise import Variant, Variants, archive_url, links, me
 from mailer.store import SubscriberStore
 from mailer.store.leases import Keeper
 from mailer.store.ledger import Ledger, SendStatus, new_owner
+from mailer.store.shares import Share
 from mailer.tokens import TokenSigner
 from mailer.transports import Transport
 from mailer.transports.message import list_id
@@ -70,6 +84,9 @@ log = logging.getLogger(__name__)
 TEST_PREFIX = "[TEST] "
 MAX_REASONS = 5  # distinct failure reasons kept per variant, so a summary stays small
 MAX_PROCESSES = 16
+# With no share free to take while other processes send the rest, how long to wait
+# before looking again (one of them may die, leaving its share to take over).
+SHARE_WAIT_SECONDS = 1.0
 Resolution = Literal["sent", "resend"]
 Count = Literal["sent", "already_sent", "suppressed", "failed", "failed_before", "unknown"]
 _COUNTS: tuple[Count, ...] = (
@@ -141,6 +158,14 @@ class Settled:
     unknown: int = 0  # may have gone out: left for reconciliation
     resolved: int = 0  # unknown rows the operator resolved with --resolve-unknown
 
+    def __add__(self, other: Settled) -> Settled:
+        return Settled(
+            self.sent + other.sent,
+            self.resend + other.resend,
+            self.unknown + other.unknown,
+            self.resolved + other.resolved,
+        )
+
 
 @dataclass
 class SendSummary:
@@ -160,9 +185,10 @@ class SendSummary:
         return found
 
     def add(self, other: SendSummary) -> None:
-        """Count another process's part of the send in (its variants; the rest is this one's)."""
+        """Count another process's part of the send in (its variants, and what it settled)."""
         for name, part in other.variants.items():
             self.variant(name, part.segments).add(part)
+        self.settled += other.settled
 
     def total(self, what: Count) -> int:
         """A count summed over the variants."""
@@ -213,14 +239,19 @@ def _message_ids(members: list[Addressee], recipients: list[Recipient]) -> dict[
 
 
 def settle_interrupted(
-    ledger: Ledger, issue: str, previous_transport: str | None, outbox_dir: Path
+    ledger: Ledger,
+    issue: str,
+    previous_transport: str | None,
+    outbox_dir: Path,
+    span: tuple[int, int] | None = None,
 ) -> Settled:
-    """Resolve the rows a dead process left in_flight (call holding the lease).
+    """Resolve the rows a dead process left in_flight (call holding the lease, or the share
+    of the audience whose member ids ``span`` covers).
 
     An outbox send is settled from the folder it wrote to, which ``outbox_dir`` is
     (the ledger records it): never from another process's own folder.
     """
-    rows = ledger.in_flight(issue)
+    rows = ledger.in_flight(issue, span)
     if not rows:
         return Settled()
     if previous_transport == "outbox":
@@ -297,6 +328,7 @@ class _Claimed:
     name: str
     batch: Batch | None  # until handed over
     delivery_ids: list[int]
+    shares: frozenset[int] = frozenset()  # the shares of the audience its members are in
     future: Future[list[Delivery]] | None = None  # set once handed to the worker thread
 
     def answer(self) -> list[Delivery]:
@@ -307,6 +339,22 @@ class _Claimed:
     def outcomes(self) -> list[tuple[int, Delivery]]:
         """(delivery row id, what the transport said), for the ledger."""
         return list(zip(self.delivery_ids, self.answer(), strict=True))
+
+
+@dataclass
+class _Shares:
+    """The shares a sending process holds, and where each stands."""
+
+    held: dict[int, Share] = field(default_factory=dict)
+    unrecorded: Counter[int] = field(default_factory=Counter)  # batches claimed, not recorded
+    ended: set[int] = field(default_factory=set)  # every batch of it claimed
+
+    def finished(self) -> list[Share]:
+        """Shares ended whose every batch is recorded: done (and no longer held)."""
+        ready = [i for i in self.ended if not self.unrecorded[i]]
+        for share_id in ready:
+            self.ended.discard(share_id)
+        return [self.held.pop(share_id) for share_id in ready]
 
 
 @dataclass
@@ -327,6 +375,8 @@ class SendRun:
     batch_size: int = MAX_BATCH
     processes: int = 1  # more: the audience split between processes (mailer.sending.parallel)
     owner: str = field(default_factory=new_owner)
+    # The `mailer send` this process is part of (its children have owners of their own).
+    sender: str = ""
     summary: SendSummary = field(init=False)
     _variants: Variants = field(init=False)
     _started: float = field(init=False, default=0.0)
@@ -337,6 +387,8 @@ class SendRun:
         if not 1 <= self.processes <= MAX_PROCESSES:
             raise ValueError(f"processes must be from 1 to {MAX_PROCESSES}")
         self.summary = SendSummary(self.issue.slug, self.transport.name)
+        self.sender = self.sender or self.owner
+        self._written_to = self.settings.outbox_dir
         self._variants = Variants(
             self.issue, self.newsletter, archive_url(self.settings, self.issue)
         )
@@ -364,8 +416,14 @@ class SendRun:
         previous = self.ledger.acquire(slug, self.transport.name, self.owner, outbox_dir=here)
         try:
             resolved = self.ledger.resolve_unknown(slug, resolve_unknown) if resolve_unknown else 0
-            written_to = Path(previous.outbox_dir) if previous.outbox_dir else outbox
-            settled = settle_interrupted(self.ledger, slug, previous.transport, written_to)
+            self._written_to = Path(previous.outbox_dir) if previous.outbox_dir else outbox
+            if previous.joined:  # others send this run: each share is settled as it is taken
+                settled = Settled()
+            else:
+                settled = settle_interrupted(
+                    self.ledger, slug, previous.transport, self._written_to
+                )
+                self.ledger.shares.open(slug, self.batch_size)
         except BaseException:
             self.ledger.release(slug, self.owner, SendStatus.stopped)
             raise
@@ -418,7 +476,8 @@ class SendRun:
                 raise SendStopped(_stopped_message(failure, self.summary), self.summary)
             if self.summary.stopped is None:
                 status = SendStatus.finished
-                self._count_leavers(planned)
+                if self.ledger.shares.senders(slug) <= {self.sender}:  # nobody else took part
+                    self._count_leavers(planned)
             return self.summary
         finally:
             gc.unfreeze()
@@ -431,33 +490,50 @@ class SendRun:
     # batch is claimed in the ledger (committed) before it is handed over; the batches
     # answered since are recorded in the same transaction as the next claim. After a
     # batch failed as a whole, or when asked to stop, nothing more is claimed: the
-    # batches in flight are waited for and recorded, so none is left in_flight.
+    # batches in flight are waited for and recorded, so none is left in_flight, and the
+    # shares not done are given back for another process to finish.
+    #
+    # Shares follow one another without a pause: the next is taken while the last one's
+    # batches are still with the transport, and a share is marked done once every batch
+    # of it is recorded.
     def send_batches(
         self,
         on_progress: Callable[[Progress], None] | None,
         should_stop: Callable[[], bool],
-        *,
-        partition: Partition | None = None,
     ) -> str | None:
-        """Claim, hand over and record batch after batch (of one partition of the audience)."""
+        """Take share after share of the audience; claim, hand over and record its batches."""
         slots = max(1, self.transport.batches_in_flight)
         in_flight: list[_Claimed] = []  # with the transport
         answered: list[_Claimed] = []  # answered, not yet recorded
+        shares = _Shares()
         worker = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="mailer-send")
         try:
-            for work in batches(
+            work_to_do = batches(
                 self.store,
                 self.issue,
                 self.newsletter,
                 batch_size=self.batch_size,
-                partition=partition,
-            ):
-                if isinstance(work, Done):
-                    self._count_done(work)
-                    continue
+                shares=self._take_shares(shares),
+            )
+            for work in work_to_do:
                 if should_stop():
                     self.summary.stopped = "asked to stop"
                     break
+                if isinstance(work, Idle):  # others send the rest: record, then look again
+                    answered += _answered(in_flight, wait=True, every=True)
+                    failure = self._record(answered, shares, on_progress)
+                    answered = []
+                    if failure is not None:
+                        return failure
+                    _pause(SHARE_WAIT_SECONDS, should_stop)
+                    continue
+                if isinstance(work, Walked):
+                    shares.ended.add(work.share)
+                    self._finish(shares)
+                    continue
+                if isinstance(work, Done):
+                    self._count_done(work)
+                    continue
                 prepared = self._prepare(work)
                 answered += _answered(in_flight, wait=len(in_flight) >= slots)
                 if any(batch_failure(handed.answer()) for handed in answered):
@@ -465,25 +541,72 @@ class SendRun:
                 if should_stop():  # asked while the batches before were with the transport
                     self.summary.stopped = "asked to stop"
                     break  # nothing more is claimed: the batches in hand are recorded below
-                ready = self._claim(prepared, recording=answered)
+                ready = self._claim(prepared, work.shares, recording=answered)
                 recorded, answered = answered, []
                 for handed in recorded:
-                    self._count(handed, on_progress)
+                    self._count(handed, on_progress, shares)
+                self._finish(shares)
                 if ready is not None:
                     ready.future = worker.submit(self._hand_over(ready))
                     in_flight.append(ready)
+                    shares.unrecorded.update(ready.shares)
             answered += _answered(in_flight, wait=True, every=True)
-            if not answered:
-                return None
-            outcomes = [outcome for handed in answered for outcome in handed.outcomes()]
-            self.ledger.record(self.issue.slug, self.owner, outcomes)
-            recorded, answered = answered, []
-            failures = [self._count(handed, on_progress) for handed in recorded]
-            return next((failure for failure in failures if failure), None)
+            failure = self._record(answered, shares, on_progress)
+            answered = []
+            return failure
         finally:
             if answered or in_flight:  # the send ends on an error
                 self._leave([*answered, *in_flight])
             worker.shutdown(wait=True, cancel_futures=True)
+            self._give_back(shares)
+
+    def _take_shares(self, shares: _Shares) -> Iterator[ShareSpan | None]:
+        """Share after share of the audience, taken for this process; None while none is
+        free to take but others are still sending some."""
+        slug = self.issue.slug
+        while True:
+            share = self.ledger.shares.take(slug, self.owner, self.sender)
+            if share is None:
+                return
+            if share is False:
+                yield None
+                continue
+            assert isinstance(share, Share)
+            shares.held[share.id] = share
+            if share.previous_owner:  # a process died (or stopped) with it: settle its rows
+                self.summary.settled += settle_interrupted(
+                    self.ledger, slug, self.transport.name, self._written_to, share.span
+                )
+            yield share.id, share.span
+
+    def _record(
+        self,
+        answered: list[_Claimed],
+        shares: _Shares,
+        on_progress: Callable[[Progress], None] | None,
+    ) -> str | None:
+        """Record answered batches on their own (no claim to go with them); the failure
+        that stops the send, if any."""
+        if answered:
+            outcomes = [outcome for handed in answered for outcome in handed.outcomes()]
+            self.ledger.record(self.issue.slug, self.owner, outcomes)
+        failures = [self._count(handed, on_progress, shares) for handed in answered]
+        self._finish(shares)
+        return next((failure for failure in failures if failure), None)
+
+    def _finish(self, shares: _Shares) -> None:
+        """Mark done the shares whose every batch is recorded."""
+        for share in shares.finished():
+            self.ledger.shares.done(share, self.owner)
+
+    def _give_back(self, shares: _Shares) -> None:
+        """Shares this process stops before finishing: open again for another."""
+        for share in list(shares.held.values()):
+            try:
+                self.ledger.shares.give_back(share, self.owner)
+            except Exception:  # the error that ended the send is the one to report
+                log.exception("could not give share %d back: it is taken over later", share.id)
+        shares.held.clear()
 
     def _hand_over(self, claimed: _Claimed) -> Callable[[], list[Delivery]]:
         """The transport's work on a claimed batch that needs no answer (building its request)
@@ -519,7 +642,9 @@ class SendRun:
         recipients = [self._recipient(member, variant) for member in work.addressees]
         return _Prepared(variant, work.addressees, recipients)
 
-    def _claim(self, prepared: _Prepared, *, recording: list[_Claimed]) -> _Claimed | None:
+    def _claim(
+        self, prepared: _Prepared, shares: frozenset[int], *, recording: list[_Claimed]
+    ) -> _Claimed | None:
         """Record the batches the transport answered, claim the next batch's members in the
         ledger (one transaction, committed) and build the transport's Batch of them."""
         variant, members = prepared.variant, prepared.members
@@ -530,6 +655,7 @@ class SendRun:
             self.owner,
             recording=[outcome for handed in recording for outcome in handed.outcomes()],
             message_ids=_message_ids(members, prepared.recipients),
+            shares=shares,
         )
         counts = self.summary.variant(variant.name, variant.compiled.segments)
         counts.suppressed += len(claim.inactive)
@@ -548,7 +674,9 @@ class SendRun:
             list_id=self._list_id,
             recipients=[recipient for _, recipient in kept],
         )
-        return _Claimed(variant.name, batch, [delivery_id for delivery_id, _ in kept])
+        return _Claimed(
+            variant.name, batch, [delivery_id for delivery_id, _ in kept], shares=shares
+        )
 
     def _recipient(self, subscriber: Addressee, variant: Variant) -> Recipient:
         member_links = links(
@@ -571,9 +699,13 @@ class SendRun:
         )
 
     def _count(
-        self, handed: _Claimed, on_progress: Callable[[Progress], None] | None
+        self,
+        handed: _Claimed,
+        on_progress: Callable[[Progress], None] | None,
+        shares: _Shares,
     ) -> str | None:
         """Count a recorded batch in the summary; the failure that stops the send, if any."""
+        shares.unrecorded.subtract(handed.shares)
         deliveries = handed.answer()
         variant = self.summary.variant(handed.name)
         counts = Counter(d.state for d in deliveries)
@@ -636,6 +768,13 @@ class SendRun:
             unknown=total("unknown"),
             suppressed=total("suppressed"),
         )
+
+
+def _pause(seconds: float, should_stop: Callable[[], bool]) -> None:
+    """Sleep up to ``seconds``, waking early when asked to stop."""
+    deadline = time.monotonic() + seconds
+    while not should_stop() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _answered(in_flight: list[_Claimed], *, wait: bool, every: bool = False) -> list[_Claimed]:

@@ -39,7 +39,8 @@ import datetime as dt
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from enum import StrEnum
@@ -69,7 +70,8 @@ from mailer.errors import SendRefused, StoreError
 from mailer.mail import Delivery, DeliveryState
 from mailer.store.leases import Held, LeaseLocks, heartbeat_alive
 from mailer.store.schema import Base, BigId, SubscriberRow, UTCDateTime
-from mailer.store.transact import driver_rows, run_write
+from mailer.store.shares import Shares
+from mailer.store.transact import READ_COMMITTED, driver_rows, run_write
 
 __all__ = [
     "Claim",
@@ -85,6 +87,9 @@ __all__ = [
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+# How long a `mailer send` that finds the issue being sent waits for its shares to be cut
+# (the first sender settles an interrupted send before it cuts them), to join the send.
+JOIN_WAIT_SECONDS = 5.0
 # Bind parameters per IN (...): batches are at most 1000, well under every limit.
 _CHUNK = 1000
 
@@ -207,6 +212,9 @@ class Previous:
     transport: str | None  # None: never sent before
     status: SendStatus | None
     outbox_dir: str = ""  # where that send's outbox files are, when it went through the outbox
+    # The send is going on (another machine sends shares of it): this run takes shares of
+    # it too, and neither settles nor cuts the audience again.
+    joined: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +238,7 @@ class Ledger:
         self._writes = writes or nullcontext()
         self.locks = LeaseLocks(engine)
         self._held: dict[str, Held] = {}
+        self.shares = Shares(engine, self.locks, self._writes)
 
     def taking_turns(self, lock: AbstractContextManager[Any]) -> Ledger:
         """This ledger, writing only while holding ``lock`` (shared by a send's processes).
@@ -241,8 +250,12 @@ class Ledger:
         return Ledger(self.engine, writes=lock)
 
     def _write(self, work: Callable[[Connection], T]) -> T:
+        # READ COMMITTED on PostgreSQL: each statement takes the row locks it needs (a claim
+        # inserts under the unique key; a record, a share's CAS, update only rows in the
+        # state they expect), and senders on several machines write side by side all the
+        # time, where SERIALIZABLE's predicate locks failed their claims as conflicts.
         with self._writes:
-            return run_write(self.engine, work)
+            return run_write(self.engine, work, isolation=READ_COMMITTED)
 
     # -- the lease -------------------------------------------------------------------
 
@@ -255,7 +268,10 @@ class Ledger:
         when = now()
         held = self.locks.try_hold(send_lock(issue)) if self.locks.available else None
         if self.locks.available and held is None:
-            self._refuse(issue)
+            return self._join(issue, transport)
+        # Senders on other machines may still be sending shares of a run whose first sender
+        # is gone: this run joins them rather than settling and cutting the audience anew.
+        joining = bool(held is not None and self.shares.live(issue))
 
         def work(connection: Connection) -> Previous:
             row = connection.execute(select(_SEND).where(_SEND.issue == issue)).first()
@@ -281,6 +297,10 @@ class Ledger:
                 and heartbeat_alive(row.heartbeat_at, when)
             ):
                 self._refuse(issue, row)
+            if joining and row.transport != transport:
+                self._refuse_transport(issue, row.transport, transport)
+            if not joining:  # a new run: nobody sends shares of the last one any more
+                self.shares.clear(connection, issue)
             connection.execute(
                 update(_SEND)
                 .where(_SEND.id == row.id)
@@ -288,12 +308,12 @@ class Ledger:
                     transport=transport,
                     status=SendStatus.sending,
                     owner=owner,
-                    runs=_SEND.runs + 1,
+                    runs=_SEND.runs + (0 if joining else 1),
                     heartbeat_at=when,
-                    outbox_dir=outbox_dir,
+                    outbox_dir=row.outbox_dir if joining else outbox_dir,
                 )
             )
-            return Previous(row.transport, SendStatus(row.status), row.outbox_dir)
+            return Previous(row.transport, SendStatus(row.status), row.outbox_dir, joining)
 
         try:
             previous = self._write(work)
@@ -304,6 +324,38 @@ class Ledger:
         if held is not None:
             self._held[issue] = held
         return previous
+
+    def _join(self, issue: str, transport: str) -> Previous:
+        """Another running process holds the issue's send: take shares of it alongside.
+
+        Only on PostgreSQL, the database several machines share; on SQLite one
+        ``mailer send`` (with its own processes) sends an issue, and another is refused.
+        An outbox send stays on its machine: its folder is there.
+        """
+        if self.engine.dialect.name != "postgresql":
+            self._refuse(issue)
+        deadline = time.monotonic() + JOIN_WAIT_SECONDS
+        while True:
+            with self._read() as connection:
+                row = connection.execute(select(_SEND).where(_SEND.issue == issue)).first()
+                unfinished = self.shares.unfinished(connection, issue)
+            if row is not None and row.status == SendStatus.sending and unfinished:
+                if row.transport != transport:
+                    self._refuse_transport(issue, row.transport, transport)
+                if transport == "outbox":
+                    self._refuse(issue, row)
+                log.info("joining the send of %s: %d shares still to send", issue, unfinished)
+                return Previous(row.transport, SendStatus(row.status), row.outbox_dir, True)
+            if time.monotonic() >= deadline:
+                self._refuse(issue, row)
+            time.sleep(0.25)  # its first sender is settling an interrupted send, or cutting
+
+    def _refuse_transport(self, issue: str, theirs: str, ours: str) -> None:
+        raise SendRefused(
+            f"issue {issue} is being sent through {theirs} by another process; this one "
+            f"would send through {ours}. Join that send with the same MAILER_TRANSPORT, or "
+            "wait for it to finish"
+        )
 
     def _refuse(self, issue: str, row: Any = None) -> None:
         if row is None:
@@ -325,6 +377,8 @@ class Ledger:
         """Note that the owner is alive (the :class:`~mailer.store.leases.Keeper` calls this
         during every wait); whether it still holds the lease, lock and row."""
         held = self._held.get(issue)
+        if held is None and self.locks.available:
+            return True  # joined another's send: each claim checks this process's share
         if held is not None and not held.alive():
             return False
 
@@ -336,6 +390,8 @@ class Ledger:
     def release(self, issue: str, owner: str, status: SendStatus) -> None:
         """Give the lease back, marking the send finished (everyone done) or stopped."""
         when = now()
+        if status is SendStatus.stopped and self.shares.live(issue):
+            status = SendStatus.sending  # other machines send on
         values: dict[str, Any] = {"status": status, "owner": "", "heartbeat_at": when}
         if status is SendStatus.finished:
             values["finished_at"] = when
@@ -362,7 +418,11 @@ class Ledger:
             running = issue not in self._held and self.locks.taken(send_lock(issue))
         else:
             running = bool(row.owner) and heartbeat_alive(row.heartbeat_at, now())
-        return Holder(issue, row.owner, SendStatus(row.status), row.heartbeat_at, running)
+        owner = row.owner
+        if not running:  # its first sender is gone; others may still send shares of it
+            senders = self.shares.live(issue)
+            running, owner = bool(senders), owner or (senders[0] if senders else "")
+        return Holder(issue, owner, SendStatus(row.status), row.heartbeat_at, running)
 
     def force_release(self, issue: str) -> str:
         """End the issue's lease by hand (``mailer send --release``): the owner it named.
@@ -371,6 +431,8 @@ class Ledger:
         running holder of the lock on PostgreSQL has its lock session ended; on SQLite
         the lock ends only with its process.
         """
+
+        shares: list[int] = []
 
         def work(connection: Connection) -> str:
             row = connection.execute(select(_SEND).where(_SEND.issue == issue)).first()
@@ -381,10 +443,13 @@ class Ledger:
                 .where(_SEND.id == row.id)
                 .values(owner="", status=SendStatus.stopped, heartbeat_at=now())
             )
+            shares[:] = self.shares.release_all(connection, issue)
             return str(row.owner)
 
         owner = self._write(work)
         self.locks.end_holder(send_lock(issue))
+        for share in shares:
+            self.locks.end_holder(self.shares.lock_name(share))
         return owner
 
     def send_status(self, issue: str) -> SendStatus | None:
@@ -394,14 +459,17 @@ class Ledger:
 
     # -- settling what a dead process left ----------------------------------------------
 
-    def in_flight(self, issue: str) -> list[InFlight]:
-        """Rows left in_flight (by a process that died: call this holding the lease)."""
+    def in_flight(self, issue: str, span: tuple[int, int] | None = None) -> list[InFlight]:
+        """Rows left in_flight (by a process that died: call this holding the lease, or
+        the share of the audience ``span`` is, first and last member id)."""
         query = (
             select(_D.id, _D.subscriber_id, _S.email)
             .join(_S, _S.id == _D.subscriber_id)
             .where(_D.issue == issue, _D.state == DeliveryState.in_flight)
             .order_by(_D.id)
         )
+        if span is not None:
+            query = query.where(_D.subscriber_id.between(*span))
         with self._read() as connection:
             return [InFlight(*row) for row in connection.execute(query)]
 
@@ -561,6 +629,7 @@ class Ledger:
         *,
         recording: Sequence[tuple[int, Delivery]] = (),
         message_ids: Mapping[int, str] | None = None,
+        shares: Collection[int] = (),
     ) -> Claim:
         """Mark the batch's members in_flight, in one transaction, before they are sent.
 
@@ -575,6 +644,9 @@ class Ledger:
         ``message_ids`` (subscriber id -> Message-ID) go on the claimed rows: a row a
         dead process leaves in flight, settled as unknown, still says which message
         to look for in the relay's log.
+
+        ``shares``: the shares of the audience (:mod:`mailer.store.shares`) the batch's
+        members are in, which this process must still have; without, the send's lease.
         """
         ids = list(subscriber_ids)
         if not 0 < len(ids) <= _CHUNK:
@@ -585,7 +657,7 @@ class Ledger:
             sql = _Sql(connection)
             if recording:
                 _record(sql, recording, when)
-            if not self._heartbeat(connection, issue, owner, when):
+            if not self._heartbeat(connection, issue, owner, when, shares=shares):
                 return None
             claim = _claim(sql, issue, variant, ids, when)
             if message_ids:
@@ -622,8 +694,25 @@ class Ledger:
 
         self._write(work)
 
-    def _heartbeat(self, connection: Connection, issue: str, owner: str, when: dt.datetime) -> bool:
-        """Note that the owner is alive; whether it still holds the lease."""
+    def _heartbeat(
+        self,
+        connection: Connection,
+        issue: str,
+        owner: str,
+        when: dt.datetime,
+        *,
+        shares: Collection[int] = (),
+    ) -> bool:
+        """Note that the owner is alive; whether it still holds the lease (or the shares)."""
+        if shares:
+            sql = _Sql(connection)
+            m = sql.mark
+            changed = sql.rowcount(
+                f"UPDATE send_shares SET updated_at = {m} WHERE owner = {m} "
+                f"AND state = 'taken' AND id IN ({sql.marks(len(shares))})",
+                (sql.time(when), owner, *shares),
+            )
+            return changed == len(shares)
         result = connection.execute(
             update(_SEND)
             .where(_SEND.issue == issue, _SEND.owner == owner)
@@ -777,6 +866,10 @@ class _Sql:
 
     def run_many(self, sql: str, params: list[tuple[Any, ...]]) -> None:
         self.connection.exec_driver_sql(sql, params)
+
+    def rowcount(self, sql: str, params: Sequence[Any]) -> int:
+        """Rows a statement changed."""
+        return int(self.connection.exec_driver_sql(sql, tuple(params)).rowcount)
 
 
 def _chunks(items: list[int]) -> Iterator[list[int]]:

@@ -21,10 +21,12 @@ from sqlalchemy.exc import DBAPIError
 from mailer.errors import StoreError
 from mailer.store.database import WRITE, write_connection
 
-__all__ = ["driver_rows", "read", "rehearse", "run_write"]
+__all__ = ["READ_COMMITTED", "driver_rows", "read", "rehearse", "run_write"]
 
 T = TypeVar("T")
 ATTEMPTS = 5
+# For work that takes the row locks it needs itself (see run_write's isolation).
+READ_COMMITTED = "READ COMMITTED"
 # serialization_failure, deadlock_detected: the transaction may simply be run again.
 _RETRYABLE = frozenset({"40001", "40P01"})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from doubles.sendgrid import SendGridDouble
@@ -20,7 +21,8 @@ from mailer.issues.model import Issue
 from mailer.sending.personalise import link_signer
 from mailer.sending.run import Progress, SendRun, SendStopped, SendSummary
 from mailer.store import SubscriberStore
-from mailer.store.ledger import Ledger, SendRow
+from mailer.store.ledger import Ledger
+from mailer.store.shares import ShareRow
 from mailer.transports import open_transport
 
 MEMBERS = 23
@@ -165,11 +167,11 @@ def test_a_process_that_fails_stops_the_send_with_its_error(
     newsletter: Newsletter,
     make_settings: Callable[..., Settings],
 ) -> None:
-    """A process that finds the lease taken over reports it; the send ends with that error."""
+    """A process whose share was taken from it reports it; the send ends with that error."""
     add_members(sqlite_store, MEMBERS)
     settings = make_settings()
     with open_transport(settings) as transport:
-        run = SendRun(
+        run = _LosesItsShare(
             issue,
             newsletter,
             settings,
@@ -177,11 +179,25 @@ def test_a_process_that_fails_stops_the_send_with_its_error(
             Ledger(sqlite_store.engine),
             transport,
             link_signer(settings),
+            batch_size=2,
             processes=2,
         )
         run.start()
-        with sqlite_store.engine.begin() as connection:  # another process took the send over
-            connection.execute(update(SendRow).values(owner="elsewhere:1:0"))
         with pytest.raises(SendRefused, match="no longer holds the send"):
             run.run()
-    assert {} == ledger_states(sqlite_store, issue)
+    states = ledger_states(sqlite_store, issue)
+    assert "in_flight" not in states and states.get("sent", 0) < MEMBERS
+
+
+class _LosesItsShare(SendRun):
+    """A send whose share another process takes over (as ``--release`` does) as soon as
+    it hands its first batch over: its next claim must fail."""
+
+    def _hand_over(self, claimed: Any) -> Any:
+        with self.store.engine.begin() as connection:
+            connection.execute(
+                update(ShareRow)
+                .where(ShareRow.id.in_(claimed.shares))
+                .values(owner="elsewhere:1:0")
+            )
+        return super()._hand_over(claimed)
