@@ -53,7 +53,7 @@ from mailer.sending.run import SendStopped, SendSummary
 from mailer.sending.send import send_issue
 from mailer.store import SubscriberStore
 from mailer.store.leases import Keeper
-from mailer.store.ledger import new_owner
+from mailer.store.ledger import Ledger, new_owner
 from mailer.store.slots import NoticeKind, SlotState, SlotStore, SlotTaken
 from mailer.transports import Transport, open_transport
 
@@ -99,6 +99,7 @@ class Action(StrEnum):
     no_issue = "no_issue"  # nothing ready: nothing sent, editors told
     missed = "missed"  # too late: nothing sent, editors told
     taken = "taken"  # another scheduler holds the slot
+    joined = "joined"  # another scheduler holds the slot; this one sent shares of its issue too
     reminded = "reminded"  # the editors were reminded
 
 
@@ -192,6 +193,9 @@ class Runner:
         except SlotTaken as taken:
             if taken.record.final:
                 return None
+            joined = self._join(slot, taken.record.issue)
+            if joined is not None:
+                return joined
             if slot not in self._seen_taken:  # once, not on every check while the other sends
                 self._seen_taken.add(slot)
                 log.info("slot %s: being dealt with by %s; leaving it", slot, taken.record.owner)
@@ -209,6 +213,34 @@ class Runner:
             # Whatever went wrong, the claim must not stay with a live process that gave up.
             self.slots.finish(slot.utc, self.owner, SlotState.interrupted, utcnow(), repr(error))
             raise
+
+    def _join(self, slot: Slot, issue: str | None) -> Outcome | None:
+        """Another scheduler sends the slot's issue: on PostgreSQL, send shares of it alongside
+        (the slot stays the other's, which records how it went). None when there is nothing
+        to join: no issue chosen yet, SQLite, the send finished or not yet cut into shares."""
+        found = self.issue_files.catalogue().for_day(slot.date)
+        if issue is None or found.issue is None or found.issue.slug != issue:
+            return None
+        if not Ledger(self.store.engine).joinable(issue):
+            return None
+        log.info("slot %s: joining the send of %s, which another scheduler started", slot, issue)
+        try:
+            with self._open_transport(self.should_stop) as transport:
+                summary = send_issue(
+                    found.issue,
+                    self.newsletter,
+                    self.settings,
+                    self.store,
+                    should_stop=self.should_stop,
+                    transport=transport,
+                    batch_size=self.batch_size,
+                )
+        except MailerError as error:  # the slot's owner deals with the send and its failures
+            log.warning("slot %s: could not join the send of %s: %s", slot, issue, error)
+            return None
+        sent = summary.total("sent")
+        log.info("slot %s: %d of %s sent from this scheduler", slot, sent, issue)
+        return Outcome(slot, Action.joined, issue, f"{sent} sent from here", summary)
 
     def report_skipped(self, due: Slot, now: dt.datetime) -> list[Outcome]:
         """Slots between the last one dealt with and the due one that nobody dealt with (the

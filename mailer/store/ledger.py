@@ -452,6 +452,15 @@ class Ledger:
             self.locks.end_holder(self.shares.lock_name(share))
         return owner
 
+    def joinable(self, issue: str) -> bool:
+        """Whether a send of the issue goes on that another ``mailer send`` could join: on
+        PostgreSQL, marked sending, with shares not done."""
+        if self.engine.dialect.name != "postgresql":
+            return False
+        with self._read() as connection:
+            status = connection.scalar(select(_SEND.status).where(_SEND.issue == issue))
+            return status == SendStatus.sending and self.shares.unfinished(connection, issue) > 0
+
     def send_status(self, issue: str) -> SendStatus | None:
         with self._read() as connection:
             status = connection.scalar(select(_SEND.status).where(_SEND.issue == issue))

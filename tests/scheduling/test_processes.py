@@ -22,10 +22,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from doubles.sendgrid import SendGridDouble
 from doubles.smtp import SmtpServer
-from helpers.members import add_members, member_emails
+from helpers.members import add_members, bulk_members, member_emails
 from helpers.project import BASE_URL, ROOT
 from helpers.scheduling import SECRET, Project, both_databases, schedule_toml
+from helpers.sending import SG_KEY
 from sqlalchemy import select
 
 from mailer.store import open_store
@@ -162,6 +164,53 @@ def test_two_schedulers_on_one_database_send_the_slot_once(
     logs = first.text + second.text
     assert 1 == logs.count(f"sending {issue}"), logs
     assert 2 == logs.count("scheduler stopped"), logs
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)
+def test_two_schedulers_on_postgresql_send_the_slot_together(
+    tmp_path: Path, database: str, scheduler: Callable[[dict[str, str]], Scheduler]
+) -> None:
+    """On PostgreSQL, the scheduler that does not hold the slot joins its send: each sends
+    shares of the list, every member gets the issue once, and the slot is recorded once."""
+    members = 20_000
+    slot = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).replace(microsecond=0)
+    project = Project.make(
+        tmp_path / "project",
+        schedule_toml(
+            weekday=slot.strftime("%A").lower(),
+            time=slot.strftime("%H:%M:%S"),
+            timezone="UTC",
+            anchor=slot.date().isoformat(),
+        ),
+    )
+    issue = project.write_issue(slot.date()).stem
+    with open_store(database):
+        pass  # the tables
+    bulk_members(database, members)
+    with SendGridDouble(api_key=SG_KEY, latency=0.25, keep_bodies=False) as double:
+        env = environment(
+            project,
+            database,
+            MAILER_TRANSPORT="sendgrid",
+            SENDGRID_API_KEY=SG_KEY,
+            MAILER_SENDGRID_API_URL=double.url,
+            MAILER_SEND_PROCESSES="1",
+            MAILER_SENDGRID_CONCURRENCY="1",
+        )
+        first, second = scheduler(env), scheduler(env)
+        wait_for(final(database, slot), "the slot to be dealt with", timeout=120)
+        assert (0, 0) == (first.stop(), second.stop())
+        counts = double.delivery_counts()
+
+    assert members == len(counts) and {1} == set(counts.values())
+    assert Counter({"sent": members}) == ledger_states(database, issue)
+    record = slot_record(database, slot)
+    assert record is not None
+    assert (SlotState.sent, issue, 1) == (record.state, record.issue, record.runs)
+    logs = first.text + second.text
+    assert 1 == logs.count(f"sending {issue}"), logs
+    joined = [int(n) for n in re.findall(rf"(\d+) of {issue} sent from this scheduler", logs)]
+    assert joined and 0 < sum(joined) < members, logs
 
 
 def test_sigterm_mid_send_finishes_the_batch_and_a_restart_resumes(
