@@ -98,6 +98,9 @@ class _FileLock:
 class _SessionLock:
     def __init__(self, connection: Connection, key: int) -> None:
         self._connection: Connection | None = connection
+        # The driver's own connection, closed for sure: SQLAlchemy's close can fail on a
+        # session the server ended (``--release``), and leave it open.
+        self._raw = connection.connection.dbapi_connection
         self._key = key
         self._pid = os.getpid()
         self._guard = threading.Lock()
@@ -124,6 +127,9 @@ class _SessionLock:
             connection.commit()
         with contextlib.suppress(Exception):
             connection.close()
+        with contextlib.suppress(Exception):
+            if self._raw is not None:
+                self._raw.close()
 
     def __del__(self) -> None:  # a holder dropped without release: as if its process ended
         with contextlib.suppress(Exception):

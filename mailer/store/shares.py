@@ -134,10 +134,7 @@ def share_bounds(connection: Connection, size: int) -> list[tuple[int, int]]:
     for cut in cuts:
         bounds.append((first, int(cut)))
         first = int(cut) + 1
-    if bounds and first > bounds[-1][1]:  # the members after the last cut join the last share
-        bounds[-1] = (bounds[-1][0], LAST_ID)
-    else:
-        bounds.append((first, LAST_ID))
+    bounds.append((first, LAST_ID))  # the rest, and members who join during the send
     return bounds
 
 
@@ -228,12 +225,7 @@ class Shares:
             return abandoned
         row = self._write(lambda c: self._take_open(c, issue, owner, sender))
         if row is not None:
-            if self._hold(row.id) is not False:
-                return Share(row.id, issue, row.first_id, row.last_id, row.owner)
-            # Its last owner gave it back and has not let go of its lock yet: leave it.
-            previous = str(row.owner)
-            self._write(lambda c: self._reopen(c, row.id, owner, previous))
-            return False
+            return Share(row.id, issue, row.first_id, row.last_id, row.owner)
         with self.engine.connect() as connection:
             return None if self.unfinished(connection, issue) == 0 else False
 
@@ -247,6 +239,10 @@ class Shares:
         if connection.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         row = connection.execute(query).first()
+        # Its lock before the row says it is taken: nobody may see it taken and unlocked.
+        # (Its last owner may have given it back and not yet let go: it is left for later.)
+        if row is not None and self._hold(row.id) is False:
+            return None
         if row is not None:
             connection.execute(
                 update(_SH)
@@ -254,13 +250,6 @@ class Shares:
                 .values(state=ShareState.taken, owner=owner, sender=sender, updated_at=_now())
             )
         return row
-
-    def _reopen(self, connection: Connection, share_id: int, owner: str, previous: str) -> None:
-        connection.execute(
-            update(_SH)
-            .where(_SH.id == share_id, _SH.owner == owner)
-            .values(state=ShareState.open, owner=previous, updated_at=_now())
-        )
 
     def _take_abandoned(self, issue: str, owner: str, sender: str) -> Share | None:
         """A share whose owner is gone (its lock is free), now ``owner``'s."""
@@ -303,6 +292,8 @@ class Shares:
         when a running process holds it."""
         if not self.locks.available:
             return None
+        if share_id in self._held:  # this process's already (a transaction run again)
+            return self._held[share_id]
         held = self.locks.try_hold(self.lock_name(share_id))
         if held is None:
             return False
