@@ -105,6 +105,11 @@ class _SessionLock:
         self._pid = os.getpid()
         self._guard = threading.Lock()
 
+    @property
+    def connection(self) -> Connection:
+        assert self._connection is not None, "released"
+        return self._connection
+
     def alive(self) -> bool:
         with self._guard:
             if self._connection is None:
@@ -136,12 +141,63 @@ class _SessionLock:
             self.release()
 
 
+class _Session:
+    """One PostgreSQL session holding many advisory locks, each let go on its own: a
+    sender takes share after share, and a connection of its own for each cost more than
+    sending a share's first batch. The locks all end with the session, as with the process."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine  # not the LeaseLocks: no cycle, so it closes as soon as let go
+        self._lock: _SessionLock | None = None  # the session, kept by a lock of its own
+        self._guard = threading.Lock()
+
+    def try_hold(self, name: str) -> Held | None:
+        with self._guard:
+            if self._lock is None or not self._lock.alive():
+                self._lock = _session_lock(self._engine, f"session-{os.urandom(8).hex()}")
+            assert self._lock is not None, "a lock no one else knows is always free"
+            connection = self._lock.connection
+            key = _key_in(connection, name)
+            got = connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})
+            connection.commit()
+        return _HeldInSession(self, self._lock, key) if got else None
+
+    def unlock(self, session: _SessionLock, key: int) -> None:
+        with self._guard:
+            if session is not self._lock or not session.alive():
+                return  # that session ended: its locks with it
+            with contextlib.suppress(Exception):
+                session.connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                session.connection.commit()
+
+    def close(self) -> None:
+        with self._guard:
+            lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+
+
+class _HeldInSession:
+    def __init__(self, session: _Session, lock: _SessionLock, key: int) -> None:
+        self._session, self._lock, self._key = session, lock, key
+        self._released = False
+
+    def alive(self) -> bool:
+        return not self._released and self._lock.alive()
+
+    def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._session.unlock(self._lock, self._key)
+
+
 class LeaseLocks:
     """The locks of one database: :meth:`try_hold` one by name."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._folder = _lock_folder(engine)
+        self._session: _Session | None = None
 
     @property
     def available(self) -> bool:
@@ -158,6 +214,15 @@ class LeaseLocks:
         if self._folder is None:
             raise RuntimeError("this database has no lease locks")
         return self._file_lock(name)
+
+    def try_hold_many(self, name: str) -> Held | None:
+        """As :meth:`try_hold`, for a process that holds many locks one after another (the
+        shares of a send): on PostgreSQL, in one session of this process's, not one each."""
+        if self.engine.dialect.name != "postgresql":
+            return self.try_hold(name)
+        if self._session is None:
+            self._session = _Session(self.engine)
+        return self._session.try_hold(name)
 
     def taken(self, name: str) -> bool:
         """Whether some running process holds ``name`` (asked by trying it, and letting go)."""
@@ -204,25 +269,35 @@ class LeaseLocks:
             raise
         return _FileLock(fd)
 
-    def _session_lock(self, name: str) -> Held | None:
-        pooled = self.engine.connect()
-        pooled.detach()  # its own session, closed for real when the lease ends
-        try:
-            idle, interval, count = KEEPALIVE
-            pooled.exec_driver_sql(f"SET tcp_keepalives_idle = {idle}")
-            pooled.exec_driver_sql(f"SET tcp_keepalives_interval = {interval}")
-            pooled.exec_driver_sql(f"SET tcp_keepalives_count = {count}")
-            schema = pooled.scalar(text("SELECT current_database() || '.' || current_schema()"))
-            key = _key(f"{schema}:{name}")
-            got = pooled.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})
-            pooled.commit()
-        except BaseException:
-            pooled.close()
-            raise
-        if not got:
-            pooled.close()
-            return None
-        return _SessionLock(pooled, key)
+    def _session_lock(self, name: str) -> _SessionLock | None:
+        return _session_lock(self.engine, name)
+
+
+def _session_lock(engine: Engine, name: str) -> _SessionLock | None:
+    """The lock ``name`` in a session of its own, now held; None when another holds it."""
+    pooled = engine.connect()
+    pooled.detach()  # its own session, closed for real when the lease ends
+    try:
+        idle, interval, count = KEEPALIVE
+        pooled.exec_driver_sql(f"SET tcp_keepalives_idle = {idle}")
+        pooled.exec_driver_sql(f"SET tcp_keepalives_interval = {interval}")
+        pooled.exec_driver_sql(f"SET tcp_keepalives_count = {count}")
+        key = _key_in(pooled, name)
+        got = pooled.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})
+        pooled.commit()
+    except BaseException:
+        pooled.close()
+        raise
+    if not got:
+        pooled.close()
+        return None
+    return _SessionLock(pooled, key)
+
+
+def _key_in(connection: Connection, name: str) -> int:
+    """The advisory lock key of ``name`` in the connection's database and schema."""
+    schema = connection.scalar(text("SELECT current_database() || '.' || current_schema()"))
+    return _key(f"{schema}:{name}")
 
 
 def _lock_folder(engine: Engine) -> Path | None:

@@ -294,7 +294,7 @@ class Shares:
             return None
         if share_id in self._held:  # this process's already (a transaction run again)
             return self._held[share_id]
-        held = self.locks.try_hold(self.lock_name(share_id))
+        held = self.locks.try_hold_many(self.lock_name(share_id))
         if held is None:
             return False
         self._held[share_id] = held
