@@ -309,10 +309,9 @@ class Recipient(_Frozen):
     @property
     def list_unsubscribe(self) -> str:
         """The List-Unsubscribe header value: the URL first, then the mailto if any."""
-        links = [self.unsubscribe_url]
         if self.unsubscribe_mailto:
-            links.append(self.unsubscribe_mailto)
-        return ", ".join(f"<{link}>" for link in links)
+            return f"<{self.unsubscribe_url}>, <{self.unsubscribe_mailto}>"
+        return f"<{self.unsubscribe_url}>"
 
 
 _RECIPIENT_FIELDS = frozenset(Recipient.model_fields)
