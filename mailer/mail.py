@@ -336,10 +336,18 @@ class Batch(_Frozen):
 
     @model_validator(mode="after")
     def _recipients_fit(self) -> Self:
+        # Every batch of a send passes through here: the common case, all fine, is checked
+        # with as little work per recipient as can be; the first culprit found only if not.
+        recipients, needed = self.recipients, self.content.placeholders
+        if (
+            len({recipient.email.lower() for recipient in recipients}) == len(recipients)
+            and all(needed <= recipient.values.keys() for recipient in recipients)
+            and not (self.headers and any(recipient.headers for recipient in recipients))
+        ):
+            return self
         seen: set[str] = set()
-        needed = self.content.placeholders
         ours = {name.lower() for name in self.headers}
-        for recipient in self.recipients:
+        for recipient in recipients:
             key = recipient.email.lower()
             if key in seen:
                 raise ValueError(f"{recipient.email} is in the batch twice")
