@@ -212,8 +212,9 @@ class VariantKeys:
         if not first_name:
             words = name.split()
             first_name = words[0] if words else ""
-        addressee = Addressee(
-            member_id, email, name, organisation, region, first_name, link_version
+        # _make is tuple.__new__ itself; calling the class goes through a lambda of Python's.
+        addressee = Addressee._make(
+            (member_id, email, name, organisation, region, first_name, link_version)
         )
         return addressee, key
 

@@ -539,10 +539,11 @@ class SendRun:
         counts = self.summary.variant(variant.name, variant.compiled.segments)
         counts.suppressed += len(claim.inactive)
         counts.already_sent += len(claim.already)
+        claimed = claim.claimed
         kept = [
-            (claim.claimed[member.id], recipient)
+            (claimed[member.id], recipient)
             for member, recipient in zip(members, prepared.recipients, strict=True)
-            if member.id in claim.claimed
+            if member.id in claimed
         ]
         if not kept:
             return None
