@@ -2,8 +2,9 @@
 
 :class:`Variants` compiles each variant of an issue once; :func:`member_values` and
 :func:`links` give a member's values, which :meth:`Variant.values` puts in the
-variant's placeholders. The send (:mod:`mailer.sending.run`) and test sends
-(:mod:`mailer.sending.proofs`) both use them.
+variant's placeholders. Test sends (:mod:`mailer.sending.proofs`) use them; the
+send (:mod:`mailer.sending.run`) makes the same values with :meth:`Variant.values_for`,
+in one pass per member, from a batch's tokens made together (:meth:`TokenSigner.links_of`).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def links(
     }
 
 
-MERGE_FIELD_NAMES = ("name", "first_name", "organisation", "region")
+_MERGE_FIELD_NAMES = ("name", "first_name", "organisation", "region")
 """What :func:`member_values` takes of a member, in its order."""
 
 
@@ -132,7 +133,7 @@ class Variant:
         used = {key for _, key, _, _ in self._slots}
         if "first_name" in used:
             used.add("name")
-        return tuple(name for name in MERGE_FIELD_NAMES if name in used)
+        return tuple(name for name in _MERGE_FIELD_NAMES if name in used)
 
     @cached_property
     def _first_name_from_name(self) -> bool:
