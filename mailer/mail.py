@@ -309,10 +309,9 @@ class Recipient(_Frozen):
     @property
     def list_unsubscribe(self) -> str:
         """The List-Unsubscribe header value: the URL first, then the mailto if any."""
-        links = [self.unsubscribe_url]
         if self.unsubscribe_mailto:
-            links.append(self.unsubscribe_mailto)
-        return ", ".join(f"<{link}>" for link in links)
+            return f"<{self.unsubscribe_url}>, <{self.unsubscribe_mailto}>"
+        return f"<{self.unsubscribe_url}>"
 
 
 _RECIPIENT_FIELDS = frozenset(Recipient.model_fields)
@@ -337,10 +336,18 @@ class Batch(_Frozen):
 
     @model_validator(mode="after")
     def _recipients_fit(self) -> Self:
+        # Every batch of a send passes through here: the common case, all fine, is checked
+        # with as little work per recipient as can be; the first culprit found only if not.
+        recipients, needed = self.recipients, self.content.placeholders
+        if (
+            len({recipient.email.lower() for recipient in recipients}) == len(recipients)
+            and all(needed <= recipient.values.keys() for recipient in recipients)
+            and not (self.headers and any(recipient.headers for recipient in recipients))
+        ):
+            return self
         seen: set[str] = set()
-        needed = self.content.placeholders
         ours = {name.lower() for name in self.headers}
-        for recipient in self.recipients:
+        for recipient in recipients:
             key = recipient.email.lower()
             if key in seen:
                 raise ValueError(f"{recipient.email} is in the batch twice")

@@ -31,10 +31,12 @@ from __future__ import annotations
 import binascii
 import hashlib
 import hmac
+import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from itsdangerous import BadData, Signer
@@ -106,6 +108,22 @@ class _Signer(Signer):
         outer.update(inner.digest())
         return outer.digest()
 
+    def tokens(self, payloads: Iterable[bytes]) -> list[str]:
+        """``sign(payload)`` of each payload, as text: a send's batch in one loop of C calls
+        (the hash states copied as :meth:`mac` does, the MAC written as :func:`_urlsafe` does)."""
+        inner, outer, b2a = self._inner, self._outer, binascii.b2a_base64
+        separator: bytes = self.sep
+        signed = []
+        for payload in payloads:
+            mac = inner.copy()
+            mac.update(payload)
+            digest = outer.copy()
+            digest.update(mac.digest())
+            # 32 bytes are 43 characters of base64 and one '=' of padding.
+            signature = b2a(digest.digest(), newline=False)[:-1].translate(_URLSAFE)
+            signed.append((payload + separator + signature).decode("ascii"))
+        return signed
+
 
 _BLOCK = hashlib.sha256().block_size
 _IPAD = bytes.maketrans(bytes(range(256)), bytes(x ^ 0x36 for x in range(256)))
@@ -145,6 +163,8 @@ class LinkRef:
 # id's decimal digits in base64, which never starts with "v".
 _VERSIONED = b"v"
 _CHECK = b"mlr1"
+# A block as encrypt() writes it: id in 8 bytes, version in 4 (big-endian), the check.
+_block = struct.Struct(">QI4s").pack
 
 
 def _legacy_payload(subscriber_id: int) -> bytes:
@@ -170,13 +190,26 @@ class _RefCipher:
         self._keys = [_block_key(key) for key in keys]
         self._local = threading.local()
 
-    def encrypt(self, subscriber_id: int, version: int) -> bytes:
+    def _encryptor(self) -> Any:
+        """This thread's encryptor (ECB keeps no state between blocks: one serves every call)."""
         encryptor = getattr(self._local, "encryptor", None)
         if encryptor is None:
             cipher = Cipher(algorithms.AES(self._keys[0]), modes.ECB())  # one block: a permutation
             encryptor = self._local.encryptor = cipher.encryptor()
+        return encryptor
+
+    def encrypt(self, subscriber_id: int, version: int) -> bytes:
         block = subscriber_id.to_bytes(8, "big") + version.to_bytes(4, "big") + _CHECK
-        return _VERSIONED + _urlsafe(encryptor.update(block))
+        return _VERSIONED + _urlsafe(self._encryptor().update(block))
+
+    def encrypt_many(self, members: Sequence[tuple[int, int]]) -> list[bytes]:
+        """``encrypt`` of each (member, version), the blocks encrypted in one call: ECB
+        encrypts each block on its own, so each comes out as ``encrypt`` makes it."""
+        plain = b"".join(
+            [_block(subscriber_id, version, _CHECK) for subscriber_id, version in members]
+        )
+        cipher = self._encryptor().update(plain)
+        return [_VERSIONED + _urlsafe(cipher[at : at + 16]) for at in range(0, len(cipher), 16)]
 
     def decrypt(self, payload: bytes) -> LinkRef | None:
         try:
@@ -232,6 +265,14 @@ class TokenSigner:
         unsubscribe = self._signers[Purpose.unsubscribe].sign(payload)
         preferences = self._signers[Purpose.preferences].sign(payload)
         return unsubscribe.decode("ascii"), preferences.decode("ascii")
+
+    def links_of(self, members: Sequence[tuple[int, int]]) -> list[tuple[str, str]]:
+        """:meth:`links` of each (subscriber id, link version): a send's batch at once, with
+        one call to the cipher for all of them."""
+        payloads = self._refs.encrypt_many(members)
+        unsubscribe = self._signers[Purpose.unsubscribe].tokens(payloads)
+        preferences = self._signers[Purpose.preferences].tokens(payloads)
+        return list(zip(unsubscribe, preferences, strict=True))
 
     def read(self, token: str, purpose: Purpose) -> LinkRef:
         """Who a token is for; TokenError if it is not ours, or not for this purpose.

@@ -141,6 +141,23 @@ class TestTokenSigner:
         ref = signer.read(signer.links(subscriber_id)[1], Purpose.preferences)
         assert LinkRef(subscriber_id, 0) == ref
 
+    @given(
+        st.lists(
+            st.tuples(
+                st.integers(min_value=1, max_value=MAX_SUBSCRIBER_ID),
+                st.integers(min_value=0, max_value=2**32 - 1),
+            ),
+            max_size=40,
+        ),
+        st.text(min_size=16, max_size=60),
+    )
+    def test_a_batchs_links_are_each_members_links(
+        self, members: list[tuple[int, int]], key: str
+    ) -> None:
+        """A send makes a whole batch's tokens at once: each member's, as made one at a time."""
+        signer = TokenSigner([key])
+        assert [signer.links(i, version) for i, version in members] == signer.links_of(members)
+
 
 class TestKeyRotation:
     def test_the_first_key_signs(self) -> None:

@@ -129,19 +129,35 @@ def members(
     Segments a member opted out of in the preference centre do not count for them.
     """
     keys = VariantKeys(issue, newsletter)
-    for rows, opted in _pages(store, issue, page_size, span):
-        yield [keys.member(row, opted.get(row[0])) for row in rows]
+    for page in _pages(store, issue, page_size, span):
+        yield [
+            Member(*keys.addressee(row, page.opted.get(row[0])), page.ledger_row(row[0]))
+            for row in page.rows
+        ]
 
 
 # A member's page row: id, email, name, organisation, region, tags, attributes (JSON
-# text), ledger state, retryable (None, None: no ledger row yet), link_version.
+# text), link_version.
 Row = tuple[Any, ...]
 
 
-def _pages(
-    store: SubscriberStore, issue: Issue, page_size: int, span: Span
-) -> Iterator[tuple[list[Row], dict[int, set[str]]]]:
-    """Member rows a page at a time, with the segments each member opted out of.
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """A page of member rows, with their ledger rows for the issue and the segments each
+    opted out of (by member id; most members have neither)."""
+
+    rows: list[Row]
+    ledger: dict[int, tuple[str, Any]]  # (state, retryable)
+    opted: dict[int, set[str]]
+
+    def ledger_row(self, member_id: int) -> tuple[str, bool] | None:
+        """The member's (state, retryable) for the issue; None: no row yet."""
+        found = self.ledger.get(member_id)
+        return None if found is None else (found[0], bool(found[1]))
+
+
+def _pages(store: SubscriberStore, issue: Issue, page_size: int, span: Span) -> Iterator[_Page]:
+    """Member rows a page at a time, with their ledger rows and the segments opted out of.
 
     Keyset pagination, each page its own short read, keeps memory flat and never
     holds a transaction open. This walk is on the path of every recipient of a
@@ -165,8 +181,7 @@ def _pages(
             opted: dict[int, set[str]] = {}
             for subscriber_id, segment in driver_rows(connection, _OPT_OUTS.format(m=mark), span):
                 opted.setdefault(subscriber_id, set()).add(segment)
-        rows = [(*row[:7], *ledger.get(row[0], (None, None)), row[7]) for row in found]
-        yield rows, opted
+        yield _Page(found, ledger, opted)
         last_id = found[-1][0]
 
 
@@ -183,17 +198,20 @@ class VariantKeys:
         self.issue, self.newsletter = issue, newsletter
         self._profiles: dict[tuple[str | None, str, str | None], tuple[frozenset[str], str]] = {}
 
-    def member(self, row: Row, opted_out: set[str] | None) -> Member:
-        """A page row (see ``Row``) as a Member."""
-        member_id, email, name, organisation, region, tags, attributes, state, retryable = row[:9]
+    def addressee(self, row: Row, opted_out: set[str] | None) -> tuple[Addressee, frozenset[str]]:
+        """A page row (see ``Row``) as an Addressee, with the member's variant key."""
+        member_id, email, name, organisation, region, tags, attributes, link_version = row
         key, first_name = self._known(tags, region, attributes)
         if opted_out:
             key = key - opted_out
         if not first_name:
             words = name.split()
             first_name = words[0] if words else ""
-        addressee = Addressee(member_id, email, name, organisation, region, first_name, row[9])
-        return Member(addressee, key, None if state is None else (state, bool(retryable)))
+        # _make is tuple.__new__ itself; calling the class goes through a lambda of Python's.
+        addressee = Addressee._make(
+            (member_id, email, name, organisation, region, first_name, link_version)
+        )
+        return addressee, key
 
     def key(self, row: Row, opted_out: set[str] | None) -> frozenset[str]:
         """The variant key of a page row's member (what :func:`plan` needs of them)."""
@@ -295,10 +313,11 @@ def plan(
     """Count the audience per variant, and where each member stands in the ledger. Reads only."""
     result = Plan()
     keys = VariantKeys(issue, newsletter)
-    for rows, opted in _pages(store, issue, page_size, EVERYONE):
-        for row in rows:
+    for page in _pages(store, issue, page_size, EVERYONE):
+        ledger, opted = page.ledger, page.opted
+        for row in page.rows:
             variant = result.variant(keys.key(row, opted.get(row[0])), newsletter)
-            state, retryable = row[7], row[8]
+            state, retryable = ledger.get(row[0], (None, None))
             if state is None or (state == DeliveryState.failed and retryable):
                 variant.to_send += 1
                 if len(variant.sample) < sample:
@@ -382,6 +401,7 @@ def batches(
     """
     buffers: dict[frozenset[str], _Buffer] = {}
     walked: list[int] = []  # shares walked whose members may still be in a buffer
+    keys = VariantKeys(issue, newsletter)
 
     def finished() -> Iterator[Walked]:
         held = {share for buffer in buffers.values() for share in buffer.shares}
@@ -402,22 +422,24 @@ def batches(
             yield Idle()
             continue
         share_id, span = share
-        pages = members(store, issue, newsletter, page_size=max(batch_size, PAGE_SIZE), span=span)
-        for page in pages:
+        for page in _pages(store, issue, max(batch_size, PAGE_SIZE), span):
             done: Counter[tuple[frozenset[str], str]] = Counter()
-            for member in page:
-                row = member.ledger
-                if row is not None and not _needs_sending(row):
-                    done[member.key, row[0]] += 1
-                    continue
-                buffer = buffers.get(member.key)
+            opted = page.opted
+            for row in page.rows:
+                addressee, key = keys.addressee(row, opted.get(row[0]) if opted else None)
+                if page.ledger:
+                    ledger = page.ledger_row(row[0])
+                    if ledger is not None and not _needs_sending(ledger):
+                        done[key, ledger[0]] += 1
+                        continue
+                buffer = buffers.get(key)
                 if buffer is None:
-                    buffer = buffers[member.key] = _Buffer()
-                buffer.addressees.append(member.addressee)
+                    buffer = buffers[key] = _Buffer()
+                buffer.addressees.append(addressee)
                 buffer.shares.add(share_id)
                 if len(buffer.addressees) >= batch_size:
-                    yield Pending(member.key, buffer.addressees, frozenset(buffer.shares))
-                    buffers[member.key] = _Buffer([], {share_id})  # the share goes on
+                    yield Pending(key, buffer.addressees, frozenset(buffer.shares))
+                    buffers[key] = _Buffer([], {share_id})  # the share goes on
             yield from (Done(key, state, count) for (key, state), count in done.items())
         for buffer in buffers.values():  # a buffer emptied just now holds none of it
             if not buffer.addressees:

@@ -2,18 +2,22 @@
 
 :class:`Variants` compiles each variant of an issue once; :func:`member_values` and
 :func:`links` give a member's values, which :meth:`Variant.values` puts in the
-variant's placeholders. The send (:mod:`mailer.sending.run`) and test sends
-(:mod:`mailer.sending.proofs`) both use them.
+variant's placeholders. Test sends (:mod:`mailer.sending.proofs`) use them; the
+send (:mod:`mailer.sending.run`) makes the same values with :meth:`Variant.values_for`,
+in one pass per member, from a batch's tokens made together (:meth:`TokenSigner.links_of`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
+from urllib.parse import quote
 
 from mailer.config import Newsletter, Settings, TransportName
 from mailer.errors import ConfigError
+from mailer.headersafety import header_safe
 from mailer.issues.model import Issue
 from mailer.mail import Content
 from mailer.render import CompiledVariant, render_issue
@@ -40,6 +44,10 @@ def links(
         "unsubscribe_url": f"{base_url}/unsubscribe/{unsubscribe}",
         "preferences_url": f"{base_url}/preferences/{preferences}",
     }
+
+
+_MERGE_FIELD_NAMES = ("name", "first_name", "organisation", "region")
+"""What :func:`member_values` takes of a member, in its order."""
 
 
 class MergeFields(Protocol):
@@ -81,6 +89,55 @@ class Variant:
     def values(self, fields: Mapping[str, str]) -> dict[str, str]:
         """A member's value for every placeholder, by placeholder name (what Recipient.values wants)."""
         return dict(zip(self.placeholder_names, self.compiled.values(fields), strict=True))
+
+    def values_for(
+        self, member: MergeFields, unsubscribe_url: str, preferences_url: str
+    ) -> dict[str, str]:
+        """``values(member_values(member, links))``, on a send's hot path: only the fields
+        some placeholder uses are made header-safe, in one pass with no dict of them all
+        (the rules are :func:`mailer.render.placeholders.member_fields`; tests check that
+        the two agree for any member)."""
+        if not (unsubscribe_url and preferences_url):  # refused there, with the reason
+            return self.values(
+                member_values(
+                    member, {"unsubscribe_url": unsubscribe_url, "preferences_url": preferences_url}
+                )
+            )
+        fields = {"unsubscribe_url": unsubscribe_url, "preferences_url": preferences_url}
+        for name in self._member_fields:
+            value = getattr(member, name)
+            if value:
+                fields[name] = header_safe(str(value))
+        if self._first_name_from_name and not fields.get("first_name") and fields.get("name"):
+            fields["first_name"] = fields["name"].split(" ", 1)[0]
+        return {
+            name: (
+                quote(fields.get(key, "") or fallback, safe="")
+                if in_url
+                else fields.get(key, "") or fallback
+            )
+            for name, key, fallback, in_url in self._slots
+        }
+
+    @cached_property
+    def _slots(self) -> tuple[tuple[str, str, str, bool], ...]:
+        """(placeholder name, member field, fallback, in_url) of each placeholder."""
+        return tuple(
+            (name, p.field, p.fallback, p.in_url)
+            for name, p in zip(self.placeholder_names, self.compiled.placeholders, strict=True)
+        )
+
+    @cached_property
+    def _member_fields(self) -> tuple[str, ...]:
+        """The member's fields the placeholders read (a first name may come from the name)."""
+        used = {key for _, key, _, _ in self._slots}
+        if "first_name" in used:
+            used.add("name")
+        return tuple(name for name in _MERGE_FIELD_NAMES if name in used)
+
+    @cached_property
+    def _first_name_from_name(self) -> bool:
+        return "first_name" in self._member_fields
 
 
 @dataclass

@@ -58,7 +58,7 @@ from mailer.issues.model import Issue
 from mailer.mail import MAX_BATCH, Batch, Delivery, DeliveryState, Recipient
 from mailer.render import variant_name
 from mailer.render.variants import ordered_segments
-from mailer.sending.personalise import Variant, Variants, archive_url, links, member_values
+from mailer.sending.personalise import Variant, Variants, archive_url
 from mailer.store import SubscriberStore
 from mailer.store.leases import Keeper
 from mailer.store.ledger import Ledger, SendStatus, new_owner
@@ -639,8 +639,13 @@ class SendRun:
         """A batch's members with their recipients, built before they are claimed: nearly
         everyone ``batches`` yields is claimed, and building takes longer than claiming."""
         variant = self._variants.get(work.key)
-        recipients = [self._recipient(member, variant) for member in work.addressees]
-        return _Prepared(variant, work.addressees, recipients)
+        members = work.addressees
+        tokens = self.signer.links_of([(member.id, member.link_version) for member in members])
+        recipients = [
+            self._recipient(member, variant, unsubscribe, preferences)
+            for member, (unsubscribe, preferences) in zip(members, tokens, strict=True)
+        ]
+        return _Prepared(variant, members, recipients)
 
     def _claim(
         self, prepared: _Prepared, shares: frozenset[int], *, recording: list[_Claimed]
@@ -654,16 +659,17 @@ class SendRun:
             [member.id for member in members],
             self.owner,
             recording=[outcome for handed in recording for outcome in handed.outcomes()],
-            message_ids=_message_ids(members, prepared.recipients),
+            message_ids=_message_ids(members, prepared.recipients) if self._msgid_domain else None,
             shares=shares,
         )
         counts = self.summary.variant(variant.name, variant.compiled.segments)
         counts.suppressed += len(claim.inactive)
         counts.already_sent += len(claim.already)
+        claimed = claim.claimed
         kept = [
-            (claim.claimed[member.id], recipient)
+            (claimed[member.id], recipient)
             for member, recipient in zip(members, prepared.recipients, strict=True)
-            if member.id in claim.claimed
+            if member.id in claimed
         ]
         if not kept:
             return None
@@ -678,11 +684,13 @@ class SendRun:
             variant.name, batch, [delivery_id for delivery_id, _ in kept], shares=shares
         )
 
-    def _recipient(self, subscriber: Addressee, variant: Variant) -> Recipient:
-        member_links = links(
-            subscriber.id, self.signer, self.settings.base_url, subscriber.link_version
-        )
-        slug, verp = self.issue.slug, self._verp
+    def _recipient(
+        self, subscriber: Addressee, variant: Variant, unsubscribe: str, preferences: str
+    ) -> Recipient:
+        """A member's Recipient, given their two link tokens (as in
+        :func:`mailer.sending.personalise.links`)."""
+        base, slug, verp = self.settings.base_url, self.issue.slug, self._verp
+        unsubscribe_url = f"{base}/unsubscribe/{unsubscribe}"
         mailto = return_path = None
         if verp is not None:
             mailto = verp.unsubscribe_mailto(subscriber.id, slug, subscriber.email, test=False)
@@ -690,8 +698,10 @@ class SendRun:
         return Recipient.trusted(
             email=subscriber.email,
             name=header_safe(subscriber.name),
-            values=variant.values(member_values(subscriber, member_links)),
-            unsubscribe_url=member_links["unsubscribe_url"],
+            values=variant.values_for(
+                subscriber, unsubscribe_url, f"{base}/preferences/{preferences}"
+            ),
+            unsubscribe_url=unsubscribe_url,
             custom_args={"issue": slug, "subscriber": str(subscriber.id)},
             unsubscribe_mailto=mailto,
             return_path=return_path,

@@ -92,6 +92,7 @@ log = logging.getLogger(__name__)
 JOIN_WAIT_SECONDS = 5.0
 # Bind parameters per IN (...): batches are at most 1000, well under every limit.
 _CHUNK = 1000
+_GROUPED = 50  # rows per outcome, on average, from which _record updates them by outcome
 
 
 class SendStatus(StrEnum):
@@ -834,13 +835,16 @@ def _record(sql: _Sql, outcomes: Sequence[tuple[int, Delivery]], when: dt.dateti
         retry = d.state == "failed" and not d.permanent
         outcome.setdefault((d.state, d.message_id, d.error or "", retry), []).append(delivery_id)
     assign = f"state = {m}, message_id = {m}, error = {m}, retryable = {m}, updated_at = {m}"
-    if len(outcome) <= 3:  # SendGrid: one outcome (and message id) for a whole request
+    # SendGrid: one outcome (and message id) for a whole request, so one statement per
+    # request recorded (several, with requests in flight), not one per row.
+    if len(outcome) <= 3 or len(outcomes) >= _GROUPED * len(outcome):
         for values, ids in outcome.items():
-            sql.run(
-                f"UPDATE deliveries SET {assign} "
-                f"WHERE state = 'in_flight' AND id IN ({sql.marks(len(ids))})",
-                (*values, stamp, *ids),
-            )
+            for chunk in _chunks(ids):
+                sql.run(
+                    f"UPDATE deliveries SET {assign} "
+                    f"WHERE state = 'in_flight' AND id IN ({sql.marks(len(chunk))})",
+                    (*values, stamp, *chunk),
+                )
         return
     sql.run_many(  # a message id each (SMTP, the outbox)
         f"UPDATE deliveries SET {assign} WHERE id = {m} AND state = 'in_flight'",

@@ -260,6 +260,8 @@ class Shares:
                 .order_by(_SH.id)
             ).all()
         for row in rows:
+            if row.id in self._held:  # this process has it (and was told it lost it)
+                continue
             if not self.locks.available and heartbeat_alive(row.updated_at, _now()):
                 continue
             held = self._hold(row.id)

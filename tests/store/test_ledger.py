@@ -198,6 +198,32 @@ class TestRecord:
             ledger.failures(ISSUE), key=lambda f: f[1], reverse=True
         )
 
+    def test_records_several_requests_at_once_each_with_its_message_id(
+        self, store: SubscriberStore, ledger: Ledger, owner: str
+    ) -> None:
+        """With requests in flight, the answers of several come together: each row gets its
+        own request's message id (and the failures their error), as when recorded alone."""
+        members = add_members(store, 300)
+        claimed = ledger.claim(ISSUE, "general", [m.id for m in members], owner).claimed
+        outcomes = [
+            (claimed[m.id], sent(m.email, f"<request-{n // 50}@x>"))
+            if n < 250
+            else (claimed[m.id], Delivery(email=m.email, state="failed", error="refused"))
+            for n, m in enumerate(members)
+        ]
+        ledger.record(ISSUE, owner, outcomes)
+        with store.engine.connect() as connection:
+            rows = dict(
+                connection.exec_driver_sql(
+                    "SELECT subscriber_id, COALESCE(message_id, state) FROM deliveries"
+                ).all()
+            )
+        expected = {
+            m.id: f"<request-{n // 50}@x>" if n < 250 else "failed" for n, m in enumerate(members)
+        }
+        assert expected == rows
+        assert {"sent": 250, "failed": 50} == states(ledger)
+
     def test_never_undoes_what_reconciliation_proved(
         self, store: SubscriberStore, ledger: Ledger, owner: str
     ) -> None:
