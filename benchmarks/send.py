@@ -134,14 +134,15 @@ def make_database(folder: Path, count: int) -> Path:
 # -- memory ------------------------------------------------------------------------------
 
 
-def memory_bytes() -> int:
-    """What this process and its descendants use: the sum of their proportional set sizes.
+def memory_bytes(root: int | None = None) -> int:
+    """What a process (this one by default) and its descendants use: the sum of their
+    proportional set sizes.
 
     A send in several processes forks children that share the parent's pages; PSS
     counts a shared page once, split between the processes sharing it.
     """
     total = 0
-    for pid in _process_tree(os.getpid()):
+    for pid in _process_tree(os.getpid() if root is None else root):
         try:
             with open(f"/proc/{pid}/smaps_rollup") as rollup:
                 total += next(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
@@ -162,14 +163,14 @@ def _process_tree(pid: int) -> Iterator[int]:
 
 
 @contextmanager
-def peak_memory(every: float = 0.05) -> Iterator[Callable[[], int]]:
-    """The highest memory_bytes() seen while the block runs (sampled), readable afterwards."""
-    peak = [memory_bytes()]
+def peak_memory(every: float = 0.05, root: int | None = None) -> Iterator[Callable[[], int]]:
+    """The highest memory_bytes(root) seen while the block runs (sampled), readable afterwards."""
+    peak = [memory_bytes(root)]
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.wait(every):
-            peak[0] = max(peak[0], memory_bytes())
+            peak[0] = max(peak[0], memory_bytes(root))
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
@@ -178,7 +179,7 @@ def peak_memory(every: float = 0.05) -> Iterator[Callable[[], int]]:
     finally:
         stop.set()
         thread.join()
-        peak[0] = max(peak[0], memory_bytes())
+        peak[0] = max(peak[0], memory_bytes(root))
 
 
 # -- child processes ---------------------------------------------------------------------
