@@ -16,7 +16,10 @@ by the sample its last ANALYZE drew (4 times in 6 with two issues sent), and thr
 it read every issue's rows of the page, from the table, to keep one issue's: per
 page, work in proportion to the issues ever sent. With the issue in this index too,
 it can cost no less than the unique one, and when chosen it reads the other issues'
-entries from the index alone (tests/audience/test_query_plans.py).
+entries from the index alone (tests/audience/test_query_plans.py). Building it
+reads the ledger once, holding off sends meanwhile: 2 s for 558,000 rows on a
+2-core machine with a load average of 9 (a year of fortnightly issues to a million
+members is 26 million rows: a minute or two).
 
 Every ``deliveries`` row is written twice: inserted ``in_flight`` by the claim, then
 updated by the record (``sent``, with SendGrid's message id). PostgreSQL writes an
