@@ -111,10 +111,13 @@ class TestPerPageWork:
         """Statistics drawn again and again: the ledger read still touches about a page of rows.
 
         With an index on subscriber_id alone, PostgreSQL took it for the unique one by the
-        sample of the last ANALYZE (4 times in 6 here), reading both issues' rows; the
+        sample of the last ANALYZE (14 times in 20 here), reading both issues' rows; the
         index by member names the issue too (migration 0011), so it never looks cheaper.
         """
+        found = sent_list.execute(_PAGE.format(m="%s", share=""), (MIDDLE, PAGE_SIZE)).fetchall()
+        span = (found[0][0], found[-1][0])
+        touched = []
         for _ in range(6):
             sent_list.execute("ANALYZE deliveries")
-            touched = rows_touched(sent_list, _LEDGER, ("summer", MIDDLE, MIDDLE + PAGE_SIZE))
-            assert touched <= 2 * PAGE_SIZE
+            touched.append(rows_touched(sent_list, _LEDGER, ("summer", *span)))
+        assert max(touched) <= 2 * PAGE_SIZE, touched
