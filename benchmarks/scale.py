@@ -36,7 +36,8 @@ A million members take about 10 minutes a database on a quiet 2-core machine and
 postgresql``): about 10 GB of disk for the CSV, the export and the database, and
 over an hour; run it under ``nice -n 5`` on a shared machine.
 
-Run: ``.venv/bin/python benchmarks/scale.py [--members N[,N...]] [--databases sqlite,postgresql]``.
+Run: ``.venv/bin/python benchmarks/scale.py [--members N[,N...]] [--databases sqlite,postgresql]
+[--steps import,send,...]``.
 Figures are printed and written to benchmarks/results/scale.json (sizes and
 databases not measured keep the figures they had there).
 """
@@ -203,7 +204,7 @@ def measure(kind: str, members: int, csv_path: Path, args: argparse.Namespace) -
     postmaster = find_postmaster(args.postgres_url) if kind == "postgresql" else None
     try:
         with database(kind, work, args.postgres_url) as url:
-            for step in STEPS:
+            for step in args.steps:
                 if step == "send":
                     with send_bench.server("sendgrid", *double) as (address, received):
                         figures = run_step(step, environment(url, address, work), work, postmaster)
@@ -249,7 +250,13 @@ def main() -> None:
         help="the server (and database) in which a scratch schema is made",
     )
     parser.add_argument("--latency", type=float, default=0.0, help="the double's, in seconds")
+    parser.add_argument(
+        "--steps",
+        default=",".join(STEPS),
+        help="the steps to run, in their order (import always runs): e.g. import,send,re-run",
+    )
     args = parser.parse_args()
+    args.steps = [step for step in STEPS if step == "import" or step in args.steps.split(",")]
     sizes = [int(size) for size in str(args.members).split(",")]
     kinds = [kind for kind in args.databases.split(",") if kind]
     if unknown := set(kinds) - {"sqlite", "postgresql"}:
@@ -276,6 +283,8 @@ def _table(results: list[dict[str, Any]]) -> None:
     )
     print(head)
     for step in STEPS:
+        if not all(step in r["steps"] for r in results):
+            continue
         cells = [r["steps"][step] for r in results]
         print(
             f"{step:<21}"
