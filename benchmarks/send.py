@@ -135,14 +135,15 @@ def make_database(folder: Path, count: int) -> Path:
 # -- memory ------------------------------------------------------------------------------
 
 
-def memory_bytes() -> int:
-    """What this process and its descendants use: the sum of their proportional set sizes.
+def memory_bytes(root: int | None = None) -> int:
+    """What a process (this one by default) and its descendants use: the sum of their
+    proportional set sizes.
 
     A send in several processes forks children that share the parent's pages; PSS
     counts a shared page once, split between the processes sharing it.
     """
     total = 0
-    for pid in _process_tree(os.getpid()):
+    for pid in _process_tree(os.getpid() if root is None else root):
         try:
             with open(f"/proc/{pid}/smaps_rollup") as rollup:
                 total += next(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
@@ -171,8 +172,8 @@ class Sampled:
 
 
 @contextmanager
-def peak_memory(every: float = 0.25) -> Iterator[Sampled]:
-    """The highest memory_bytes() seen while the block runs (sampled), readable afterwards.
+def peak_memory(every: float = 0.25, root: int | None = None) -> Iterator[Sampled]:
+    """The highest memory_bytes(root) seen while the block runs (sampled), readable afterwards.
 
     Reading the proportional set sizes walks every page table of the tree, some
     milliseconds a time: sampling every 50 ms took a tenth of the CPU the send was
@@ -180,12 +181,12 @@ def peak_memory(every: float = 0.25) -> Iterator[Sampled]:
     Memory grows and shrinks over seconds, so four samples a second find the peak; the
     sampler's CPU time is reported apart (``cpu_seconds``).
     """
-    sampled = Sampled(memory_bytes())
+    sampled = Sampled(memory_bytes(root))
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.wait(every):
-            sampled.peak = max(sampled.peak, memory_bytes())
+            sampled.peak = max(sampled.peak, memory_bytes(root))
         sampled.cpu_seconds = time.thread_time()
 
     thread = threading.Thread(target=sample, daemon=True)
@@ -195,7 +196,7 @@ def peak_memory(every: float = 0.25) -> Iterator[Sampled]:
     finally:
         stop.set()
         thread.join()
-        sampled.peak = max(sampled.peak, memory_bytes())
+        sampled.peak = max(sampled.peak, memory_bytes(root))
 
 
 # -- child processes ---------------------------------------------------------------------
