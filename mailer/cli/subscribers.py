@@ -8,8 +8,9 @@ made here are logged in each member's history with the command as their source.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import chain, islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -178,13 +179,15 @@ def export(
     """Write every member as CSV, with status and dates, in the form `import` reads back."""
     from mailer.store.csvio import write_members
 
+    # Written as they are read from the database: the list is never held whole.
     with _store() as store:
-        members = store.list_subscribers(status=status)
-    if csv_file is None or str(csv_file) == "-":
-        write_members(members, sys.stdout)
-        return
-    with csv_file.open("w", encoding="utf-8-sig", newline="") as stream:
-        count = write_members(members, stream)
+        attributes = store.attribute_names(status=status)
+        members = store.stream(status=status)
+        if csv_file is None or str(csv_file) == "-":
+            write_members(members, sys.stdout, attributes)
+            return
+        with csv_file.open("w", encoding="utf-8-sig", newline="") as stream:
+            count = write_members(members, stream, attributes)
     err_console.print(f"Wrote {count} members to {display_path(csv_file)}.", highlight=False)
 
 
@@ -207,28 +210,81 @@ def list_(
 ) -> None:
     """List members with their status and segments, ordered by address."""
     from mailer.audience.segments import SegmentRules
-    from mailer.cli.common import load_context, print_json
+    from mailer.audience.segmentsql import segment_condition
+    from mailer.cli.common import load_context, print_json_items
 
     _, newsletter = load_context()
     rules = SegmentRules.of(newsletter)
+    # The database picks the members (status and segment in SQL) and hands them over a
+    # page at a time; the Python rules, the reference, confirm each one.
     with _store() as store:
-        members: Iterable[Subscriber] = store.list_subscribers(status=status)
-    if segment is not None:
-        members = rules.members_of(segment, members)
-    rows = [(member, rules.of_member(member)) for member in members]
-    if as_json:
-        print_json([_json(member, segments) for member, segments in rows])
-        return
+        where = None
+        if segment is not None:
+            where = segment_condition(rules.segment(segment), store.engine.dialect.name)
+        rows: Iterable[tuple[Subscriber, frozenset[str]]] = (
+            (member, rules.of_member(member)) for member in store.stream(status=status, where=where)
+        )
+        if segment is not None:
+            rows = ((member, segments) for member, segments in rows if segment in segments)
+        if as_json:
+            print_json_items(_json(member, segments) for member, segments in rows)
+            return
+        count = _print_members(rows, lambda: store.longest_email(status=status, where=where))
+    console.print(f"{count} {'member' if count == 1 else 'members'}", highlight=False)
+
+
+# Members printed per table; a longer list is printed as tables of this many rows
+# joined into one, so that it is never held whole.
+PAGE = 500
+
+
+def _print_members(
+    rows: Iterable[tuple[Subscriber, frozenset[str]]], longest_email: Callable[[], int]
+) -> int:
+    """Print the members' table a page at a time; returns how many members."""
+    from rich.segment import Segments
+
+    pages = iter(lambda: list(islice(rows, PAGE)), [])
+    first = next(pages, [])
+    second = next(pages, [])
+    if not second:  # one page: a table sized to its contents
+        console.print(_members_table(first))
+        return len(first)
+    # Every page the same widths (the email column that of the longest address),
+    # each page's lines without the borders between it and the next: one table.
+    email_width = longest_email()
+    count, pending = 0, None
+    for page in chain([first, second], pages):
+        table = _members_table(page, email_width=email_width, show_header=count == 0)
+        lines = console.render_lines(table, pad=False, new_lines=True)
+        if pending is not None:
+            console.print(Segments(chain.from_iterable(pending[:-1])), end="")
+            lines = lines[1:]
+        pending = lines
+        count += len(page)
+    if pending is not None:
+        console.print(Segments(chain.from_iterable(pending)), end="")
+    return count
+
+
+def _members_table(
+    rows: Sequence[tuple[Subscriber, frozenset[str]]],
+    *,
+    email_width: int | None = None,
+    show_header: bool = True,
+) -> Table:
     # Organisation and region only when there is room: `show` has every detail.
     wide = console.width >= 120
-    table = Table(expand=True)
+    table = Table(expand=True, show_header=show_header)
     # One line per member and segment: long values are shortened (…), never folded mid-word;
     # `show` has every detail in full.
-    table.add_column("email", no_wrap=True)  # never wrapped or cut short: `show` needs it
+    table.add_column(
+        "email", no_wrap=True, width=email_width
+    )  # never wrapped or cut short: `show` needs it
     table.add_column("name", no_wrap=True, overflow="ellipsis", ratio=1)
     for name in ("organisation", "region") if wide else ():
         table.add_column(name, no_wrap=True, overflow="ellipsis", ratio=2)
-    table.add_column("status", no_wrap=True)
+    table.add_column("status", no_wrap=True, width=None if email_width is None else _STATUS_WIDTH)
     # One a line; shortened (…) only when a long address leaves too little room.
     table.add_column("segments", no_wrap=True, overflow="ellipsis", ratio=1)
     for member, segments in rows:
@@ -240,8 +296,10 @@ def list_(
             _status(member.status),
             "\n".join(sorted(segments)),
         )
-    console.print(table)
-    console.print(f"{len(rows)} {'member' if len(rows) == 1 else 'members'}", highlight=False)
+    return table
+
+
+_STATUS_WIDTH = max(len(status.value) for status in SubscriberStatus)
 
 
 @app.command("show")

@@ -442,15 +442,28 @@ def export_row(subscriber: Subscriber, columns: Sequence[str]) -> list[str]:
     ]
 
 
-def write_members(subscribers: Iterable[Subscriber], stream: TextIO) -> int:
+def write_members(
+    subscribers: Iterable[Subscriber], stream: TextIO, attributes: Sequence[str] | None = None
+) -> int:
     """Write members as CSV that ``import`` reads back unchanged, and that no spreadsheet
-    runs as formulas; returns how many."""
-    members = list(subscribers)
-    columns = export_columns(members)
+    runs as formulas; returns how many.
+
+    ``attributes``: every attribute name among the members, sorted (the store's
+    :meth:`~SubscriberStore.attribute_names`); the members are then written as they
+    come, never held together. Without it they are read first to find the names.
+    """
+    if attributes is None:
+        subscribers = list(subscribers)
+        columns = export_columns(subscribers)
+    else:
+        columns = [*KNOWN, *attributes]
     writer = csv.writer(stream)
     writer.writerow(columns)
-    writer.writerows(export_row(subscriber, columns) for subscriber in members)
-    return len(members)
+    count = 0
+    for subscriber in subscribers:
+        writer.writerow(export_row(subscriber, columns))
+        count += 1
+    return count
 
 
 def _timestamp(when: dt.datetime) -> str:

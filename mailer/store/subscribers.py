@@ -18,7 +18,18 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    delete,
+    func,
+    insert,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from mailer.errors import StoreError, SubscriberNotFound
@@ -115,6 +126,53 @@ class SubscriberStore:
             query = query.where(_S.status == status.value)
         with self._read() as connection:
             return [_to_subscriber(row) for row in connection.execute(query)]
+
+    def stream(
+        self,
+        *,
+        status: SubscriberStatus | None = None,
+        where: ColumnElement[bool] | None = None,
+        batch_size: int = 1000,
+    ) -> Iterator[Subscriber]:
+        """Every subscriber (with that status, matching ``where``), ordered by address.
+
+        One query in one read transaction, its rows fetched ``batch_size`` at a time
+        (a server-side cursor on PostgreSQL), so the list is never held whole: for
+        commands that walk it once (export, list), not for long sends.
+        """
+        query = select(*_SUBSCRIBER_COLUMNS).order_by(_S.email_key)
+        if status is not None:
+            query = query.where(_S.status == status.value)
+        if where is not None:
+            query = query.where(where)
+        options = {"stream_results": True, "yield_per": batch_size}
+        with self._read() as connection:
+            for row in connection.execution_options(**options).execute(query):
+                yield _to_subscriber(row)
+
+    def longest_email(
+        self, *, status: SubscriberStatus | None = None, where: ColumnElement[bool] | None = None
+    ) -> int:
+        """The length of the longest address among the subscribers :meth:`stream` gives."""
+        query = select(func.coalesce(func.max(func.length(_S.email)), 0))
+        if status is not None:
+            query = query.where(_S.status == status.value)
+        if where is not None:
+            query = query.where(where)
+        with self._read() as connection:
+            return int(connection.scalar(query) or 0)
+
+    def attribute_names(self, *, status: SubscriberStatus | None = None) -> list[str]:
+        """The names of every attribute any subscriber (with that status) has, sorted."""
+        if self.engine.dialect.name == "sqlite":
+            keys = func.json_each(_S.attributes).table_valued("key").alias("attribute")
+            query = select(keys.c.key).select_from(_S).join(keys, true())
+        else:
+            query = select(func.jsonb_object_keys(_S.attributes))
+        if status is not None:
+            query = query.where(_S.status == status.value)
+        with self._read() as connection:
+            return sorted(set(connection.scalars(query.distinct())))
 
     def iter_subscribers(
         self, *, status: SubscriberStatus | None = None, batch_size: int = 1000
