@@ -127,7 +127,9 @@ class TestTokenSigner:
         expected = signer.sign(tokens.reference(subscriber_id)).decode()
         assert expected == tokens.token(subscriber_id, purpose)
 
-    @given(st.integers(min_value=1, max_value=MAX_SUBSCRIBER_ID), st.text(min_size=16, max_size=200))
+    @given(
+        st.integers(min_value=1, max_value=MAX_SUBSCRIBER_ID), st.text(min_size=16, max_size=200)
+    )
     def test_a_members_two_links_are_made_together(self, subscriber_id: int, key: str) -> None:
         """The send makes both of a member's tokens at once: the same as one at a time, and
         read by itsdangerous's own HMAC, for any key."""

@@ -22,15 +22,39 @@ checks both on both databases).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
 from sqlalchemy import ColumnElement, Text, and_, false, func, literal, or_, select, true
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import InstrumentedAttribute
 
+from mailer.audience.segments import SegmentRules
 from mailer.config import Segment
-from mailer.store.models import column_key
+from mailer.store.models import Subscriber, SubscriberStatus, column_key
 from mailer.store.schema import SubscriberRow
 
+if TYPE_CHECKING:
+    from mailer.store import SubscriberStore
+
 _S = SubscriberRow
+
+
+def segment_members(
+    store: SubscriberStore,
+    rules: SegmentRules,
+    name: str,
+    *,
+    status: SubscriberStatus | None = None,
+) -> Iterator[Subscriber]:
+    """The members of the segment called ``name`` (with that status), ordered by address,
+    streamed: chosen by the database, each confirmed by the Python rules."""
+    where = segment_condition(rules.segment(name), store.engine.dialect.name)
+    return (
+        member
+        for member in store.stream(status=status, where=where)
+        if name in rules.of_member(member)
+    )
 
 
 def _fold(value: str) -> str:
