@@ -14,7 +14,7 @@ Rules it keeps, whoever calls it:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -53,6 +53,7 @@ from mailer.store.models import (
 from mailer.store.schema import SubscriberEventRow, SubscriberRow, SuppressionRow
 from mailer.store.signups import SignupAttemptRow, limit_key
 from mailer.store.upsert import (
+    ChunkedUpsert,
     Stored,
     UpsertOutcome,
     apply_plan,
@@ -297,6 +298,21 @@ class SubscriberStore:
             if not dry_run:
                 apply_plan(connection, plan, when, source)
             return UpsertOutcome(plan.counts(), plan.outcomes)
+
+    @contextmanager
+    def upserting(
+        self, *, source: str, dry_run: bool = False
+    ) -> Iterator[Callable[[Sequence[MemberRecord]], UpsertOutcome]]:
+        """:meth:`upsert_outcomes` a chunk of records at a time, every chunk in one transaction.
+
+        For an import too long to hold whole: the ``with`` block calls the function it
+        is given with each chunk (addresses unique over all of them). Everything is
+        committed when the block ends, and nothing if it raises.
+        """
+        with self._write() as connection:
+            upsert = ChunkedUpsert(connection, now(), source, dry_run=dry_run)
+            yield upsert
+            upsert.finish()
 
     def set_status(
         self, ref: SubscriberRef, status: SubscriberStatus, *, reason: str, source: str
