@@ -235,7 +235,7 @@ def list_(
 
 # Members printed per table; a longer list is printed as tables of this many rows
 # joined into one, so that it is never held whole.
-PAGE = 500
+PAGE = 200
 
 
 def _print_members(
@@ -244,38 +244,74 @@ def _print_members(
     """Print the members' table a page at a time; returns how many members."""
     from rich.segment import Segments
 
-    pages = iter(lambda: list(islice(rows, PAGE)), [])
-    first = next(pages, [])
-    second = next(pages, [])
-    if not second:  # one page: a table sized to its contents
+    first = list(islice(rows, PAGE))
+    following = next(iter(rows), None)
+    if following is None:  # one page: a table sized to its contents
         console.print(_members_table(first))
         return len(first)
-    # Every page the same widths (the email column that of the longest address),
-    # each page's lines without the borders between it and the next: one table.
-    email_width = longest_email()
-    count, pending = 0, None
-    for page in chain([first, second], pages):
-        table = _members_table(page, email_width=email_width, show_header=count == 0)
-        lines = console.render_lines(table, pad=False, new_lines=True)
-        if pending is not None:
-            console.print(Segments(chain.from_iterable(pending[:-1])), end="")
-            lines = lines[1:]
-        pending = lines
-        count += len(page)
-    if pending is not None:
-        console.print(Segments(chain.from_iterable(pending)), end="")
+    # A longer list: rich draws the header and the first page, with the email column
+    # as wide as the longest address; every later row is drawn in the same widths
+    # without rich (which takes milliseconds a row: minutes for a big segment).
+    table = _members_table(first, email_width=longest_email())
+    lines = console.render_lines(table, pad=False, new_lines=True)
+    console.print(Segments(chain.from_iterable(lines[:-1])), end="")
+    widths = [len(part) - 2 for part in "".join(s.text for s in lines[0]).strip()[1:-1].split("┳")]
+    write = console.file.write
+    colour = console.is_terminal and not console.no_color and console.color_system is not None
+    count = len(first)
+    for member, segments in chain([following], rows):
+        write(_row_text(member, segments, widths, colour=colour))
+        count += 1
+    write("└" + "┴".join("─" * (width + 2) for width in widths) + "┘\n")
     return count
+
+
+def _row_text(
+    member: Subscriber, segments: frozenset[str], widths: Sequence[int], *, colour: bool
+) -> str:
+    """One member's lines of the table, as rich draws them (long values shortened with …)."""
+    place = [[member.organisation], [member.region]] if len(widths) == 6 else []
+    status = _fit(member.status.value, widths[-2])
+    if colour and member.status is not SubscriberStatus.active:
+        status = f"\x1b[33m{status}\x1b[0m"
+    columns = [[member.email], [member.name], *place, [status], sorted(segments) or [""]]
+    fitted = [
+        [_fit(text, width) for text in column]
+        for column, width in zip(columns, widths, strict=True)
+    ]
+    fitted[-2] = [status]
+    height = len(fitted[-1])
+    blanks = [" " * width for width in widths]
+    return "".join(
+        "│ "
+        + " │ ".join(
+            column[index] if index < len(column) else blank
+            for column, blank in zip(fitted, blanks, strict=True)
+        )
+        + " │\n"
+        for index in range(height)
+    )
+
+
+def _fit(text: str, width: int) -> str:
+    """The text in exactly ``width`` cells, shortened with … if it is longer."""
+    if text.isascii():  # one cell a character: the common case, done quickly
+        return text.ljust(width) if len(text) <= width else text[: width - 1] + "…"
+    from rich.cells import cell_len, set_cell_size
+
+    if cell_len(text) > width:
+        text = set_cell_size(text, width - 1) + "…"
+    return set_cell_size(text, width)
 
 
 def _members_table(
     rows: Sequence[tuple[Subscriber, frozenset[str]]],
     *,
     email_width: int | None = None,
-    show_header: bool = True,
 ) -> Table:
     # Organisation and region only when there is room: `show` has every detail.
     wide = console.width >= 120
-    table = Table(expand=True, show_header=show_header)
+    table = Table(expand=True)
     # One line per member and segment: long values are shortened (…), never folded mid-word;
     # `show` has every detail in full.
     table.add_column(
