@@ -230,9 +230,12 @@ class SubscriberStore:
         limit: int = 100,
         status: SubscriberStatus | None = None,
         updated_since: dt.datetime | None = None,
+        where: ColumnElement[bool] | None = None,
     ) -> list[Subscriber]:
         """Up to ``limit`` members with ids above ``after_id``, in id order, filtered as given."""
         query = select(*_SUBSCRIBER_COLUMNS).where(_S.id > after_id)
+        if where is not None:
+            query = query.where(where)
         if status is not None:
             query = query.where(_S.status == status.value)
         if updated_since is not None:
