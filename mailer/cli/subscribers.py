@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from itertools import chain, islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import typer
 from rich.table import Table
@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from mailer.store import SubscriberStore
     from mailer.store.columnmap import ColumnMap
     from mailer.store.importing import ImportReport
+    from mailer.store.subscribers import Listed
+
+    Shown: TypeAlias = Listed | Subscriber  # a member in the table: as `list` reads them, or whole
 
 # The store, CSV and segment modules are imported inside the commands (they pull
 # in SQLAlchemy and Alembic), so that `mailer --help` stays quick.
@@ -221,14 +224,19 @@ def list_(
         where = None
         if segment is not None:
             where = segment_condition(rules.segment(segment), store.engine.dialect.name)
-        rows: Iterable[tuple[Subscriber, frozenset[str]]] = (
-            (member, rules.of_member(member)) for member in store.stream(status=status, where=where)
-        )
+        if as_json:
+            members = store.stream(status=status, where=where)
+            chosen = ((member, rules.of_member(member)) for member in members)
+            print_json_items(
+                _json(member, segments)
+                for member, segments in chosen
+                if segment is None or segment in segments
+            )
+            return
+        listed = store.stream_listed(status=status, where=where)
+        rows = ((member, rules.of_member(member)) for member in listed)
         if segment is not None:
             rows = ((member, segments) for member, segments in rows if segment in segments)
-        if as_json:
-            print_json_items(_json(member, segments) for member, segments in rows)
-            return
         count = _print_members(rows, lambda: store.longest_email(status=status, where=where))
     console.print(f"{count} {'member' if count == 1 else 'members'}", highlight=False)
 
@@ -239,7 +247,7 @@ PAGE = 200
 
 
 def _print_members(
-    rows: Iterable[tuple[Subscriber, frozenset[str]]], longest_email: Callable[[], int]
+    rows: Iterable[tuple[Shown, frozenset[str]]], longest_email: Callable[[], int]
 ) -> int:
     """Print the members' table a page at a time; returns how many members."""
     from rich.segment import Segments
@@ -267,7 +275,7 @@ def _print_members(
 
 
 def _row_text(
-    member: Subscriber, segments: frozenset[str], widths: Sequence[int], *, colour: bool
+    member: Shown, segments: frozenset[str], widths: Sequence[int], *, colour: bool
 ) -> str:
     """One member's lines of the table, as rich draws them (long values shortened with …)."""
     place = [[member.organisation], [member.region]] if len(widths) == 6 else []
@@ -305,7 +313,7 @@ def _fit(text: str, width: int) -> str:
 
 
 def _members_table(
-    rows: Sequence[tuple[Subscriber, frozenset[str]]],
+    rows: Sequence[tuple[Shown, frozenset[str]]],
     *,
     email_width: int | None = None,
 ) -> Table:

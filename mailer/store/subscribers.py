@@ -14,15 +14,16 @@ Rules it keeps, whoever calls it:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
     Row,
+    Text,
     delete,
     func,
     insert,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from mailer.errors import StoreError, SubscriberNotFound
@@ -57,6 +59,8 @@ from mailer.store.upsert import (
     Stored,
     UpsertOutcome,
     apply_plan,
+    decode_json,
+    decode_tags,
     event,
     insert_new,
     load_stored,
@@ -85,6 +89,18 @@ _SUBSCRIBER_COLUMNS = (
 )
 SubscriberRef = int | str  # a subscriber id, or an email address
 AnyRow = Row[*tuple[Any, ...]]
+
+
+class Listed(NamedTuple):
+    """A member as a list shows them: what segments are worked out from, and no more."""
+
+    email: str
+    name: str
+    organisation: str
+    region: str
+    status: SubscriberStatus
+    tags: tuple[str, ...]
+    attributes: Mapping[str, str]  # shared between members: read, never change
 
 
 def now() -> dt.datetime:
@@ -141,15 +157,67 @@ class SubscriberStore:
         (a server-side cursor on PostgreSQL), so the list is never held whole: for
         commands that walk it once (export, list), not for long sends.
         """
-        query = select(*_SUBSCRIBER_COLUMNS).order_by(_S.email_key)
+        query = select(*_SUBSCRIBER_COLUMNS)
         if status is not None:
             query = query.where(_S.status == status.value)
-        if where is not None:
-            query = query.where(where)
+        if where is None:
+            query = query.order_by(_S.email_key)
+        else:
+            # Same order, but not by walking the address index: a filter (a segment) keeps
+            # a few rows of many, and reading the table in index order to find them is a
+            # random read per member (18 s at 1M on SQLite); a scan and a sort of the
+            # few it keeps took 6.
+            query = query.where(where).order_by(_S.email_key.concat(""))
         options = {"stream_results": True, "yield_per": batch_size}
         with self._read() as connection:
             for row in connection.execution_options(**options).execute(query):
                 yield _to_subscriber(row)
+
+    def stream_listed(
+        self,
+        *,
+        status: SubscriberStatus | None = None,
+        where: ColumnElement[bool] | None = None,
+        batch_size: int = 1000,
+    ) -> Iterator[Listed]:
+        """:meth:`stream`, with only what a list of members shows (no dates), read quickly:
+        a list repeats a few tag sets and attribute sets, each decoded once."""
+        query = select(
+            _S.email,
+            _S.name,
+            _S.organisation,
+            _S.region,
+            _S.status,
+            sql_cast(_S.tags, Text),
+            sql_cast(_S.attributes, Text),
+        )
+        if status is not None:
+            query = query.where(_S.status == status.value)
+        if where is None:
+            query = query.order_by(_S.email_key)
+        else:  # see stream()
+            query = query.where(where).order_by(_S.email_key.concat(""))
+        options = {"stream_results": True, "yield_per": batch_size}
+        statuses = {status.value: status for status in SubscriberStatus}
+        with self._read() as connection:
+            for (
+                email,
+                name,
+                organisation,
+                region,
+                state,
+                tags,
+                attributes,
+            ) in connection.execution_options(**options).execute(query):
+                yield Listed(
+                    email,
+                    name,
+                    organisation,
+                    region,
+                    statuses[state],
+                    decode_tags(tags),
+                    decode_json(attributes),
+                )
 
     def longest_email(
         self, *, status: SubscriberStatus | None = None, where: ColumnElement[bool] | None = None

@@ -142,13 +142,18 @@ def chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
 
 
 @lru_cache(maxsize=4096)
-def _json(text: str) -> Any:
+def decode_json(text: str) -> Any:
+    """JSON text decoded, once per distinct text (the result is shared: never change it)."""
     return json.loads(text)
 
 
 @lru_cache(maxsize=4096)
-def _tags(text: str) -> tuple[str, ...]:
+def decode_tags(text: str) -> tuple[str, ...]:
+    """A JSON list of tags as a tuple, once per distinct text."""
     return tuple(json.loads(text))
+
+
+_json, _tags = decode_json, decode_tags
 
 
 # -- planning (pure) ----------------------------------------------------------------
