@@ -27,6 +27,7 @@ anything is written, as it always has.
 
 from __future__ import annotations
 
+import gc
 import zipfile
 from array import array
 from collections import Counter, defaultdict
@@ -116,7 +117,11 @@ def import_list(
             source = f"import {display_path(path)}"
             with store.upserting(source=source, dry_run=dry_run) as upsert:
                 members = checked.members_to_write(sources, source_format, columns)
-                while chunk := list(islice(members, CHUNK)):
+                for written, chunk in enumerate(iter(lambda: list(islice(members, CHUNK)), [])):
+                    # The collector is paused (it would walk every row over and over), so
+                    # what a chunk leaves in reference cycles (SQLAlchemy's results) is
+                    # freed here: 0.5 MB a chunk, 110 MB at a million members, otherwise.
+                    gc.collect(1 if written % 50 else 2)
                     outcome = upsert([record for _, record in chunk])
                     for (origin, _), status in zip(chunk, outcome.outcomes, strict=True):
                         by_file[origin][status] += 1
