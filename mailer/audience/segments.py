@@ -72,6 +72,7 @@ class SegmentRules:
 
     def __init__(self, segments: Sequence[Segment]) -> None:
         self._rules = [_Rule.of(segment) for segment in segments]
+        self._segments = {segment.name: segment for segment in segments}
         self.names = [segment.name for segment in segments]
 
     @classmethod
@@ -87,12 +88,17 @@ class SegmentRules:
             rule.name for rule in self._rules if rule.matches(tags, region, attributes)
         )
 
-    def members_of(self, name: str, subscribers: Iterable[Subscriber]) -> Iterator[Subscriber]:
-        """The subscribers in the segment called ``name``; ConfigError if there is none."""
-        if name not in self.names:
+    def segment(self, name: str) -> Segment:
+        """The segment called ``name``; ConfigError if there is none."""
+        if name not in self._segments:
             raise ConfigError(
                 f"there is no segment named '{name}'; mailer.toml defines: {', '.join(self.names)}"
             )
+        return self._segments[name]
+
+    def members_of(self, name: str, subscribers: Iterable[Subscriber]) -> Iterator[Subscriber]:
+        """The subscribers in the segment called ``name``; ConfigError if there is none."""
+        self.segment(name)
         return (subscriber for subscriber in subscribers if name in self.of_member(subscriber))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -27,3 +28,14 @@ def load_context() -> tuple[Settings, Newsletter]:
 def print_json(data: Any) -> None:
     """Machine-readable output on stdout, without rich's wrapping or colour."""
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def print_json_items(items: Iterable[Any]) -> int:
+    """:func:`print_json` of a list, written item by item as they come; returns how many."""
+    count = 0
+    for item in items:
+        text = json.dumps(item, indent=2, ensure_ascii=False, default=str)
+        print("[" if count == 0 else ",", "\n  ", text.replace("\n", "\n  "), sep="", end="")
+        count += 1
+    print("\n]" if count else "[]")
+    return count

@@ -8,10 +8,11 @@ made here are logged in each member's history with the command as their source.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import chain, islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import typer
 from rich.table import Table
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from mailer.store import SubscriberStore
     from mailer.store.columnmap import ColumnMap
     from mailer.store.importing import ImportReport
+    from mailer.store.subscribers import Listed
+
+    Shown: TypeAlias = Listed | Subscriber  # a member in the table: as `list` reads them, or whole
 
 # The store, CSV and segment modules are imported inside the commands (they pull
 # in SQLAlchemy and Alembic), so that `mailer --help` stays quick.
@@ -178,13 +182,15 @@ def export(
     """Write every member as CSV, with status and dates, in the form `import` reads back."""
     from mailer.store.csvio import write_members
 
+    # Written as they are read from the database: the list is never held whole.
     with _store() as store:
-        members = store.list_subscribers(status=status)
-    if csv_file is None or str(csv_file) == "-":
-        write_members(members, sys.stdout)
-        return
-    with csv_file.open("w", encoding="utf-8-sig", newline="") as stream:
-        count = write_members(members, stream)
+        attributes = store.attribute_names(status=status)
+        members = store.stream(status=status)
+        if csv_file is None or str(csv_file) == "-":
+            write_members(members, sys.stdout, attributes)
+            return
+        with csv_file.open("w", encoding="utf-8-sig", newline="") as stream:
+            count = write_members(members, stream, attributes)
     err_console.print(f"Wrote {count} members to {display_path(csv_file)}.", highlight=False)
 
 
@@ -207,28 +213,122 @@ def list_(
 ) -> None:
     """List members with their status and segments, ordered by address."""
     from mailer.audience.segments import SegmentRules
-    from mailer.cli.common import load_context, print_json
+    from mailer.audience.segmentsql import segment_condition
+    from mailer.cli.common import load_context, print_json_items
 
     _, newsletter = load_context()
     rules = SegmentRules.of(newsletter)
+    # The database picks the members (status and segment in SQL) and hands them over a
+    # page at a time; the Python rules, the reference, confirm each one.
     with _store() as store:
-        members: Iterable[Subscriber] = store.list_subscribers(status=status)
-    if segment is not None:
-        members = rules.members_of(segment, members)
-    rows = [(member, rules.of_member(member)) for member in members]
-    if as_json:
-        print_json([_json(member, segments) for member, segments in rows])
-        return
+        where = None
+        if segment is not None:
+            where = segment_condition(rules.segment(segment), store.engine.dialect.name)
+        if as_json:
+            members = store.stream(status=status, where=where)
+            chosen = ((member, rules.of_member(member)) for member in members)
+            print_json_items(
+                _json(member, segments)
+                for member, segments in chosen
+                if segment is None or segment in segments
+            )
+            return
+        listed = store.stream_listed(status=status, where=where)
+        rows = ((member, rules.of_member(member)) for member in listed)
+        if segment is not None:
+            rows = ((member, segments) for member, segments in rows if segment in segments)
+        count = _print_members(rows, lambda: store.longest_email(status=status, where=where))
+    console.print(f"{count} {'member' if count == 1 else 'members'}", highlight=False)
+
+
+# Members printed per table; a longer list is printed as tables of this many rows
+# joined into one, so that it is never held whole.
+PAGE = 200
+
+
+def _print_members(
+    rows: Iterable[tuple[Shown, frozenset[str]]], longest_email: Callable[[], int]
+) -> int:
+    """Print the members' table a page at a time; returns how many members."""
+    from rich.segment import Segments
+
+    first = list(islice(rows, PAGE))
+    following = next(iter(rows), None)
+    if following is None:  # one page: a table sized to its contents
+        console.print(_members_table(first))
+        return len(first)
+    # A longer list: rich draws the header and the first page, with the email column
+    # as wide as the longest address; every later row is drawn in the same widths
+    # without rich (which takes milliseconds a row: minutes for a big segment).
+    table = _members_table(first, email_width=longest_email())
+    lines = console.render_lines(table, pad=False, new_lines=True)
+    console.print(Segments(chain.from_iterable(lines[:-1])), end="")
+    widths = [len(part) - 2 for part in "".join(s.text for s in lines[0]).strip()[1:-1].split("┳")]
+    write = console.file.write
+    colour = console.is_terminal and not console.no_color and console.color_system is not None
+    count = len(first)
+    for member, segments in chain([following], rows):
+        write(_row_text(member, segments, widths, colour=colour))
+        count += 1
+    write("└" + "┴".join("─" * (width + 2) for width in widths) + "┘\n")
+    return count
+
+
+def _row_text(
+    member: Shown, segments: frozenset[str], widths: Sequence[int], *, colour: bool
+) -> str:
+    """One member's lines of the table, as rich draws them (long values shortened with …)."""
+    place = [[member.organisation], [member.region]] if len(widths) == 6 else []
+    status = _fit(member.status.value, widths[-2])
+    if colour and member.status is not SubscriberStatus.active:
+        status = f"\x1b[33m{status}\x1b[0m"
+    columns = [[member.email], [member.name], *place, [status], sorted(segments) or [""]]
+    fitted = [
+        [_fit(text, width) for text in column]
+        for column, width in zip(columns, widths, strict=True)
+    ]
+    fitted[-2] = [status]
+    height = len(fitted[-1])
+    blanks = [" " * width for width in widths]
+    return "".join(
+        "│ "
+        + " │ ".join(
+            column[index] if index < len(column) else blank
+            for column, blank in zip(fitted, blanks, strict=True)
+        )
+        + " │\n"
+        for index in range(height)
+    )
+
+
+def _fit(text: str, width: int) -> str:
+    """The text in exactly ``width`` cells, shortened with … if it is longer."""
+    if text.isascii():  # one cell a character: the common case, done quickly
+        return text.ljust(width) if len(text) <= width else text[: width - 1] + "…"
+    from rich.cells import cell_len, set_cell_size
+
+    if cell_len(text) > width:
+        text = set_cell_size(text, width - 1) + "…"
+    return set_cell_size(text, width)
+
+
+def _members_table(
+    rows: Sequence[tuple[Shown, frozenset[str]]],
+    *,
+    email_width: int | None = None,
+) -> Table:
     # Organisation and region only when there is room: `show` has every detail.
     wide = console.width >= 120
     table = Table(expand=True)
     # One line per member and segment: long values are shortened (…), never folded mid-word;
     # `show` has every detail in full.
-    table.add_column("email", no_wrap=True)  # never wrapped or cut short: `show` needs it
+    table.add_column(
+        "email", no_wrap=True, width=email_width
+    )  # never wrapped or cut short: `show` needs it
     table.add_column("name", no_wrap=True, overflow="ellipsis", ratio=1)
     for name in ("organisation", "region") if wide else ():
         table.add_column(name, no_wrap=True, overflow="ellipsis", ratio=2)
-    table.add_column("status", no_wrap=True)
+    table.add_column("status", no_wrap=True, width=None if email_width is None else _STATUS_WIDTH)
     # One a line; shortened (…) only when a long address leaves too little room.
     table.add_column("segments", no_wrap=True, overflow="ellipsis", ratio=1)
     for member, segments in rows:
@@ -240,8 +340,10 @@ def list_(
             _status(member.status),
             "\n".join(sorted(segments)),
         )
-    console.print(table)
-    console.print(f"{len(rows)} {'member' if len(rows) == 1 else 'members'}", highlight=False)
+    return table
+
+
+_STATUS_WIDTH = max(len(status.value) for status in SubscriberStatus)
 
 
 @app.command("show")

@@ -35,6 +35,7 @@ import datetime as dt
 import io
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -217,6 +218,10 @@ def _when(given: dict[str, str], column: str, problems: list[str]) -> dt.datetim
 # -- the file -----------------------------------------------------------------------
 
 
+# A row as read: its line, and the member or every problem with the row.
+RowResult = tuple[int, MemberRecord | list[str]]
+
+
 @dataclass
 class ParsedMembers:
     """Every good row of a members CSV, and every problem with the others."""
@@ -225,6 +230,18 @@ class ParsedMembers:
     records: list[MemberRecord] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     bad_rows: int = 0
+
+    @classmethod
+    def of(cls, path: str, rows: Iterable[RowResult]) -> ParsedMembers:
+        """The rows of one file, held together (an import streams them instead)."""
+        parsed = cls(path)
+        for line, result in rows:
+            if isinstance(result, MemberRecord):
+                parsed.records.append(result)
+            else:
+                parsed.problems.extend(Problem(path, line, message) for message in result)
+                parsed.bad_rows += 1
+        return parsed
 
 
 def read_members(path: Path) -> ParsedMembers:
@@ -354,6 +371,66 @@ class Table:
     rows: Iterator[tuple[int, list[str]]]
 
 
+def member_rows(table: Table, columns: Mapping[str, str] | None = None) -> Iterator[RowResult]:
+    """Each row of a members CSV as a member or its problems, as it is read.
+
+    Unlike :func:`parse_members`, an address given twice is not looked for: the
+    import does that over every file at once (:mod:`mailer.store.importing`).
+    """
+    layout = _layout(_header(table.header, table.where, table.header_line, columns or {}))
+    for line, cells in table.rows:
+        yield line, parse_row(layout, line, cells)
+
+
+@contextmanager
+def stream_table(stream: BinaryIO, where: str) -> Iterator[Table]:
+    """:func:`read_table` of a file as it is read: a line at a time, never held whole.
+
+    The rows are read inside the ``with`` block (which closes ``stream``); a byte that
+    is not UTF-8 raises FileProblems naming its line when the reading reaches it.
+    """
+    with io.TextIOWrapper(stream, encoding="utf-8-sig", newline="") as text:
+        try:
+            top = text.readline()
+            text.seek(0)
+        except UnicodeDecodeError:
+            raise _not_utf8(stream, where) from None
+        delimiter = ";" if top.count(";") > top.count(",") else ","
+        reader = csv.reader(text, delimiter=delimiter, strict=True)
+        rows = _decoded(_rows(reader, where), stream, where)
+        first = next(rows, None)
+        if first is None:
+            raise FileProblems([Problem(where, 1, "the file is empty; expected a header row")])
+        yield Table(where, first[0], first[1], rows)
+
+
+def _decoded(
+    rows: Iterator[tuple[int, list[str]]], stream: BinaryIO, where: str
+) -> Iterator[tuple[int, list[str]]]:
+    try:
+        yield from rows
+    except UnicodeDecodeError:
+        raise _not_utf8(stream, where) from None
+
+
+def _not_utf8(stream: BinaryIO, where: str) -> FileProblems:
+    """The problem with the first line of ``stream`` that is not UTF-8, as :func:`_decode` words it."""
+    stream.seek(0)
+    for line, data in enumerate(stream, start=1):
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            byte = data[error.start : error.start + 1].hex()
+            return FileProblems([Problem(where, line, _NOT_UTF8.format(byte=byte))])
+    return FileProblems([Problem(where, 1, _NOT_UTF8.format(byte="??"))])
+
+
+_NOT_UTF8 = (
+    "this line is not UTF-8 text (byte 0x{byte}); save the spreadsheet as "
+    "'CSV UTF-8' and import that file"
+)
+
+
 def read_table(data: bytes, where: str) -> Table:
     """Any CSV, read as :func:`parse_members` reads a members CSV (BOM, commas or semicolons).
 
@@ -442,15 +519,28 @@ def export_row(subscriber: Subscriber, columns: Sequence[str]) -> list[str]:
     ]
 
 
-def write_members(subscribers: Iterable[Subscriber], stream: TextIO) -> int:
+def write_members(
+    subscribers: Iterable[Subscriber], stream: TextIO, attributes: Sequence[str] | None = None
+) -> int:
     """Write members as CSV that ``import`` reads back unchanged, and that no spreadsheet
-    runs as formulas; returns how many."""
-    members = list(subscribers)
-    columns = export_columns(members)
+    runs as formulas; returns how many.
+
+    ``attributes``: every attribute name among the members, sorted (the store's
+    :meth:`~SubscriberStore.attribute_names`); the members are then written as they
+    come, never held together. Without it they are read first to find the names.
+    """
+    if attributes is None:
+        subscribers = list(subscribers)
+        columns = export_columns(subscribers)
+    else:
+        columns = [*KNOWN, *attributes]
     writer = csv.writer(stream)
     writer.writerow(columns)
-    writer.writerows(export_row(subscriber, columns) for subscriber in members)
-    return len(members)
+    count = 0
+    for subscriber in subscribers:
+        writer.writerow(export_row(subscriber, columns))
+        count += 1
+    return count
 
 
 def _timestamp(when: dt.datetime) -> str:

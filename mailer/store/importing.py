@@ -1,7 +1,7 @@
 """Importing a list from wherever it was kept: a spreadsheet, Mailchimp or listmonk.
 
 ``mailer subscribers import PATH [--from auto|csv|mailchimp|listmonk]`` runs
-:func:`import_list`, in five steps:
+:func:`import_list`, in these steps:
 
 1. **open**: PATH is a CSV file, or a ZIP of CSV files (Mailchimp hands an
    audience over as one);
@@ -9,44 +9,56 @@
    Mailchimp by ``Email Address`` beside its own columns (``OPTIN_TIME``,
    ``LEID``...), listmonk by its import or export columns, anything else is a
    members CSV (:mod:`mailer.store.csvio`);
-3. **read** it with that format's reader (:mod:`mailer.store.mailchimp`,
+3. **check** every file with that format's reader (:mod:`mailer.store.mailchimp`,
    :mod:`mailer.store.listmonk`), through mailer.toml's column map
-   (:mod:`mailer.store.columnmap`); every problem keeps its ``file:line``;
-4. **merge** the files: an address given twice is a problem, and the stickier
-   status of the two is kept, so skipping the repeat never lets someone who
-   left back in;
-5. **write** every member in one transaction (:meth:`SubscriberStore.upsert_outcomes`),
-   which never moves anyone out of a sticky status, and count the outcome per
-   status and per file.
+   (:mod:`mailer.store.columnmap`); every problem keeps its ``file:line``. An
+   address given twice over the files is a problem, and the stickier status of
+   the two is kept, so skipping the repeat never lets someone who left back in;
+4. **write** the files, read again, in chunks of :data:`CHUNK` members, all in one
+   transaction (:meth:`SubscriberStore.upserting`), which never moves anyone out
+   of a sticky status, and count the outcome per status and per file.
+
+The files are read as a stream, twice (to check, then to write), so that a list
+of a million is never held in memory: only the problems, and 8 bytes per member
+(a hash of each address, to find the addresses given twice; those few are then
+looked at closely in a second reading). A problem refuses the import before
+anything is written, as it always has.
 """
 
 from __future__ import annotations
 
-import io
+import gc
 import zipfile
-from collections import Counter
+from array import array
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from itertools import islice, pairwise
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO, cast
 
 from mailer.errors import Problem, SubscriberDataError, display_path
 from mailer.store.columnmap import ColumnMap
 from mailer.store.csvio import (
     FileProblems,
-    ParsedMembers,
+    RowResult,
     Table,
     check_line_lengths,
-    parse_members,
-    read_table,
+    member_rows,
+    stream_table,
 )
 from mailer.store.emails import email_key
-from mailer.store.listmonk import layout_of, read_listmonk
-from mailer.store.mailchimp import EMAIL, is_mailchimp, read_mailchimp
+from mailer.store.listmonk import layout_of, listmonk_rows
+from mailer.store.mailchimp import EMAIL, is_mailchimp, mailchimp_rows
 from mailer.store.models import ImportCounts, ImportFormat, MemberRecord
 from mailer.store.subscribers import SubscriberStore
 from mailer.store.upsert import paused_gc
 
 # A ZIP holding more than this once unpacked is refused (a list of a million is ~300 MB).
 MAX_UNPACKED = 1 << 30
+# Members planned and written at a time: big enough for bulk statements, small in memory.
+CHUNK = 5000
 
 
 @dataclass(frozen=True)
@@ -94,79 +106,235 @@ def import_list(
     problem and ``skip_invalid`` is off, or when no row at all could be read;
     nothing is written then.
     """
+    columns = columns or ColumnMap()
     try:
-        with paused_gc():
-            files = read_list(path, source_format, columns or ColumnMap())
+        with paused_gc(), open_sources(path) as sources:
+            checked = check(sources, source_format, columns)
+            if checked.problems and (not skip_invalid or not checked.members):
+                raise SubscriberDataError(checked.problems)
+            by_file: list[Counter[str]] = [Counter() for _ in sources]
+            totals = Counter[str]()
+            source = f"import {display_path(path)}"
+            with store.upserting(source=source, dry_run=dry_run) as upsert:
+                members = checked.members_to_write(sources, source_format, columns)
+                for written, chunk in enumerate(iter(lambda: list(islice(members, CHUNK)), [])):
+                    # The collector is paused (it would walk every row over and over), so
+                    # what a chunk leaves in reference cycles (SQLAlchemy's results) is
+                    # freed here: 0.5 MB a chunk, 110 MB at a million members, otherwise.
+                    gc.collect(1 if written % 50 else 2)
+                    outcome = upsert([record for _, record in chunk])
+                    for (origin, _), status in zip(chunk, outcome.outcomes, strict=True):
+                        by_file[origin][status] += 1
+                    totals.update(
+                        added=outcome.counts.added,
+                        updated=outcome.counts.updated,
+                        unchanged=outcome.counts.unchanged,
+                        suppressed=outcome.counts.suppressed,
+                    )
     except FileProblems as error:
         raise SubscriberDataError(error.problems) from None
-    merged = merge([parsed for parsed, _ in files])
-    if merged.problems and (not skip_invalid or not merged.records):
-        raise SubscriberDataError(merged.problems)
-    outcome = store.upsert_outcomes(
-        merged.records, source=f"import {display_path(path)}", dry_run=dry_run
-    )
-    by_file: list[Counter[str]] = [Counter() for _ in files]
-    for origin, status in zip(merged.origins, outcome.outcomes, strict=True):
-        by_file[origin][status] += 1
     report = [
-        FileOutcome(parsed.path, found, dict(by_file[n]), merged.bad_rows[n])
-        for n, (parsed, found) in enumerate(files)
+        FileOutcome(where, found, dict(by_file[n]), checked.bad_rows[n])
+        for n, (where, found) in enumerate(zip(checked.wheres, checked.formats, strict=True))
     ]
-    skipped = sum(merged.bad_rows)
     counts = ImportCounts(
-        outcome.counts.added,
-        outcome.counts.updated,
-        outcome.counts.unchanged,
-        skipped,
-        outcome.counts.suppressed,
+        totals["added"],
+        totals["updated"],
+        totals["unchanged"],
+        sum(checked.bad_rows),
+        totals["suppressed"],
     )
-    return ImportReport(counts, report, merged.problems)
+    return ImportReport(counts, report, checked.problems)
+
+
+# -- checking ------------------------------------------------------------------------
+
+
+@dataclass
+class Checked:
+    """What the first reading found: the problems, and the addresses given more than once."""
+
+    wheres: list[str] = field(default_factory=list)
+    formats: list[ImportFormat] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    bad_rows: list[int] = field(default_factory=list)  # per file
+    members: int = 0  # good rows, each address counted once
+    # The hash of each address given more than once (or sharing a hash with another);
+    # for each such address, the record written and where it was first given.
+    repeated: set[int] = field(default_factory=set)
+    kept: dict[str, tuple[int, int, MemberRecord]] = field(default_factory=dict)
+
+    def members_to_write(
+        self, sources: Sequence[Source], source_format: ImportFormat, columns: ColumnMap
+    ) -> Iterator[tuple[int, MemberRecord]]:
+        """(file, record) of each address once, read again from the files."""
+        for n, source in enumerate(sources):
+            with reading(source, source_format, columns) as (_, rows):
+                for line, result in rows:
+                    if not isinstance(result, MemberRecord):
+                        continue
+                    if hash(key := email_key(result.email)) in self.repeated and key in self.kept:
+                        origin, first_line, kept = self.kept[key]
+                        if (origin, first_line) != (n, line):
+                            continue  # a repeat: a problem, skipped
+                        result = kept
+                    yield n, result
+
+
+def check_list(
+    path: Path, source_format: ImportFormat = ImportFormat.auto, columns: ColumnMap | None = None
+) -> Checked:
+    """Read and check every file at ``path``, writing nothing; FileProblems if one cannot be read."""
+    with open_sources(path) as sources:
+        return check(sources, source_format, columns or ColumnMap())
+
+
+def check(sources: Sequence[Source], source_format: ImportFormat, columns: ColumnMap) -> Checked:
+    """Every file read once to find its problems and the addresses given twice; a few of
+    them (the files with a repeated address) read again to say where."""
+    checked = Checked()
+    by_file: list[list[Problem]] = []
+    hashes = array("q")
+    for source in sources:
+        with (
+            check_line_lengths_of(source),
+            reading(source, source_format, columns) as (
+                found,
+                rows,
+            ),
+        ):
+            problems: list[Problem] = []
+            bad_rows = 0
+            for line, result in rows:
+                if isinstance(result, MemberRecord):
+                    hashes.append(hash(email_key(result.email)))
+                else:
+                    problems.extend(Problem(source.where, line, message) for message in result)
+                    bad_rows += 1
+        checked.wheres.append(source.where)
+        checked.formats.append(found)
+        checked.bad_rows.append(bad_rows)
+        by_file.append(problems)
+    checked.members = len(hashes)
+    checked.repeated = _repeated(hashes)
+    del hashes
+    if checked.repeated:
+        _find_repeats(checked, by_file, sources, source_format, columns)
+    for problems in by_file:
+        problems.sort(key=lambda problem: problem.line)  # repeats among the rows' problems
+        checked.problems.extend(problems)
+    return checked
+
+
+def _repeated(hashes: array[int]) -> set[int]:
+    """The values found more than once, sorted a slice of values at a time (a sorted
+    list costs 40 bytes a value; the array holds 8)."""
+    found: set[int] = set()
+    for part in range(_PARTS):
+        ordered = sorted(h for h in hashes if h % _PARTS == part)
+        found.update(a for a, b in pairwise(ordered) if a == b)
+    return found
+
+
+_PARTS = 16
+
+
+def _find_repeats(
+    checked: Checked,
+    by_file: list[list[Problem]],
+    sources: Sequence[Source],
+    source_format: ImportFormat,
+    columns: ColumnMap,
+) -> None:
+    """Each address given twice: a problem at the repeat; the first kept, with the stickier status."""
+    given: defaultdict[str, list[tuple[int, int, MemberRecord]]] = defaultdict(list)
+    for n, source in enumerate(sources):
+        with reading(source, source_format, columns) as (_, rows):
+            for line, result in rows:
+                if isinstance(result, MemberRecord):
+                    key = email_key(result.email)
+                    if hash(key) in checked.repeated:
+                        given[key].append((n, line, result))
+    for key, places in given.items():
+        origin, first_line, kept = places[0]
+        for n, line, repeat in places[1:]:
+            place = (
+                f"on line {first_line}"
+                if origin == n
+                else f"in {checked.wheres[origin]}:{first_line}"
+            )
+            by_file[n].append(
+                Problem(checked.wheres[n], line, f"{repeat.email!r} is already {place}")
+            )
+            checked.bad_rows[n] += 1
+            checked.members -= 1
+            kept = _stickier(kept, repeat)
+        checked.kept[key] = (origin, first_line, kept)
 
 
 # -- opening and recognising ---------------------------------------------------------
 
 
-def read_list(
-    path: Path, source_format: ImportFormat, columns: ColumnMap
-) -> list[tuple[ParsedMembers, ImportFormat]]:
-    """Each CSV file at ``path`` (one, or those in a ZIP), read in its format."""
-    return [read_file(data, where, source_format, columns) for where, data in open_sources(path)]
+@dataclass(frozen=True)
+class Source:
+    """One CSV file of an import, which can be opened (as bytes) as often as needed."""
+
+    where: str  # its name in messages
+    open: Callable[[], BinaryIO]
 
 
-def open_sources(path: Path) -> list[tuple[str, bytes]]:
-    """(name for messages, bytes) of each CSV file: the file itself, or each CSV in a ZIP."""
+@contextmanager
+def open_sources(path: Path) -> Iterator[list[Source]]:
+    """Each CSV file at ``path``: the file itself, or each CSV in a ZIP (open meanwhile)."""
     where = display_path(path)
     try:
         with path.open("rb") as stream:
             zipped = stream.read(4) == b"PK\x03\x04"
-            stream.seek(0)
-            if not zipped:
-                check_line_lengths(stream, where)  # before the whole file is in memory
-                stream.seek(0)
-            data = stream.read()
     except OSError as error:
         raise FileProblems([Problem(where, 0, f"cannot read the file: {error.strerror}")]) from None
     if not zipped:
-        return [(where, data)]
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        yield [Source(where, lambda: path.open("rb"))]
+        return
+    with ExitStack() as stack:
+        try:
+            archive = stack.enter_context(zipfile.ZipFile(path))
             members = [info for info in archive.infolist() if _is_csv(info)]
-            if sum(info.file_size for info in members) > MAX_UNPACKED:
-                message = f"the ZIP file unpacks to more than {MAX_UNPACKED >> 20} MB; import its CSV files one by one"
-                raise FileProblems([Problem(where, 0, message)])
-            found = [
-                (f"{where}/{info.filename}", archive.read(info))
-                for info in sorted(members, key=lambda info: info.filename)
-            ]
-            for name, content in found:  # bounded by MAX_UNPACKED; every format's lines
-                check_line_lengths(io.BytesIO(content), name)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as error:
-        message = f"cannot read the ZIP file ({error}); download the export again"
-        raise FileProblems([Problem(where, 0, message)]) from None
-    if not found:
-        message = "the ZIP file holds no CSV file; is it the export you meant?"
-        raise FileProblems([Problem(where, 0, message)])
-    return found
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError) as error:
+            message = f"cannot read the ZIP file ({error}); download the export again"
+            raise FileProblems([Problem(where, 0, message)]) from None
+        if sum(info.file_size for info in members) > MAX_UNPACKED:
+            message = f"the ZIP file unpacks to more than {MAX_UNPACKED >> 20} MB; import its CSV files one by one"
+            raise FileProblems([Problem(where, 0, message)])
+        if not members:
+            message = "the ZIP file holds no CSV file; is it the export you meant?"
+            raise FileProblems([Problem(where, 0, message)])
+        yield [
+            Source(f"{where}/{info.filename}", _opener(archive, info, where))
+            for info in sorted(members, key=lambda info: info.filename)
+        ]
+
+
+def _opener(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str) -> Callable[[], BinaryIO]:
+    def open_member() -> BinaryIO:
+        try:
+            return cast(BinaryIO, archive.open(info))
+        except (zipfile.BadZipFile, NotImplementedError, RuntimeError) as error:
+            message = f"cannot read the ZIP file ({error}); download the export again"
+            raise FileProblems([Problem(where, 0, message)]) from None
+
+    return open_member
+
+
+@contextmanager
+def check_line_lengths_of(source: Source) -> Iterator[None]:
+    """No line of the file is too long: checked in bounded memory before it is parsed."""
+    with source.open() as stream:
+        try:
+            check_line_lengths(stream, source.where)
+        except zipfile.BadZipFile as error:  # a damaged member shows when it is read
+            message = f"cannot read the ZIP file ({error}); download the export again"
+            raise FileProblems([Problem(source.where, 0, message)]) from None
+    yield
 
 
 def _is_csv(info: zipfile.ZipInfo) -> bool:
@@ -184,27 +352,32 @@ def recognise(header: list[str]) -> ImportFormat:
     return ImportFormat.csv
 
 
-def read_file(
-    data: bytes, where: str, source_format: ImportFormat, columns: ColumnMap
-) -> tuple[ParsedMembers, ImportFormat]:
-    """One CSV file read in its format (the one given, or the one its header shows)."""
-    table: Table | None = None
-    if source_format is not ImportFormat.csv:
-        table = read_table(data, where)
+@contextmanager
+def reading(
+    source: Source, source_format: ImportFormat, columns: ColumnMap
+) -> Iterator[tuple[ImportFormat, Iterator[RowResult]]]:
+    """One CSV file's format (the one given, or the one its header shows), and its rows
+    read in that format as the file is read."""
+    with source.open() as stream, stream_table(stream, source.where) as table:
         if source_format is ImportFormat.auto:
             source_format = recognise(table.header)
+        yield source_format, _rows_of(table, source_format, columns)
+
+
+def _rows_of(table: Table, source_format: ImportFormat, columns: ColumnMap) -> Iterator[RowResult]:
     if source_format is ImportFormat.mailchimp:
-        assert table is not None
         _expect(EMAIL in (cell.strip() for cell in table.header), table, _NOT_MAILCHIMP)
-        return read_mailchimp(table, columns), source_format
+        return mailchimp_rows(table, columns)
     if source_format is ImportFormat.listmonk:
-        assert table is not None
         _expect(layout_of(table.header) is not None, table, _NOT_LISTMONK)
-        return read_listmonk(table, columns), source_format
-    parsed = parse_members(data, where, columns.columns)
-    if columns.values:
-        parsed.records = [columns.apply(record) for record in parsed.records]
-    return parsed, ImportFormat.csv
+        return listmonk_rows(table, columns)
+    rows = member_rows(table, columns.columns)
+    if not columns.values:
+        return rows
+    return (
+        (line, columns.apply(result) if isinstance(result, MemberRecord) else result)
+        for line, result in rows
+    )
 
 
 _NOT_MAILCHIMP = f"this is not a Mailchimp export: the header row has no '{EMAIL}' column"
@@ -219,43 +392,7 @@ def _expect(condition: bool, table: Table, message: str) -> None:
         raise FileProblems([Problem(table.where, table.header_line, message)])
 
 
-# -- merging -------------------------------------------------------------------------
-
-
-@dataclass
-class Merged:
-    """One record per address over every file, and where each came from."""
-
-    records: list[MemberRecord] = field(default_factory=list)
-    origins: list[int] = field(default_factory=list)  # the file of each record, by position
-    problems: list[Problem] = field(default_factory=list)
-    bad_rows: list[int] = field(default_factory=list)  # per file
-
-
-def merge(files: list[ParsedMembers]) -> Merged:
-    """Every file's records, each address once; a repeat is a problem and cannot revive anyone."""
-    merged = Merged(bad_rows=[parsed.bad_rows for parsed in files])
-    seen: dict[str, int] = {}  # address key -> position in merged.records
-    for n, parsed in enumerate(files):
-        merged.problems.extend(parsed.problems)
-        for record in parsed.records:
-            key = email_key(record.email)
-            first = seen.setdefault(key, len(merged.records))
-            if first == len(merged.records):
-                merged.records.append(record)
-                merged.origins.append(n)
-                continue
-            kept = merged.records[first]
-            origin = merged.origins[first]
-            place = (
-                f"on line {kept.line}" if origin == n else f"in {files[origin].path}:{kept.line}"
-            )
-            merged.problems.append(
-                Problem(parsed.path, record.line, f"{record.email!r} is already {place}")
-            )
-            merged.bad_rows[n] += 1
-            merged.records[first] = _stickier(kept, record)
-    return merged
+# -- repeats -------------------------------------------------------------------------
 
 
 def _stickier(kept: MemberRecord, repeat: MemberRecord) -> MemberRecord:

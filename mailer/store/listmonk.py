@@ -25,9 +25,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from mailer.errors import Problem
 from mailer.store.columnmap import ColumnMap
-from mailer.store.csvio import KNOWN, TAG_SEPARATORS, ParsedMembers, Table, profile_text
+from mailer.store.csvio import (
+    KNOWN,
+    TAG_SEPARATORS,
+    ParsedMembers,
+    RowResult,
+    Table,
+    profile_text,
+)
 from mailer.store.models import MemberRecord, SubscriberStatus, column_key
 from mailer.store.readers import as_utc, email_cell, unique_tags, when_cell
 
@@ -69,6 +75,11 @@ class Layout:
 
 def read_listmonk(table: Table, columns: ColumnMap) -> ParsedMembers:
     """Every member of a listmonk CSV, and every problem with the other rows."""
+    return ParsedMembers.of(table.where, listmonk_rows(table, columns))
+
+
+def listmonk_rows(table: Table, columns: ColumnMap) -> Iterator[RowResult]:
+    """Each row of a listmonk CSV as a member or its problems, as it is read."""
     keys = [column_key(cell) for cell in table.header]
     find = {key: i for i, key in reversed(list(enumerate(keys)))}
     layout = Layout(
@@ -80,15 +91,9 @@ def read_listmonk(table: Table, columns: ColumnMap) -> ParsedMembers:
         find.get("created_at"),
         find.get("updated_at"),
     )
-    parsed = ParsedMembers(table.where)
     for line, cells in table.rows:
         result = record(layout, line, cells, columns)
-        if isinstance(result, MemberRecord):
-            parsed.records.append(columns.apply(result))
-        else:
-            parsed.problems.extend(Problem(table.where, line, message) for message in result)
-            parsed.bad_rows += 1
-    return parsed
+        yield line, columns.apply(result) if isinstance(result, MemberRecord) else result
 
 
 def record(

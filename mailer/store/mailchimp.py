@@ -35,13 +35,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import PurePosixPath
 
-from mailer.errors import Problem
 from mailer.store.columnmap import ColumnMap
-from mailer.store.csvio import ParsedMembers, Table, profile_text
+from mailer.store.csvio import ParsedMembers, RowResult, Table, profile_text
 from mailer.store.models import MemberRecord, SubscriberStatus, column_key
 from mailer.store.readers import (
     as_utc,
@@ -189,16 +189,15 @@ def _said(where: str, system: dict[str, int], *, has_status: bool) -> Said:
 
 def read_mailchimp(table: Table, columns: ColumnMap) -> ParsedMembers:
     """Every member of one file of a Mailchimp export, and every problem with the other rows."""
+    return ParsedMembers.of(table.where, mailchimp_rows(table, columns))
+
+
+def mailchimp_rows(table: Table, columns: ColumnMap) -> Iterator[RowResult]:
+    """Each row of one file of a Mailchimp export as a member or its problems, as it is read."""
     where = layout(table, columns)
-    parsed = ParsedMembers(table.where)
     for line, cells in table.rows:
         result = record(where, line, cells)
-        if isinstance(result, MemberRecord):
-            parsed.records.append(columns.apply(result))
-        else:
-            parsed.problems.extend(Problem(table.where, line, message) for message in result)
-            parsed.bad_rows += 1
-    return parsed
+        yield line, columns.apply(result) if isinstance(result, MemberRecord) else result
 
 
 def record(layout: Layout, line: int, cells: list[str]) -> MemberRecord | list[str]:

@@ -87,9 +87,12 @@ def paused_gc() -> Iterator[None]:
 # -- reading ------------------------------------------------------------------------
 
 
-def load_stored(connection: Connection, keys: Sequence[str]) -> dict[str, Stored]:
-    """The stored members among ``keys``, by key."""
-    total = connection.scalar(select(func.count()).select_from(_S)) or 0
+def load_stored(
+    connection: Connection, keys: Sequence[str], total: int | None = None
+) -> dict[str, Stored]:
+    """The stored members among ``keys``, by key; ``total``: how many members are stored, if known."""
+    if total is None:
+        total = connection.scalar(select(func.count()).select_from(_S)) or 0
     if total == 0 or not keys:
         return {}
     # JSON comes back as text and is decoded through a cache: lists repeat tag sets.
@@ -139,13 +142,18 @@ def chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
 
 
 @lru_cache(maxsize=4096)
-def _json(text: str) -> Any:
+def decode_json(text: str) -> Any:
+    """JSON text decoded, once per distinct text (the result is shared: never change it)."""
     return json.loads(text)
 
 
 @lru_cache(maxsize=4096)
-def _tags(text: str) -> tuple[str, ...]:
+def decode_tags(text: str) -> tuple[str, ...]:
+    """A JSON list of tags as a tuple, once per distinct text."""
     return tuple(json.loads(text))
+
+
+_json, _tags = decode_json, decode_tags
 
 
 # -- planning (pure) ----------------------------------------------------------------
@@ -319,7 +327,14 @@ def event(
 # -- writing ------------------------------------------------------------------------
 
 
-def apply_plan(connection: Connection, plan: UpsertPlan, when: dt.datetime, source: str) -> None:
+def apply_plan(
+    connection: Connection,
+    plan: UpsertPlan,
+    when: dt.datetime,
+    source: str,
+    *,
+    analyze: bool = True,
+) -> None:
     writer = BulkWriter(connection)
     new = insert_new(connection, plan.inserts, when, source, writer)
     writer.update(SUBSCRIBERS, plan.profile_updates)
@@ -332,9 +347,53 @@ def apply_plan(connection: Connection, plan: UpsertPlan, when: dt.datetime, sour
             event(ids[key], at, EventKind.prior, what, source) for key, at, what in plan.history
         ]
         writer.insert(EVENTS, earlier)
-    if connection.dialect.name == "postgresql" and len(plan.inserts) > 1000:
+    if analyze and connection.dialect.name == "postgresql" and len(plan.inserts) > 1000:
         # Fresh statistics, or the planner scans the table for every look-up that follows.
         connection.exec_driver_sql("ANALYZE subscribers")
+
+
+class ChunkedUpsert:
+    """An import written a chunk of records at a time, all in the caller's one transaction.
+
+    Each chunk is read, planned and written as :meth:`SubscriberStore.upsert_outcomes`
+    does it, so only a chunk's rows are ever held. The addresses must be unique over
+    every chunk (the import sees to it). What is worked out once per import rather
+    than per chunk: how many members are stored, and PostgreSQL's statistics, which
+    are refreshed each time the table has doubled (not after every chunk).
+    """
+
+    def __init__(
+        self, connection: Connection, when: dt.datetime, source: str, *, dry_run: bool
+    ) -> None:
+        self.connection = connection
+        self.when = when
+        self.source = source
+        self.dry_run = dry_run
+        self.total = connection.scalar(select(func.count()).select_from(_S)) or 0
+        self._analysed = self.total
+        self._postgresql = connection.dialect.name == "postgresql"
+
+    def __call__(self, records: Sequence[MemberRecord]) -> UpsertOutcome:
+        keys = [email_key(record.email) for record in records]
+        stored = load_stored(self.connection, keys, self.total)
+        suppressed = suppressed_among(self.connection, keys)
+        plan = plan_upsert(records, stored, suppressed, self.when, self.source)
+        if not self.dry_run:
+            apply_plan(self.connection, plan, self.when, self.source, analyze=False)
+            self.total += len(plan.inserts)
+            if self._postgresql and self.total > 2 * max(self._analysed, 500):
+                self._analyze()
+        return UpsertOutcome(plan.counts(), plan.outcomes)
+
+    def finish(self) -> None:
+        """Fresh statistics for what follows the import, if it added many members."""
+        if self._postgresql and self.total - self._analysed > 1000:
+            self._analyze()
+
+    def _analyze(self) -> None:
+        # Fresh statistics, or the planner scans the table for every look-up that follows.
+        self.connection.exec_driver_sql("ANALYZE subscribers")
+        self._analysed = self.total
 
 
 def insert_new(

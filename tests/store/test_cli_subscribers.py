@@ -181,6 +181,31 @@ class TestListAndShow:
         assert "siobhan.kelly@belfast-youth-forum.example.org" in result.stdout
         assert "5 members" in result.stdout
 
+    @pytest.mark.parametrize("columns", [80, 140])
+    def test_a_long_list_prints_the_table_rich_would_draw(
+        self, columns: int, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Past a page, rows are drawn without rich, the same as rich draws them in one table."""
+        from mailer.audience.segments import SegmentRules
+        from mailer.cli import subscribers
+        from mailer.cli.common import console
+        from mailer.config import get_settings, load_newsletter
+        from mailer.store import open_store
+
+        ok("import", str(SAMPLE))
+        ok("unsubscribe", "iona.macleod@highland-connect.example.org")
+        monkeypatch.setattr(subscribers, "PAGE", 7)
+        monkeypatch.setattr(console, "width", columns)
+        paged = ok("list").stdout
+        rules = SegmentRules.of(load_newsletter(get_settings().config_path))
+        with open_store(get_settings().database_url) as store:
+            rows = [(member, rules.of_member(member)) for member in store.stream()]
+        width = max(len(member.email) for member, _ in rows)
+        with console.capture() as capture:
+            console.print(subscribers._members_table(rows, email_width=width))
+        assert capture.get() + "60 members\n" == paged
+        assert "│ unsubscribed │" in paged
+
     def test_an_unknown_segment_is_an_error(self) -> None:
         """A segment mailer.toml does not define fails with the names it does define."""
         result = mailer("list", "--segment", "walse")

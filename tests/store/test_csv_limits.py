@@ -75,7 +75,7 @@ class TestLongLines:
         [
             "from mailer.store.csvio import read_members as read",
             # the path `mailer subscribers import` takes, whatever the format
-            "from mailer.store.importing import open_sources as read",
+            "from mailer.store.importing import check_list as read",
         ],
     )
     def test_a_huge_one_line_file_is_refused_in_bounded_memory(

@@ -19,7 +19,10 @@ from mailer.store.importing import import_list
 
 # Printable text without the characters a spreadsheet cell cannot hold (NUL and
 # other controls; PostgreSQL refuses NUL in text) or that CSV tags split on.
-TEXT = st.text(st.characters(exclude_categories=("Cs", "Cc")), max_size=30)
+# Without '=?', which a name, organisation or region may not hold (mailer.headersafety).
+TEXT = st.text(st.characters(exclude_categories=("Cs", "Cc")), max_size=30).filter(
+    lambda text: "=?" not in text
+)
 TAG = st.text(
     st.characters(exclude_categories=("Cs", "Cc", "Zs"), exclude_characters=";,"),
     min_size=1,
@@ -259,7 +262,7 @@ RISKY = st.tuples(
     TEXT,
 ).map(lambda parts: "".join(parts).strip())
 # A name, organisation or region is kept on one line by every way in (import, the form).
-RISKY_LINE = RISKY.filter(lambda value: one_line(value) == value)
+RISKY_LINE = RISKY.filter(lambda value: one_line(value) == value and "=?" not in value)
 
 
 class TestFormulaInjection:
