@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, NamedTuple, TypeVar
 
-from mailer.audience.segments import segments_of
+from mailer.audience.segments import rules_of
 from mailer.config import Newsletter
 from mailer.issues.model import Issue
 from mailer.mail import DeliveryState
@@ -73,14 +73,6 @@ class Member:
     addressee: Addressee
     key: frozenset[str]
     ledger: tuple[str, bool] | None  # (state, retryable); None: no row yet
-
-
-class _Profile(NamedTuple):
-    """The fields segments are worked out from (what :func:`segments_of` reads)."""
-
-    tags: tuple[str, ...]
-    region: str
-    attributes: dict[str, str]
 
 
 def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -186,17 +178,23 @@ def _pages(store: SubscriberStore, issue: Issue, page_size: int, span: Span) -> 
 
 
 class VariantKeys:
-    """A member's variant key, worked out once per distinct profile (tags, region, attributes).
+    """A member's variant key, worked out once per distinct profile.
 
-    Lists have far fewer profiles than members; the cache is bounded so that a list
-    where every profile differs cannot grow it without limit.
+    A profile is first the stored text of tags, region and attributes (most members
+    share theirs with many others), then, where that text is new, what the segment
+    rules read of it (tags as a set, the region, the attributes some rule names): a
+    list whose members each have attributes of their own (a first name, a member
+    number) still has few of those. Both caches are bounded, so that a list where
+    every profile differs cannot grow them without limit.
     """
 
     MAX_CACHED = 4096
 
     def __init__(self, issue: Issue, newsletter: Newsletter) -> None:
         self.issue, self.newsletter = issue, newsletter
+        self._rules = rules_of(newsletter)
         self._profiles: dict[tuple[str | None, str, str | None], tuple[frozenset[str], str]] = {}
+        self._keys: dict[tuple[frozenset[str], str, tuple[str, ...]], frozenset[str]] = {}
 
     def addressee(self, row: Row, opted_out: set[str] | None) -> tuple[Addressee, frozenset[str]]:
         """A page row (see ``Row``) as an Addressee, with the member's variant key."""
@@ -224,6 +222,8 @@ class VariantKeys:
         profile = (tags, region, attributes)
         known = self._profiles.get(profile)
         if known is None:
+            if len(self._profiles) >= self.MAX_CACHED:
+                self._profiles.clear()
             known = self._profiles[profile] = self._profile(tags, region, attributes)
         return known
 
@@ -231,11 +231,14 @@ class VariantKeys:
         self, tags: str | None, region: str, attributes: str | None
     ) -> tuple[frozenset[str], str]:
         """The variant key, and the ``first_name`` attribute if any, of a profile."""
-        if len(self._profiles) >= self.MAX_CACHED:
-            self._profiles.clear()
         fields = dict(_json(attributes))
-        segments = segments_of(_Profile(tuple(_json(tags)), region, fields), self.newsletter)
-        return variant_key(self.issue, segments), fields.get("first_name", "").strip()
+        read = self._rules.folded(_json(tags), region, fields)
+        key = self._keys.get(read)
+        if key is None:
+            if len(self._keys) >= self.MAX_CACHED:
+                self._keys.clear()
+            key = self._keys[read] = variant_key(self.issue, self._rules.of_folded(*read))
+        return key, fields.get("first_name", "").strip()
 
 
 def _json(text: str | None) -> Any:

@@ -74,6 +74,10 @@ class SegmentRules:
         self._rules = [_Rule.of(segment) for segment in segments]
         self._segments = {segment.name: segment for segment in segments}
         self.names = [segment.name for segment in segments]
+        # Every attribute some rule reads (column names), once each.
+        self.attribute_names = tuple(
+            dict.fromkeys(name for rule in self._rules for name, _ in rule.attributes)
+        )
 
     @classmethod
     def of(cls, newsletter: Newsletter) -> SegmentRules:
@@ -81,9 +85,28 @@ class SegmentRules:
 
     def of_member(self, subscriber: Profile) -> frozenset[str]:
         """The names of the segments this member is in."""
-        tags = frozenset(_fold(tag) for tag in subscriber.tags)
-        region = _fold(subscriber.region)
-        attributes = {column_key(name): value for name, value in subscriber.attributes.items()}
+        return self.of_folded(
+            *self.folded(subscriber.tags, subscriber.region, subscriber.attributes)
+        )
+
+    def folded(
+        self, tags: Iterable[str], region: str, attributes: Mapping[str, str]
+    ) -> tuple[frozenset[str], str, tuple[str, ...]]:
+        """What the rules read of a member, folded: their tags, region, and the values of
+        the attributes some rule names (in :attr:`attribute_names`' order). Members alike
+        in these are in the same segments, however else they differ."""
+        named = {column_key(name): value for name, value in attributes.items()}
+        return (
+            frozenset(_fold(tag) for tag in tags),
+            _fold(region),
+            tuple(_fold(named.get(name, "")) for name in self.attribute_names),
+        )
+
+    def of_folded(
+        self, tags: frozenset[str], region: str, values: tuple[str, ...]
+    ) -> frozenset[str]:
+        """The names of the segments of a member read by :meth:`folded`."""
+        attributes = dict(zip(self.attribute_names, values, strict=True))
         return frozenset(
             rule.name for rule in self._rules if rule.matches(tags, region, attributes)
         )
@@ -100,6 +123,11 @@ class SegmentRules:
         """The subscribers in the segment called ``name``; ConfigError if there is none."""
         self.segment(name)
         return (subscriber for subscriber in subscribers if name in self.of_member(subscriber))
+
+
+def rules_of(newsletter: Newsletter) -> SegmentRules:
+    """The newsletter's segment rules, prepared (once for the segments last seen)."""
+    return _rules_for(newsletter.segments)
 
 
 def segments_of(subscriber: Profile, newsletter: Newsletter) -> frozenset[str]:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from helpers.members import add_members
+import json
+from types import SimpleNamespace
+from typing import Any
 
-from mailer.audience.plan import Addressee, Done, Pending, batches, members, plan
+from helpers.members import add_members
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mailer.audience.plan import Addressee, Done, Pending, VariantKeys, batches, members, plan
+from mailer.audience.segments import segments_of
 from mailer.config import Newsletter
 from mailer.issues.model import Issue
 from mailer.mail import Delivery
+from mailer.render import variant_key
 from mailer.store import MemberRecord, SubscriberStore
 from mailer.store.ledger import Ledger, new_owner
 
@@ -111,3 +119,32 @@ class TestBatches:
         assert [[members[1].id]] == [
             [s.id for s in w.addressees] for w in found if isinstance(w, Pending)
         ]
+
+
+class TestVariantKeys:
+    """The audience walk works a member's variant out from cached profiles: always what the
+    segment rules say of the member, whatever else their attributes hold."""
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        members=st.lists(
+            st.tuples(
+                st.lists(st.sampled_from(["youth-loneliness", " Youth-Loneliness", "in-person"])),
+                st.sampled_from(["Wales", " wales ", "Yorkshire and the Humber", ""]),
+                st.dictionaries(
+                    st.sampled_from(["first_name", "Member type", "member_type", "size"]),
+                    st.sampled_from(["Ann", "charity", " Charity", "small", ""]),
+                ),
+            ),
+            max_size=30,
+        )
+    )
+    def test_a_members_variant_is_the_rules_whatever_else_differs(
+        self, issue: Issue, newsletter: Newsletter, members: list[Any]
+    ) -> None:
+        keys = VariantKeys(issue, newsletter)
+        for n, (tags, region, attributes) in enumerate(members):
+            row = (n, "m@x.org", "M", "", region, json.dumps(tags), json.dumps(attributes), 0)
+            profile = SimpleNamespace(tags=tags, region=region, attributes=attributes)
+            expected = variant_key(issue, segments_of(profile, newsletter))
+            assert expected == keys.key(row, None)
