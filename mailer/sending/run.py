@@ -86,7 +86,7 @@ MAX_REASONS = 5  # distinct failure reasons kept per variant, so a summary stays
 MAX_PROCESSES = 16
 # With no share free to take while other processes send the rest, how long to wait
 # before looking again (one of them may die, leaving its share to take over).
-SHARE_WAIT_SECONDS = 1.0
+SHARE_WAIT_SECONDS = 0.1
 Resolution = Literal["sent", "resend"]
 Count = Literal["sent", "already_sent", "suppressed", "failed", "failed_before", "unknown"]
 _COUNTS: tuple[Count, ...] = (

@@ -60,8 +60,10 @@ log = logging.getLogger(__name__)
 # The last share runs to here: members who join during the send are in it.
 LAST_ID = 2**62
 # Shares per send when the list is long enough: enough that a sender that joins late,
-# or takes over a dead one's part, finds work; few enough that the per-variant
-# remainders each share ends with stay a small part of the requests.
+# or takes over a dead one's part, finds work, and that the processes of a send end
+# within a small share of each other; few enough that taking and finishing each (two
+# commits) stays a small part of the send's commits (one per batch): 96 shares made a
+# send of 100,000 members 13 % slower than 24. Batches fill across shares.
 SHARES = 24
 MAX_SHARE = 50_000
 
