@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -53,7 +54,7 @@ from mailer.sending.run import SendStopped, SendSummary
 from mailer.sending.send import send_issue
 from mailer.store import SubscriberStore
 from mailer.store.leases import Keeper
-from mailer.store.ledger import Ledger, new_owner
+from mailer.store.ledger import JOIN_WAIT_SECONDS, Ledger, new_owner
 from mailer.store.slots import NoticeKind, SlotState, SlotStore, SlotTaken
 from mailer.transports import Transport, open_transport
 
@@ -218,11 +219,17 @@ class Runner:
         """Another scheduler sends the slot's issue: on PostgreSQL, send shares of it alongside
         (the slot stays the other's, which records how it went). None when there is nothing
         to join: no issue chosen yet, SQLite, the send finished or not yet cut into shares."""
+        if self.store.engine.dialect.name != "postgresql":
+            return None
         found = self.issue_files.catalogue().for_day(slot.date)
         if issue is None or found.issue is None or found.issue.slug != issue:
             return None
-        if not Ledger(self.store.engine).joinable(issue):
-            return None
+        ledger = Ledger(self.store.engine)
+        deadline = time.monotonic() + JOIN_WAIT_SECONDS
+        while not ledger.joinable(issue):  # the slot's holder may still be planning the send
+            if time.monotonic() >= deadline or self.should_stop():
+                return None
+            time.sleep(0.25)
         log.info("slot %s: joining the send of %s, which another scheduler started", slot, issue)
         try:
             with self._open_transport(self.should_stop) as transport:

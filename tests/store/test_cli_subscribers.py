@@ -195,7 +195,7 @@ class TestListAndShow:
         ok("import", str(SAMPLE))
         ok("unsubscribe", "iona.macleod@highland-connect.example.org")
         monkeypatch.setattr(subscribers, "PAGE", 7)
-        monkeypatch.setattr(console, "width", columns)
+        monkeypatch.setattr(console, "_width", columns)  # "width" would stay set after
         paged = ok("list").stdout
         rules = SegmentRules.of(load_newsletter(get_settings().config_path))
         with open_store(get_settings().database_url) as store:
