@@ -38,9 +38,8 @@ SCHEDULER = [sys.executable, str(ROOT / "scheduler.py")]
 MEMBERS = 60  # 20 in each of the sample issue's three variants: three batches
 
 
-@pytest.fixture
-def due(tmp_path: Path, database: str) -> Iterator[tuple[Project, dt.datetime, str]]:
-    """A project whose slot was a minute ago (UTC), its ready issue, and MEMBERS members."""
+def project_due_now(tmp_path: Path) -> tuple[Project, dt.datetime, str]:
+    """A project whose slot was a minute ago (UTC), and its ready issue."""
     slot = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).replace(microsecond=0)
     project = Project.make(
         tmp_path / "project",
@@ -51,7 +50,13 @@ def due(tmp_path: Path, database: str) -> Iterator[tuple[Project, dt.datetime, s
             anchor=slot.date().isoformat(),
         ),
     )
-    issue = project.write_issue(slot.date()).stem
+    return project, slot, project.write_issue(slot.date()).stem
+
+
+@pytest.fixture
+def due(tmp_path: Path, database: str) -> Iterator[tuple[Project, dt.datetime, str]]:
+    """A project whose slot was a minute ago (UTC), its ready issue, and MEMBERS members."""
+    project, slot, issue = project_due_now(tmp_path)
     with open_store(database) as store:
         add_members(store, MEMBERS)
     yield project, slot, issue
@@ -173,17 +178,7 @@ def test_two_schedulers_on_postgresql_send_the_slot_together(
     """On PostgreSQL, the scheduler that does not hold the slot joins its send: each sends
     shares of the list, every member gets the issue once, and the slot is recorded once."""
     members = 20_000
-    slot = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).replace(microsecond=0)
-    project = Project.make(
-        tmp_path / "project",
-        schedule_toml(
-            weekday=slot.strftime("%A").lower(),
-            time=slot.strftime("%H:%M:%S"),
-            timezone="UTC",
-            anchor=slot.date().isoformat(),
-        ),
-    )
-    issue = project.write_issue(slot.date()).stem
+    project, slot, issue = project_due_now(tmp_path)
     with open_store(database):
         pass  # the tables
     bulk_members(database, members)
