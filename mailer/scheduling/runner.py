@@ -221,15 +221,20 @@ class Runner:
         to join: no issue chosen yet, SQLite, the send finished or not yet cut into shares."""
         if self.store.engine.dialect.name != "postgresql":
             return None
-        found = self.issue_files.catalogue().for_day(slot.date)
-        if issue is None or found.issue is None or found.issue.slug != issue:
-            return None
         ledger = Ledger(self.store.engine)
         deadline = time.monotonic() + JOIN_WAIT_SECONDS
-        while not ledger.joinable(issue):  # the slot's holder may still be planning the send
+        # The slot's holder may not have chosen the issue yet, or be planning its send.
+        while issue is None or not ledger.joinable(issue):
             if time.monotonic() >= deadline or self.should_stop():
                 return None
             time.sleep(0.25)
+            record = self.slots.get(slot.utc)
+            if record is None or record.final:
+                return None
+            issue = record.issue
+        found = self.issue_files.catalogue().for_day(slot.date)
+        if found.issue is None or found.issue.slug != issue:
+            return None
         log.info("slot %s: joining the send of %s, which another scheduler started", slot, issue)
         try:
             with self._open_transport(self.should_stop) as transport:
