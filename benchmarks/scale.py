@@ -70,6 +70,7 @@ def _sibling(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"benchmark_{name}", HERE / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # a dataclass in it looks its module up there
     spec.loader.exec_module(module)
     return module
 

@@ -181,11 +181,12 @@ class VariantKeys:
     """A member's variant key, worked out once per distinct profile.
 
     A profile is first the stored text of tags, region and attributes (most members
-    share theirs with many others), then, where that text is new, what the segment
-    rules read of it (tags as a set, the region, the attributes some rule names): a
-    list whose members each have attributes of their own (a first name, a member
-    number) still has few of those. Both caches are bounded, so that a list where
-    every profile differs cannot grow them without limit.
+    share theirs with many others; the attributes only when some rule reads them),
+    then, where that text is new, what the segment rules read of it (tags as a set,
+    the region, the attributes some rule names): a list whose members each have
+    attributes of their own (a first name, a member number) still has few of those.
+    Both caches are bounded, so that a list where every profile differs cannot grow
+    them without limit.
     """
 
     MAX_CACHED = 4096
@@ -193,15 +194,19 @@ class VariantKeys:
     def __init__(self, issue: Issue, newsletter: Newsletter) -> None:
         self.issue, self.newsletter = issue, newsletter
         self._rules = rules_of(newsletter)
-        self._profiles: dict[tuple[str | None, str, str | None], tuple[frozenset[str], str]] = {}
+        # Rules that read no attribute: a profile is its tags and region alone, and the
+        # attributes' text (as varied as the members) is not even parsed.
+        self._reads_attributes = bool(self._rules.attribute_names)
+        self._profiles: dict[tuple[str | None, str, str | None], frozenset[str]] = {}
         self._keys: dict[tuple[frozenset[str], str, tuple[str, ...]], frozenset[str]] = {}
 
     def addressee(self, row: Row, opted_out: set[str] | None) -> tuple[Addressee, frozenset[str]]:
         """A page row (see ``Row``) as an Addressee, with the member's variant key."""
         member_id, email, name, organisation, region, tags, attributes, link_version = row
-        key, first_name = self._known(tags, region, attributes)
+        key = self._known(tags, region, attributes)
         if opted_out:
             key = key - opted_out
+        first_name = _first_name(attributes)
         if not first_name:
             words = name.split()
             first_name = words[0] if words else ""
@@ -213,32 +218,35 @@ class VariantKeys:
 
     def key(self, row: Row, opted_out: set[str] | None) -> frozenset[str]:
         """The variant key of a page row's member (what :func:`plan` needs of them)."""
-        key = self._known(row[5], row[4], row[6])[0]
+        key = self._known(row[5], row[4], row[6])
         return key - opted_out if opted_out else key
 
-    def _known(
-        self, tags: str | None, region: str, attributes: str | None
-    ) -> tuple[frozenset[str], str]:
-        profile = (tags, region, attributes)
+    def _known(self, tags: str | None, region: str, attributes: str | None) -> frozenset[str]:
+        profile = (tags, region, attributes if self._reads_attributes else None)
         known = self._profiles.get(profile)
         if known is None:
             if len(self._profiles) >= self.MAX_CACHED:
                 self._profiles.clear()
-            known = self._profiles[profile] = self._profile(tags, region, attributes)
+            known = self._profiles[profile] = self._profile(*profile)
         return known
 
-    def _profile(
-        self, tags: str | None, region: str, attributes: str | None
-    ) -> tuple[frozenset[str], str]:
-        """The variant key, and the ``first_name`` attribute if any, of a profile."""
-        fields = dict(_json(attributes))
-        read = self._rules.folded(_json(tags), region, fields)
+    def _profile(self, tags: str | None, region: str, attributes: str | None) -> frozenset[str]:
+        """The variant key of a profile."""
+        read = self._rules.folded(_json(tags), region, dict(_json(attributes)))
         key = self._keys.get(read)
         if key is None:
             if len(self._keys) >= self.MAX_CACHED:
                 self._keys.clear()
             key = self._keys[read] = variant_key(self.issue, self._rules.of_folded(*read))
-        return key, fields.get("first_name", "").strip()
+        return key
+
+
+def _first_name(attributes: str | None) -> str:
+    """The ``first_name`` attribute in a member's stored attributes, if any. Most members
+    have none: their text, JSON written by the store, cannot hold the key unquoted."""
+    if not attributes or '"first_name"' not in attributes:
+        return ""
+    return str(dict(_json(attributes)).get("first_name", "")).strip()
 
 
 def _json(text: str | None) -> Any:

@@ -6,13 +6,14 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from helpers.members import add_members
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailer.audience.plan import Addressee, Done, Pending, VariantKeys, batches, members, plan
 from mailer.audience.segments import segments_of
-from mailer.config import Newsletter
+from mailer.config import Newsletter, Segment
 from mailer.issues.model import Issue
 from mailer.mail import Delivery
 from mailer.render import variant_key
@@ -139,12 +140,21 @@ class TestVariantKeys:
             max_size=30,
         )
     )
+    @pytest.mark.parametrize("rules", ["the project's", "one reading an attribute"])
     def test_a_members_variant_is_the_rules_whatever_else_differs(
-        self, issue: Issue, newsletter: Newsletter, members: list[Any]
+        self, issue: Issue, newsletter: Newsletter, rules: str, members: list[Any]
     ) -> None:
+        """Whether or not some rule reads attributes (when none does, profiles leave them
+        out); the first name an addressee gets is their ``first_name`` attribute still."""
+        if rules != "the project's":
+            reading = Segment(name="grassroots", label="G", attributes={"Member type": "charity"})
+            newsletter = newsletter.model_copy(update={"segments": [*newsletter.segments, reading]})
         keys = VariantKeys(issue, newsletter)
         for n, (tags, region, attributes) in enumerate(members):
-            row = (n, "m@x.org", "M", "", region, json.dumps(tags), json.dumps(attributes), 0)
+            row = (n, "m@x.org", "Mo Lee", "", region, json.dumps(tags), json.dumps(attributes), 0)
             profile = SimpleNamespace(tags=tags, region=region, attributes=attributes)
             expected = variant_key(issue, segments_of(profile, newsletter))
             assert expected == keys.key(row, None)
+            addressee, key = keys.addressee(row, None)
+            assert expected == key
+            assert (attributes.get("first_name", "").strip() or "Mo") == addressee.first_name
