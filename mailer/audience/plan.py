@@ -95,6 +95,13 @@ _PAGE = (
     "FROM subscribers s "
     "WHERE s.status = 'active' AND s.id > {m} AND s.id <= {m} ORDER BY s.id LIMIT {m}"
 )
+# What plan() reads of a member, in a page row's places: the variant key's fields, the
+# address for the samples (the attributes only when some rule reads them, {a}).
+_PLAN_PAGE = (
+    "SELECT s.id, s.email, '', '', s.region, CAST(s.tags AS TEXT), {a}, 0 "
+    "FROM subscribers s "
+    "WHERE s.status = 'active' AND s.id > {m} AND s.id <= {m} ORDER BY s.id LIMIT {m}"
+)
 _LEDGER = (
     "SELECT subscriber_id, state, retryable FROM deliveries "
     "WHERE issue = {m} AND subscriber_id BETWEEN {m} AND {m}"
@@ -148,7 +155,9 @@ class _Page:
         return None if found is None else (found[0], bool(found[1]))
 
 
-def _pages(store: SubscriberStore, issue: Issue, page_size: int, span: Span) -> Iterator[_Page]:
+def _pages(
+    store: SubscriberStore, issue: Issue, page_size: int, span: Span, query: str = _PAGE
+) -> Iterator[_Page]:
     """Member rows a page at a time, with their ledger rows and the segments opted out of.
 
     Keyset pagination, each page its own short read, keeps memory flat and never
@@ -159,7 +168,7 @@ def _pages(store: SubscriberStore, issue: Issue, page_size: int, span: Span) -> 
     while True:
         with read(store.engine) as connection:
             mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-            page = _PAGE.format(m=mark)
+            page = query.format(m=mark)
             found: list[Row] = driver_rows(connection, page, (last_id, until, page_size))
             if not found:
                 return
@@ -196,7 +205,7 @@ class VariantKeys:
         self._rules = rules_of(newsletter)
         # Rules that read no attribute: a profile is its tags and region alone, and the
         # attributes' text (as varied as the members) is not even parsed.
-        self._reads_attributes = bool(self._rules.attribute_names)
+        self.reads_attributes = bool(self._rules.attribute_names)
         self._profiles: dict[tuple[str | None, str, str | None], frozenset[str]] = {}
         self._keys: dict[tuple[frozenset[str], str, tuple[str, ...]], frozenset[str]] = {}
 
@@ -222,7 +231,7 @@ class VariantKeys:
         return key - opted_out if opted_out else key
 
     def _known(self, tags: str | None, region: str, attributes: str | None) -> frozenset[str]:
-        profile = (tags, region, attributes if self._reads_attributes else None)
+        profile = (tags, region, attributes if self.reads_attributes else None)
         known = self._profiles.get(profile)
         if known is None:
             if len(self._profiles) >= self.MAX_CACHED:
@@ -324,7 +333,9 @@ def plan(
     """Count the audience per variant, and where each member stands in the ledger. Reads only."""
     result = Plan()
     keys = VariantKeys(issue, newsletter)
-    for page in _pages(store, issue, page_size, EVERYONE):
+    read = "CAST(s.attributes AS TEXT)" if keys.reads_attributes else "NULL"
+    query = _PLAN_PAGE.replace("{a}", read)
+    for page in _pages(store, issue, page_size, EVERYONE, query):
         ledger, opted = page.ledger, page.opted
         for row in page.rows:
             variant = result.variant(keys.key(row, opted.get(row[0])), newsletter)
