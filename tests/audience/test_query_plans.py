@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 from helpers.databases import libpq_url, postgres_schema
+from helpers.members import plain_members
 
 from mailer.audience.plan import _LEDGER, _OPT_OUTS, _PAGE, PAGE_SIZE
 from mailer.store import open_store
@@ -33,15 +34,7 @@ def sent_list(postgres_server: str) -> Iterator[psycopg.Connection[Any]]:
         with open_store(url):
             pass  # migrated
         with psycopg.connect(libpq_url(url), autocommit=True) as connection:
-            connection.execute(
-                "INSERT INTO subscribers (email, email_key, name, organisation, region, tags,"
-                " attributes, status, status_changed_at, status_reason, created_at, updated_at)"
-                " SELECT 'm' || g || '@example.org', 'm' || g || '@example.org', 'M ' || g,"
-                " 'Org', 'Wales', '[]', '{}',"
-                " CASE WHEN mod(g, 10) = 0 THEN 'unsubscribed' ELSE 'active' END,"
-                " now(), '', now(), now() FROM generate_series(1, %s) g",
-                (MEMBERS,),
-            )
+            plain_members(connection, MEMBERS)
             for issue in ("spring", "summer"):
                 connection.execute(
                     "INSERT INTO sends (issue, transport, status, owner, runs, started_at,"

@@ -7,7 +7,12 @@ Member number ``n`` is in ``youth`` when n % 3 == 0 (the tag youth-loneliness), 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from mailer.store import MemberRecord, Subscriber, SubscriberStore
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 def member(n: int) -> MemberRecord:
@@ -60,3 +65,17 @@ def bulk_members(url: str, count: int) -> None:
             (count,),
         )
         connection.execute("ANALYZE subscribers")
+
+
+def plain_members(connection: psycopg.Connection[Any], count: int) -> None:
+    """Members 1 to ``count``, every tenth unsubscribed, written straight into PostgreSQL
+    over ``connection`` (psycopg): the list of the tests that read query plans."""
+    connection.execute(
+        "INSERT INTO subscribers (email, email_key, name, organisation, region, tags,"
+        " attributes, status, status_changed_at, status_reason, created_at, updated_at)"
+        " SELECT 'm' || g || '@example.org', 'm' || g || '@example.org', 'M ' || g,"
+        " 'Org', 'Wales', '[]', '{}',"
+        " CASE WHEN mod(g, 10) = 0 THEN 'unsubscribed' ELSE 'active' END,"
+        " now(), '', now(), now() FROM generate_series(1, %s) g",
+        (count,),
+    )

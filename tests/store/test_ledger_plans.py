@@ -24,6 +24,7 @@ from typing import Any
 import psycopg
 import pytest
 from helpers.databases import libpq_url, postgres_schema
+from helpers.members import plain_members
 from sqlalchemy import Connection, text
 
 from mailer.mail import Delivery, DeliveryState
@@ -42,15 +43,7 @@ def sent_list(postgres_server: str) -> Iterator[SubscriberStore]:
     'summer' and 'autumn' not yet."""
     with postgres_schema(postgres_server) as url, open_store(url) as store:
         with psycopg.connect(libpq_url(url), autocommit=True) as connection:
-            connection.execute(
-                "INSERT INTO subscribers (email, email_key, name, organisation, region, tags,"
-                " attributes, status, status_changed_at, status_reason, created_at, updated_at)"
-                " SELECT 'm' || g || '@example.org', 'm' || g || '@example.org', 'M ' || g,"
-                " 'Org', 'Wales', '[]', '{}',"
-                " CASE WHEN mod(g, 10) = 0 THEN 'unsubscribed' ELSE 'active' END,"
-                " now(), '', now(), now() FROM generate_series(1, %s) g",
-                (MEMBERS,),
-            )
+            plain_members(connection, MEMBERS)
             for issue in ("spring", "summer", "autumn"):
                 connection.execute(
                     "INSERT INTO sends (issue, transport, status, owner, runs, started_at,"
