@@ -43,6 +43,27 @@ settings.register_profile("ci", parent=settings.get_profile("dev"), derandomize=
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
+# The terminal pytest was started from is no test's business: rich's consoles (the
+# module-level ones in mailer.cli.common) take their width from COLUMNS once, when
+# created, and pytest-xdist starts its workers with COLUMNS=80 and LINES=24 set, which
+# wrapped the tables the tests read (the CLI tests set COLUMNS themselves when they care).
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
+
+# The suite runs on several pytest-xdist workers (pyproject.toml's addopts, --dist
+# loadgroup). Tests in one group run on one worker, one after another: the tests on the
+# real Postfix and Dovecot, so that ``mail_servers`` starts once for the run.
+XDIST_GROUPS = {"mail_servers": "mail-servers"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture, group in XDIST_GROUPS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
+
+
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test starts without MAILER_* or SendGrid settings from the developer's shell."""
