@@ -81,8 +81,10 @@ def empty_database(backend: str, folder: Path, request: pytest.FixtureRequest) -
     with postgres_schema(request.getfixturevalue("postgres_server")) as url:
         # A name of its own, by which backends_cpu finds the server processes serving it.
         name = f"mailer-growth-{uuid.uuid4().hex[:12]}"
-        yield make_url(url).update_query_dict({"application_name": name}).render_as_string(
-            hide_password=False
+        yield (
+            make_url(url)
+            .update_query_dict({"application_name": name})
+            .render_as_string(hide_password=False)
         )
 
 
