@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _pytest.nodeid import coerce_node_id
 from helpers.project import ROOT, SAMPLE_ISSUE
 from hypothesis import HealthCheck, settings
 
@@ -56,11 +57,17 @@ for _name in ("COLUMNS", "LINES"):
 XDIST_GROUPS = {"mail_servers": "mail-servers"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    in_a_worker_by_group = bool(getattr(config.option, "loadgroup", False))
     for item in items:
         for fixture, group in XDIST_GROUPS.items():
             if fixture in getattr(item, "fixturenames", ()):
                 item.add_marker(pytest.mark.xdist_group(group))
+                if in_a_worker_by_group and hasattr(item, "_id") and "@" not in item.nodeid:
+                    # pytest-xdist 3.8 schedules by the group it appends to the node id, as
+                    # item._nodeid, which pytest 9.2 no longer reads (it keeps item._id):
+                    # without this the group's tests went to every worker.
+                    item._id = coerce_node_id(f"{item.nodeid}@{group}")
                 break
 
 
