@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _pytest.nodeid import coerce_node_id
 from helpers.project import ROOT, SAMPLE_ISSUE
 from hypothesis import HealthCheck, settings
 
@@ -41,6 +42,33 @@ pytest_plugins = ["helpers.databases", "helpers.browser", "doubles.fixtures", "s
 settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", parent=settings.get_profile("dev"), derandomize=True, database=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+# The terminal pytest was started from is no test's business: rich's consoles (the
+# module-level ones in mailer.cli.common) take their width from COLUMNS once, when
+# created, and pytest-xdist starts its workers with COLUMNS=80 and LINES=24 set, which
+# wrapped the tables the tests read (the CLI tests set COLUMNS themselves when they care).
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
+
+# The suite runs on several pytest-xdist workers (pyproject.toml's addopts, --dist
+# loadgroup). Tests in one group run on one worker, one after another: the tests on the
+# real Postfix and Dovecot, so that ``mail_servers`` starts once for the run.
+XDIST_GROUPS = {"mail_servers": "mail-servers"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    in_a_worker_by_group = bool(getattr(config.option, "loadgroup", False))
+    for item in items:
+        for fixture, group in XDIST_GROUPS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(group))
+                if in_a_worker_by_group and hasattr(item, "_id") and "@" not in item.nodeid:
+                    # pytest-xdist 3.8 schedules by the group it appends to the node id, as
+                    # item._nodeid, which pytest 9.2 no longer reads (it keeps item._id):
+                    # without this the group's tests went to every worker.
+                    item._id = coerce_node_id(f"{item.nodeid}@{group}")
+                break
 
 
 @pytest.fixture(autouse=True)

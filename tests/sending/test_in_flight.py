@@ -8,6 +8,7 @@ message), so that several requests really are in flight when the faults land.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -209,11 +210,21 @@ class TestSmtpPool:
         stop = threading.Event()
         with SmtpServer(delay=0.05) as server:
             url = parse_smtp_url(server.url())
+
+            def stop_once_a_message_is_in() -> None:
+                # Asked to stop mid-batch: once the relay has a message, not after a fixed
+                # 0.3 s, which on a loaded machine could pass before the first connection
+                # was even open (0 messages taken).
+                deadline = time.monotonic() + 30
+                while not server.messages and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                stop.set()
+
             with SmtpTransport(url, timeout=5, connections=3, should_stop=stop.is_set) as smtp:
-                timer = threading.Timer(0.3, stop.set)
-                timer.start()
+                stopper = threading.Thread(target=stop_once_a_message_is_in)
+                stopper.start()
                 summary = sending.run(smtp, batch_size=60, should_stop=stop.is_set)
-                timer.join()
+                stopper.join()
             taken = len(server.messages)
             assert "asked to stop" == summary.stopped
             assert 0 < taken < 60
