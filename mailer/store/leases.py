@@ -154,6 +154,8 @@ class _Session:
     def try_hold(self, name: str) -> Held | None:
         with self._guard:
             if self._lock is None or not self._lock.alive():
+                if self._lock is not None:  # its session ended: close it now, not when collected
+                    self._lock.release()
                 self._lock = _session_lock(self._engine, f"session-{os.urandom(8).hex()}")
             assert self._lock is not None, "a lock no one else knows is always free"
             connection = self._lock.connection
@@ -276,6 +278,7 @@ class LeaseLocks:
 def _session_lock(engine: Engine, name: str) -> _SessionLock | None:
     """The lock ``name`` in a session of its own, now held; None when another holds it."""
     pooled = engine.connect()
+    raw = pooled.connection.dbapi_connection
     pooled.detach()  # its own session, closed for real when the lease ends
     try:
         idle, interval, count = KEEPALIVE
@@ -286,12 +289,23 @@ def _session_lock(engine: Engine, name: str) -> _SessionLock | None:
         got = pooled.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})
         pooled.commit()
     except BaseException:
-        pooled.close()
+        _close(pooled, raw)
         raise
     if not got:
-        pooled.close()
+        _close(pooled, raw)
         return None
     return _SessionLock(pooled, key)
+
+
+def _close(connection: Connection, raw: Any) -> None:
+    """Close a detached connection, and its driver's for sure: SQLAlchemy's close of a
+    session that failed can drop the driver's connection unclosed (a ResourceWarning when
+    it is collected, in whatever runs then)."""
+    with contextlib.suppress(Exception):
+        connection.close()
+    with contextlib.suppress(Exception):
+        if raw is not None:
+            raw.close()
 
 
 def _key_in(connection: Connection, name: str) -> int:
