@@ -11,8 +11,10 @@ clicks, with a few blocks, bounces, complaints and unsubscribes. Then the same
 batches again (SendGrid's retries: all duplicates); then the batches once more,
 new ids, ``--in-flight`` (16) at a time, as SendGrid and several web instances
 post in parallel (every answer counted: on PostgreSQL, SERIALIZABLE batches used
-to fail with 503); and, for comparison, the same work in-process through
-:func:`mailer.events.apply_events` without HTTP.
+to fail with 503); for comparison, the same work in-process through
+:func:`mailer.events.apply_events` without HTTP; and last, the same events saved as
+one file and applied as ``mailer send ISSUE --reconcile FILE`` does, with every
+member's ledger row ``unknown`` first.
 
 Run it as ``.venv/bin/python benchmarks/webhook.py [--batches N] [--events N]
 [--members N] [--postgres-url URL]``. SQLite writes to a temporary file;
@@ -256,6 +258,32 @@ def in_process(url: str, batches: list[list[dict[str, Any]]]) -> dict[str, Any]:
     }
 
 
+def reconciling(url: str, batches: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    """The same events as one saved file, through what ``mailer send --reconcile FILE``
+    runs (read_events, then reconcile), with every member's row ``unknown`` first: what
+    it is for (a send whose answers were lost)."""
+    from sqlalchemy import text
+
+    from mailer.events.reconcile import read_events, reconcile
+
+    with open_store(url) as store, tempfile.TemporaryDirectory() as folder:
+        with store.engine.begin() as connection:
+            connection.execute(text("UPDATE deliveries SET state = 'unknown'"))
+        path = Path(folder) / "events.json"
+        path.write_text(json.dumps([e for batch in batches for e in batch]), encoding="utf-8")
+        started = time.perf_counter()
+        events = read_events(path)
+        done = reconcile(Ledger(store.engine), events)
+        seconds = time.perf_counter() - started
+    return {
+        "events": len(events),
+        "members_named": done.events,  # an (issue, member) once, however many events name it
+        "rows_now_sent": done.sent,
+        "seconds": round(seconds, 3),
+        "events_per_second": round(len(events) / seconds),
+    }
+
+
 def fresh_ids(batches: list[list[dict[str, Any]]], tag: str) -> list[list[dict[str, Any]]]:
     return [[{**e, "sg_event_id": f"{e['sg_event_id']}-{tag}"} for e in batch] for batch in batches]
 
@@ -286,6 +314,7 @@ def run(url: str, args: argparse.Namespace) -> dict[str, Any]:
         "http_replayed": replay,
         "http_concurrent": concurrent,
         "in_process": direct,
+        "reconcile": reconciling(url, batches),
     }
 
 
@@ -343,6 +372,11 @@ def main() -> None:
             f"(median batch of {args.events}: {r['http']['batch_ms_median']} ms), "
             f"{r['http_replayed']['events_per_second']:>6} events/s replayed (duplicates), "
             f"{r['in_process']['events_per_second']:>6} events/s in-process"
+        )
+        e = r["reconcile"]
+        print(
+            f"{'':>10}  --reconcile of the same {e['events']} events, rows unknown: "
+            f"{e['events_per_second']} events/s ({e['rows_now_sent']} rows now sent)"
         )
         c = r["http_concurrent"]
         print(
