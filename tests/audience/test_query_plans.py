@@ -20,7 +20,7 @@ import pytest
 from helpers.databases import libpq_url, postgres_schema
 from helpers.members import plain_members
 
-from mailer.audience.plan import _LEDGER, _OPT_OUTS, _PAGE, PAGE_SIZE
+from mailer.audience.plan import _LEDGER, _OPT_OUTS, _PAGE, _PLAN_PAGE, PAGE_SIZE
 from mailer.store import open_store
 
 MEMBERS = 20_000
@@ -84,6 +84,9 @@ class TestPerPageWork:
         assert rows_touched(sent_list, _PAGE, (MIDDLE, 2**62, PAGE_SIZE)) <= budget
         assert rows_touched(sent_list, _LEDGER, (issue, first, last)) <= budget
         assert rows_touched(sent_list, _OPT_OUTS, (first, last)) <= budget
+        for attributes in ("NULL", "CAST(s.attributes AS TEXT)"):  # the plan's lighter page
+            page = _PLAN_PAGE.replace("{a}", attributes)
+            assert rows_touched(sent_list, page, (MIDDLE, 2**62, PAGE_SIZE)) <= budget
 
     def test_the_ledger_read_uses_the_index_that_leads_with_the_issue(
         self, sent_list: psycopg.Connection[Any]
