@@ -130,11 +130,7 @@ class _SessionLock:
         with contextlib.suppress(Exception):  # a dead session has released it already
             connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
             connection.commit()
-        with contextlib.suppress(Exception):
-            connection.close()
-        with contextlib.suppress(Exception):
-            if self._raw is not None:
-                self._raw.close()
+        _close(connection, self._raw)
 
     def __del__(self) -> None:  # a holder dropped without release: as if its process ended
         with contextlib.suppress(Exception):
