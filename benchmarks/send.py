@@ -19,12 +19,17 @@ processes it forks, so shared pages count once) is sampled while it runs, and
 reported above the memory it had before the send started. The load average of
 the machine is recorded with each figure: other work on the same cores slows it.
 
-For SendGrid, a no-work client then posts the same number of requests (1,000
-personalizations each, built once before the clock starts) to a fresh double
-with the same latency, with as many in flight as the send had (processes times
-requests in flight per process), through the same HTTP client: the fastest the
-double and the network allow. The send's rate against it is the cost of mailer's
-own work.
+The send runs as ``mailer send --yes`` does: the audience plan, then ``run_send``.
+
+For SendGrid, a no-work client then posts the same requests again (as many, with
+as many personalizations each, in the same order; built before the clock starts)
+to a fresh double with the same latency, with as many in flight as the send had
+(processes times requests in flight per process), through the same HTTP client:
+the fastest the double and the network allow. The send's time against its time is
+the cost of mailer's own work.
+
+``--repeat N`` measures each send N times (a fresh copy of the store each time) and
+reports the run with the median ratio (or time), every run's figures beside it.
 
 The naive way renders (Jinja + MJML) and sends one message per recipient: one
 request, file or SMTP transaction each. It is timed on a sample of recipients and
@@ -39,7 +44,7 @@ MAILER_BENCH_PROCESSES, MAILER_BENCH_CONCURRENCY and MAILER_BENCH_CONNECTIONS se
 MAILER_SEND_PROCESSES, MAILER_SENDGRID_CONCURRENCY and MAILER_SMTP_CONNECTIONS for
 the sends, to measure other values than the defaults.
 
-Run: ``.venv/bin/python benchmarks/send.py [--members N[,N...]] [--smtp-members N] [--only sendgrid]``.
+Run: ``.venv/bin/python benchmarks/send.py [--members N[,N...]] [--smtp-members N] [--only sendgrid] [--repeat N]``.
 Figures are printed and written to benchmarks/results/send.json.
 """
 
@@ -73,10 +78,10 @@ from mailer.audience.segments import segments_of
 from mailer.config import Newsletter, Settings, TransportName, load_newsletter
 from mailer.issues.check import load_issue
 from mailer.issues.model import Issue
-from mailer.mail import Batch, Recipient
+from mailer.mail import MAX_BATCH, Batch, Content, Recipient
 from mailer.render import render_issue, variant_key
 from mailer.sending.personalise import link_signer, links, member_values
-from mailer.sending.run import SendRun
+from mailer.sending.send import run_send
 from mailer.store import MemberRecord, Subscriber, open_store
 from mailer.store.ledger import Ledger
 from mailer.transports import Transport, open_transport
@@ -223,6 +228,7 @@ def serve_sendgrid_double(latency: float, jitter: float) -> None:
                     "messages": sum(counts.values()),
                     "most_to_one": max(counts.values(), default=0),
                     "requests": len(double.received),
+                    "request_sizes": double.request_sizes,
                     "most_in_flight": double.most_in_flight,
                     "cpu_seconds": _cpu_seconds(),
                 }
@@ -285,7 +291,8 @@ def settings_for(transport: str, database: Path, work: Path, target: str) -> Set
 
 
 def child_send(transport: str, database: Path, work: Path, target: str) -> dict[str, Any]:
-    """One whole send, as `mailer send --yes` does it, timed and with its memory sampled."""
+    """One whole send, as `mailer send --yes` does it (the plan, then ``run_send``), timed
+    and with its memory sampled."""
     newsletter = load_newsletter(ROOT / "mailer.toml")
     issue = load_issue(ISSUE, newsletter)
     settings = settings_for(transport, database, work, target)
@@ -296,9 +303,8 @@ def child_send(transport: str, database: Path, work: Path, target: str) -> dict[
         start = time.perf_counter()
         audience = plan(store, issue, newsletter)
         planned = time.perf_counter()
-        processes = settings.processes_for(audience.to_send)
         with open_transport(settings) as transport_:
-            run = SendRun(
+            summary = run_send(
                 issue,
                 newsletter,
                 settings,
@@ -306,10 +312,8 @@ def child_send(transport: str, database: Path, work: Path, target: str) -> dict[
                 ledger,
                 transport_,
                 link_signer(settings),
-                processes=processes,
+                audience,
             )
-            run.start()
-            summary = run.run(keys=[v.key for v in audience.variants.values() if v.to_send])
         seconds = time.perf_counter() - start
     cpu = _cpu_seconds() - cpu_before
     sampler = sampled.cpu_seconds
@@ -318,7 +322,7 @@ def child_send(transport: str, database: Path, work: Path, target: str) -> dict[
         "memory_sampler_cpu_seconds": sampler,
         "mailer_cpu_seconds": cpu - sampler,
         "mailer_cpu_seconds_per_100k": (cpu - sampler) / max(1, summary.total("sent")) * 1e5,
-        "processes": processes,
+        "processes": settings.processes_for(audience.to_send),
         "in_flight_per_process": settings.sendgrid_requests_in_flight
         if transport == "sendgrid"
         else 1,
@@ -388,31 +392,33 @@ def _send_one_naively(
     transport.send(batch)
 
 
-def child_nowork(database: Path, target: str, requests: int, in_flight: int) -> dict[str, Any]:
-    """Post ``requests`` Mail Send requests of 1,000 personalizations, ``in_flight`` at a time,
-    doing no other work: the bodies (one per variant, of the store's first members, built
-    as mailer builds them) are made before the clock starts, and posted through the same
-    HTTP client as mailer's."""
+def child_nowork(database: Path, target: str, sizes_file: Path, in_flight: int) -> dict[str, Any]:
+    """Post the send's requests again, ``in_flight`` at a time, doing no other work: as many
+    requests as the send made, with as many personalizations each, in the same order (the
+    sizes the double counted, in ``sizes_file``). The bodies (one per size, of the store's
+    first members of a variant, built as mailer builds them) are made before the clock
+    starts, and posted through the same HTTP client as mailer's."""
     from mailer.transports.sendgrid import SendGridTransport, _Encoded, request_body
 
+    sizes: list[int] = json.loads(sizes_file.read_text(encoding="utf-8"))
     newsletter = load_newsletter(ROOT / "mailer.toml")
     issue = load_issue(ISSUE, newsletter)
     settings = settings_for("sendgrid", database, database.parent, target)
     signer = link_signer(settings)
     by_variant: dict[Any, list[Subscriber]] = {}
     with open_store(settings.database_url) as store:
-        for member in itertools.islice(store.active(), 8 * 1000):
+        for member in itertools.islice(store.active(), 8 * MAX_BATCH):
             key = variant_key(issue, segments_of(member, newsletter))
             by_variant.setdefault(key, []).append(member)
-    bodies = []
+    recipients: list[tuple[Content, list[Recipient]]] = []
     for key, members in by_variant.items():
         [variant] = render_issue(
             issue, newsletter, [key], archive_url=f"{BASE_URL}/archive/{issue.slug}"
         )
-        recipients = []
+        people = []
         for member in members:
             member_links = links(member.id, signer, settings.base_url)
-            recipients.append(
+            people.append(
                 Recipient(
                     email=member.email,
                     name=member.name,
@@ -421,22 +427,26 @@ def child_nowork(database: Path, target: str, requests: int, in_flight: int) -> 
                     custom_args={"issue": issue.slug, "subscriber": str(member.id)},
                 )
             )
+        recipients.append((content_of(variant), people))
+    bodies: dict[int, _Encoded] = {}
+    for turn, size in enumerate(sorted(set(sizes))):  # the variants taken in turn
+        content, people = recipients[turn % len(recipients)]
         batch = Batch(
             issue=issue.slug,
             sender=newsletter.sender,
-            content=content_of(variant),
+            content=content,
             list_id=list_id(newsletter.name, newsletter.list_id),
-            recipients=recipients,
+            recipients=people[:size],
         )
-        bodies.append(_Encoded(request_body(batch).encode()))
+        bodies[size] = _Encoded(request_body(batch).encode())
     transport = SendGridTransport(SecretStr(SG_KEY), api_url=target, timeout=120.0)
     taken = itertools.count()
     failures: list[str] = []
 
     def post() -> None:
         try:
-            while (index := next(taken)) < requests:
-                outcome = transport._post(bodies[index % len(bodies)])
+            while (index := next(taken)) < len(sizes):
+                outcome = transport._post(bodies[sizes[index]])
                 if outcome.kind != "accepted":
                     failures.append(str(outcome.error))
         except Exception as error:  # reported below, not lost with the thread
@@ -453,10 +463,11 @@ def child_nowork(database: Path, target: str, requests: int, in_flight: int) -> 
         raise SystemExit(f"the no-work client's requests failed: {failures[:3]}")
     return {
         "cpu_seconds": _cpu_seconds(),
-        "requests": requests,
+        "requests": len(sizes),
+        "recipients": sum(sizes),
         "in_flight": in_flight,
         "seconds": seconds,
-        "recipients_per_second": requests * 1000 / seconds,
+        "recipients_per_second": sum(sizes) / seconds,
     }
 
 
@@ -538,10 +549,14 @@ def measure(
                 f"{transport}: the server took {received}, mailer sent {result['recipients']}"
             )
         if transport == "sendgrid":
+            sizes = received.pop("request_sizes")
+            received["mean_request_size"] = sum(sizes) / max(1, len(sizes))
+            sizes_file = work / "request-sizes.json"
+            sizes_file.write_text(json.dumps(sizes), encoding="utf-8")
             in_flight = result["processes"] * result["in_flight_per_process"]
             with server(transport, *options) as (address, _):
                 nowork = run_child(
-                    "--nowork", str(database), address, str(received["requests"]), str(in_flight)
+                    "--nowork", str(database), address, str(sizes_file), str(in_flight)
                 )
             nowork["load_average"] = load()
         if args.naive_sample:
@@ -563,7 +578,8 @@ def measure(
         figures["server_delay_seconds"] = args.smtp_delay
     if nowork is not None:
         figures["nowork_client"] = nowork
-        figures["nowork_ratio"] = nowork["recipients_per_second"] / result["recipients_per_second"]
+        # The same requests, so the same recipients: the ratio of the times.
+        figures["nowork_ratio"] = result["seconds"] / nowork["seconds"]
     if naive is not None:
         naive_total = naive["seconds_per_recipient"] * result["recipients"]
         figures.update(
@@ -584,6 +600,12 @@ def main() -> None:
     parser.add_argument("--jitter", type=float, default=0.0, help="up to this much more, at random")
     parser.add_argument("--smtp-delay", type=float, default=0.02, help="per message, in seconds")
     parser.add_argument("--only", default="sendgrid,outbox,smtp")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="measure each send this many times; the run with the median figure is reported",
+    )
     # Internal: the child processes.
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--delay", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -604,8 +626,8 @@ def main() -> None:
         print(json.dumps(child_naive(transport, Path(database), Path(work), target, int(sample))))
         return None
     if args.nowork:
-        database, target, requests, in_flight = args.nowork
-        print(json.dumps(child_nowork(Path(database), target, int(requests), int(in_flight))))
+        database, target, sizes, in_flight = args.nowork
+        print(json.dumps(child_nowork(Path(database), target, Path(sizes), int(in_flight))))
         return None
     orchestrate(args)
     return None
@@ -637,9 +659,15 @@ def orchestrate(args: argparse.Namespace) -> None:
             )
         results = []
         for name, transport, count, env in runs:
-            result = measure(name, transport, count, folder, databases, args, env)
+            repeats = []
+            for _ in range(max(1, args.repeat)):
+                repeats.append(measure(name, transport, count, folder, databases, args, env))
+                _print(repeats[-1])
+            result = median_run(repeats)
             results.append(result)
-            _print(result)
+            if len(repeats) > 1:
+                print(f"{'median':>20}: ", end="")
+                _print(result)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -668,6 +696,26 @@ def orchestrate(args: argparse.Namespace) -> None:
         encoding="utf-8",
     )
     print(f"written to {RESULTS.relative_to(ROOT)}")
+
+
+def median_run(repeats: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median figure (the ratio to the no-work client where there is one,
+    else the time), with every run's main figures beside it."""
+    ranked = sorted(repeats, key=lambda r: r.get("nowork_ratio", r["seconds"]))
+    chosen = dict(ranked[(len(ranked) - 1) // 2])
+    if len(repeats) > 1:
+        chosen["repeats"] = [
+            {
+                "seconds": r["seconds"],
+                "recipients_per_second": r["recipients_per_second"],
+                "nowork_ratio": r.get("nowork_ratio"),
+                "peak_memory_mb": r["peak_memory_mb"],
+                "mailer_cpu_seconds": r["mailer_cpu_seconds"],
+                "load_average": r["load_average"],
+            }
+            for r in repeats
+        ]
+    return chosen
 
 
 def _print(result: dict[str, Any]) -> None:

@@ -299,6 +299,15 @@ class TestSendGridDouble:
         post(double, payload(subject="x", personalizations=[{"to": [{"email": "P0@example.com"}]}]))
         assert {"p0@example.com": 2, "p1@example.com": 1} == dict(double.delivery_counts())
 
+    def test_records_request_sizes_without_bodies(self) -> None:
+        """Without the bodies kept (a benchmark), the personalizations of each accepted
+        request are still counted, in order: a refused request is not among them."""
+        with SendGridDouble(keep_bodies=False) as lean:
+            post(lean, payload(subject="x", personalizations=people(3)))
+            post(lean, payload(subject="x", personalizations=people(2)), key="SG.wrong")
+            post(lean, payload(subject="x", personalizations=people(1)))
+            assert ([3, 1], b"") == (lean.request_sizes, lean.received[0].body)
+
     def test_substitutes(self, double: SendGridDouble) -> None:
         """A delivery shows the content with the personalization's substitutions applied."""
         item = {

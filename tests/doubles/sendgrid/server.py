@@ -115,6 +115,9 @@ class SendGridDouble:
         self.clock = clock
         self.latency, self.jitter, self.keep_bodies = latency, jitter, keep_bodies
         self._counts: Counter[str] = Counter()  # without keep_bodies
+        # Personalizations in each accepted request, in order (kept with or without bodies):
+        # a benchmark's no-work client posts requests of the same sizes.
+        self.request_sizes: list[int] = []
         self._in_flight = 0
         self.most_in_flight = 0  # the most requests being handled at once
         self._lock = threading.Lock()
@@ -255,6 +258,7 @@ class SendGridDouble:
     def _accept(self, body: bytes, payload: dict[str, Any]) -> str:
         message_id = secrets.token_urlsafe(16)[:22]
         with self._lock:
+            self.request_sizes.append(len(payload["personalizations"]))
             if self.keep_bodies:
                 self._accepted.append(Accepted(message_id, body))
             else:
