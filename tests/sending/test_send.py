@@ -3,6 +3,7 @@ with every header checked, re-runs, fault injection, a mid-send unsubscribe and 
 
 from __future__ import annotations
 
+import gc
 import html
 import re
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from mailer.config import TransportName
 from mailer.errors import SendRefused
 from mailer.events.reconcile import reconcile
 from mailer.mail import DeliveryState
-from mailer.sending.run import SendStopped
+from mailer.sending.run import SEND_GC_THRESHOLDS, SendStopped
 from mailer.store import Subscriber, SubscriberStatus
 from mailer.store.ledger import Ledger
 from mailer.tokens import Purpose, read_token
@@ -390,6 +391,24 @@ class TestDuringTheSend:
         assert summary.stopped is not None and not summary.complete
         assert 9 == summary.total("sent") + rest.total("sent")
         assert 9 == len(list((sending.settings.outbox_dir / ISSUE).glob("*.eml")))
+
+    def test_the_garbage_collector_runs_less_often_while_the_send_runs(
+        self, sending: Sending
+    ) -> None:
+        """A batch allocates thousands of objects: during the send the collector waits for
+        more of them (SEND_GC_THRESHOLDS); after it, the process has its own thresholds back."""
+        add_members(sending.store, 3)
+        before = gc.get_threshold()
+        seen: list[tuple[int, int, int]] = []
+        with OutboxTransport(sending.settings.outbox_dir) as outbox:
+            during = AfterEachBatch(outbox, lambda n: seen.append(gc.get_threshold()))
+            summary = sending.run(during, batch_size=1)
+        assert (3, [SEND_GC_THRESHOLDS] * 3, before) == (
+            summary.total("sent"),
+            seen,
+            gc.get_threshold(),
+        )
+        assert before != SEND_GC_THRESHOLDS
 
 
 def test_the_transport_is_opened_for_the_settings(sending: Sending, tmp_path: Path) -> None:
