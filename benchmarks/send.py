@@ -93,6 +93,9 @@ SECRET = "benchmark-secret-key-0123456789abcdef"
 SG_KEY = "SG.benchmark-key"
 BASE_URL = "https://news.example.org"
 RESULTS = ROOT / "benchmarks" / "results" / "send.json"
+SWEEP_RESULTS = ROOT / "benchmarks" / "results" / "send-settings.json"
+SWEEP_IN_FLIGHT = (1, 2, 4, 8, 16)
+SWEEP_PROCESSES = (2, 3, 4)
 # Settings for the sends other than the defaults (see the module's docstring).
 OVERRIDES = {
     field: os.environ[variable]
@@ -601,6 +604,13 @@ def main() -> None:
     parser.add_argument("--smtp-delay", type=float, default=0.02, help="per message, in seconds")
     parser.add_argument("--only", default="sendgrid,outbox,smtp")
     parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="measure the settings behind the defaults instead (SendGrid, the first --members): "
+        "one process with 1 to 16 requests in flight, then 2 to 4 processes; to "
+        "results/send-settings.json",
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=1,
@@ -634,9 +644,11 @@ def main() -> None:
 
 
 def orchestrate(args: argparse.Namespace) -> None:
-    wanted = args.only.split(",")
+    wanted = [] if args.sweep else args.only.split(",")
     sizes = [int(size) for size in str(args.members).split(",")]
     runs: list[tuple[str, str, int, dict[str, str] | None]] = []
+    if args.sweep:
+        runs += sweep_runs(sizes[0])
     if "sendgrid" in wanted:
         runs += [("sendgrid", "sendgrid", size, None) for size in sizes]
     if "outbox" in wanted:
@@ -670,22 +682,45 @@ def orchestrate(args: argparse.Namespace) -> None:
                 _print(result)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    # A run of some sends keeps the figures of the others.
-    earlier = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
+    if args.sweep:
+        write_results(SWEEP_RESULTS, results, "per send: processes, in_flight_per_process")
+    else:
+        write_results(RESULTS, results, OVERRIDES or "defaults (auto)")
+
+
+def sweep_runs(members: int) -> list[tuple[str, str, int, dict[str, str] | None]]:
+    """The sends behind the defaults: one process with 1 to 16 requests in flight, then 2 to
+    4 processes with the default number in flight each."""
+    settings = [
+        (
+            f"1 process x {n} in flight",
+            {"MAILER_BENCH_PROCESSES": "1", "MAILER_BENCH_CONCURRENCY": str(n)},
+        )
+        for n in SWEEP_IN_FLIGHT
+    ] + [
+        (f"{n} processes x auto in flight", {"MAILER_BENCH_PROCESSES": str(n)})
+        for n in SWEEP_PROCESSES
+    ]
+    return [(name, "sendgrid", members, {**os.environ, **env}) for name, env in settings]
+
+
+def write_results(path: Path, results: list[dict[str, Any]], settings: Any) -> None:
+    """The figures to ``path``; those of sends not measured this time are kept."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    earlier = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     measured = {(r["name"], r["members"]) for r in results}
     kept = [
         {"name": r["transport"], **r}
         for r in earlier.get("results", [])
         if (r.get("name", r["transport"]), r["members"]) not in measured
     ]
-    RESULTS.write_text(
+    path.write_text(
         json.dumps(
             {
                 "issue": ISSUE.name,
                 "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, "
                 f"Python {platform.python_version()}",
-                "settings": OVERRIDES or "defaults (auto)",
+                "settings": settings,
                 "results": sorted(
                     [*results, *kept], key=lambda r: (r["transport"], r["name"], r["members"])
                 ),
@@ -695,7 +730,7 @@ def orchestrate(args: argparse.Namespace) -> None:
         + "\n",
         encoding="utf-8",
     )
-    print(f"written to {RESULTS.relative_to(ROOT)}")
+    print(f"written to {path.relative_to(ROOT)}")
 
 
 def median_run(repeats: list[dict[str, Any]]) -> dict[str, Any]:
