@@ -101,8 +101,12 @@ class TestSendGrid:
         assert 40 == summary.total("sent")
         assert {m.email: 1 for m in members} == dict(counts)
         [limited] = [r.at for r in received if r.status == 429]
-        during = [r.at - limited for r in received if limited + 0.05 < r.at < limited + 0.9]
-        assert [] == during  # without the shared pause, the other threads would have posted
+        # A request another thread had begun before the 429 came may still arrive after
+        # it, however late a loaded machine delivers it: at most one per other thread.
+        # None is begun after it until the reset; without the shared pause, the other
+        # threads would have posted the 7 requests left meanwhile.
+        during = [r.at - limited for r in received if limited < r.at < limited + 0.9]
+        assert len(during) <= 4 - 1, during
         assert any(r.at > limited + 0.9 for r in received)
 
     def test_the_send_rate_holds_across_the_requests_in_flight(
