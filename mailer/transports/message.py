@@ -133,6 +133,7 @@ class MessageTemplate:
         )  # fmt: skip
         self._html_head = ("\r\n" + _part_head(boundary, "html")).encode("ascii")
         self._end = f"\r\n--{boundary}--\r\n".encode("ascii")
+        self._quoted_printable = QuotedPrintable()
 
     def message(self, recipient: Recipient, *, now: dt.datetime | None = None) -> WireMessage:
         """The recipient's message, with its Message-ID (``recipient.message_id``, else fresh).
@@ -150,9 +151,9 @@ class MessageTemplate:
             [
                 headers,
                 self._head,
-                _quoted_printable(personalised_text(content, values)),
+                self._quoted_printable(personalised_text(content, values)),
                 self._html_head,
-                _quoted_printable(fill(content.html, values, escape=True)),
+                self._quoted_printable(fill(content.html, values, escape=True)),
                 self._end,
             ]
         )
@@ -239,16 +240,41 @@ def _part_head(boundary: str, subtype: str) -> str:
     )
 
 
-def _quoted_printable(text: str) -> bytes:
+MOST_BYTES_KEPT = 1_000_000
+"""How much a batch's :class:`QuotedPrintable` keeps, lines and their encodings."""
+
+
+class QuotedPrintable:
     """UTF-8 text in quoted-printable as on the wire: 7-bit, CRLF line ends.
 
     Line ends are split as the email package splits them (bytes: CR, LF or CRLF).
     b2a_qp escapes "=", bytes outside printable ASCII, a space or tab before a line
     end and a lone "." on a line. Its lines are at most 76 characters, or 77 when it
     escapes a space or tab before a line end (the email package writes up to 78).
+
+    b2a_qp encodes every line on its own, and most lines of a variant's text and HTML
+    are the same in every member's message, the values being on a few: each line's
+    encoding is kept, up to ``most`` bytes of lines and encodings (the first met, which
+    are the variant's own), so that a batch encodes those once instead of once a member.
     """
-    lines = text.encode("utf-8").splitlines()
-    return binascii.b2a_qp(b"\r\n".join(lines) + b"\r\n", istext=True)
+
+    def __init__(self, most: int = MOST_BYTES_KEPT) -> None:
+        self._encoded: dict[bytes, bytes] = {}
+        self._room = most
+
+    def __call__(self, text: str) -> bytes:
+        encoded, b2a_qp = self._encoded, binascii.b2a_qp
+        parts = []
+        for line in text.encode("utf-8").splitlines() or [b""]:
+            part = encoded.get(line)
+            if part is None:
+                part = b2a_qp(line + b"\r\n", istext=True)
+                size = len(line) + len(part)
+                if size <= self._room:
+                    encoded[line] = part
+                    self._room -= size
+            parts.append(part)
+        return b"".join(parts)
 
 
 def _header(policy: _MailPolicy, name: str, value: str) -> bytes:

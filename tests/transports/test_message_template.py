@@ -10,6 +10,7 @@ header folds, how long quoted-printable lines are.
 
 from __future__ import annotations
 
+import binascii
 import datetime as dt
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +26,7 @@ from mailer.headersafety import ENCODED_WORD, header_safe
 from mailer.issues.check import load_issue
 from mailer.mail import Batch, Content, Recipient, placeholder
 from mailer.render import CompiledVariant, render_issue
-from mailer.transports.message import MessageTemplate, list_id
+from mailer.transports.message import MessageTemplate, QuotedPrintable, list_id
 from mailer.transports.variant import content_of, values_of
 
 NOW = dt.datetime(2026, 1, 8, 9, 30, tzinfo=dt.UTC)
@@ -316,4 +317,52 @@ class TestOnTheWire:
             "=_" in boundary,
             data.count(boundary.encode()),  # the header, two parts, the end
             [b"=_" in body for body in bodies(data)],
+        )
+
+
+def encoded_whole(text: str) -> bytes:
+    """Quoted-printable of the whole text at once, as every message's parts once were."""
+    lines = text.encode("utf-8").splitlines()
+    return binascii.b2a_qp(b"\r\n".join(lines) + b"\r\n", istext=True)
+
+
+# Text with every kind of line end (CR, LF and CRLF come of CR and LF side by side), and
+# what b2a_qp treats specially at a line's edges.
+QP_TEXT = st.text(
+    st.one_of(st.sampled_from(" \t.=\r\n\x0b\x85\u2028é€🎄"), st.characters()), max_size=300
+)
+
+
+class TestQuotedPrintable:
+    @given(texts=st.lists(QP_TEXT, min_size=1, max_size=4))
+    @example(texts=["", "\n", ".", " \r\n.\n\n=", "x" * 200 + " \n" + "y" * 75 + "\t"])
+    def test_line_by_line_is_the_whole_text_at_once(self, texts: list[str]) -> None:
+        """Each text comes out byte for byte as b2a_qp writes it whole: the first time, and
+        again from the lines kept."""
+        encode = QuotedPrintable()
+        assert [encoded_whole(text) for text in texts * 2] == [encode(t) for t in texts * 2]
+
+    def test_past_its_room_lines_are_encoded_each_time_and_still_right(self) -> None:
+        """A batch keeps at most ``most`` bytes of lines and encodings, whatever it sends."""
+        encode = QuotedPrintable(most=300)
+        texts = [f"line {n} " + "é" * 30 + "\nthe same line" for n in range(40)]
+        assert [encoded_whole(text) for text in texts] == [encode(text) for text in texts]
+        kept = encode._encoded
+        assert 0 < sum(len(line) + len(part) for line, part in kept.items()) <= 300
+        assert b"the same line" in kept
+
+    def test_a_batchs_messages_share_the_encoding_of_the_variants_lines(self) -> None:
+        """The sample issue's HTML is the same for each member but for the values: after
+        the first message, only the lines holding them are encoded again."""
+        newsletter = load_newsletter(ROOT / "mailer.toml")
+        issue = load_issue(sorted((ROOT / "issues").glob("*.yaml"))[0], newsletter)
+        [variant] = render_issue(issue, newsletter, [frozenset()], archive_url=URL)
+        html = content_of(variant).html
+        encode = QuotedPrintable()
+        encode(html)
+        kept = len(encode._encoded)
+        again = encode(html.replace("[[", "[[x"))
+        assert (encoded_whole(html.replace("[[", "[[x")), True) == (
+            again,
+            kept < len(encode._encoded) <= kept + html.count("[["),
         )
