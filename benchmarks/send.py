@@ -325,7 +325,7 @@ def child_send(transport: str, database: Path, work: Path, target: str) -> dict[
         "memory_sampler_cpu_seconds": sampler,
         "mailer_cpu_seconds": cpu - sampler,
         "mailer_cpu_seconds_per_100k": (cpu - sampler) / max(1, summary.total("sent")) * 1e5,
-        "processes": settings.processes_for(audience.to_send),
+        "processes": settings.processes_for(audience.to_send + audience.interrupted),
         "in_flight_per_process": settings.sendgrid_requests_in_flight
         if transport == "sendgrid"
         else 1,
@@ -434,6 +434,10 @@ def child_nowork(database: Path, target: str, sizes_file: Path, in_flight: int) 
     bodies: dict[int, _Encoded] = {}
     for turn, size in enumerate(sorted(set(sizes))):  # the variants taken in turn
         content, people = recipients[turn % len(recipients)]
+        if len(people) < size:  # a smaller request would flatter the no-work client
+            raise SystemExit(
+                f"the no-work client has {len(people)} members for a request of {size}"
+            )
         batch = Batch(
             issue=issue.slug,
             sender=newsletter.sender,
