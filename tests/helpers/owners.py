@@ -58,11 +58,11 @@ def _die_holding(**args: object) -> str:
     )
     url = str(args["url"])
     if url.startswith("postgresql"):
-        _wait_for_sessions_to_end(url, name)
+        wait_for_sessions_to_end(url, name)
     return done.stdout.strip()
 
 
-def _wait_for_sessions_to_end(url: str, name: str, timeout: float = 30) -> None:
+def wait_for_sessions_to_end(url: str, name: str, timeout: float = 30) -> None:
     """Wait until PostgreSQL has ended the dead process's sessions (and so its advisory
     locks): the server notices a client gone a moment after its process exits, longer on
     a loaded machine, and a test that looks at once would see a lock still held."""

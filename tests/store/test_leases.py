@@ -12,10 +12,11 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
-from helpers.owners import holder_command, project_env
+from helpers.owners import holder_command, project_env, wait_for_sessions_to_end
 
 from mailer.store import SubscriberStore
 from mailer.store.ledger import Ledger, new_owner
@@ -53,6 +54,7 @@ def url_of(store: SubscriberStore) -> str:
 
 def test_a_zombie_owner_holds_nothing(store: SubscriberStore) -> None:
     """A sender killed and never waited for by its parent (a zombie) does not keep the send."""
+    sessions = f"mailer-zombie-{uuid.uuid4().hex[:12]}"  # libpq's application_name for them
     parent = subprocess.Popen(
         [
             sys.executable,
@@ -63,7 +65,7 @@ def test_a_zombie_owner_holds_nothing(store: SubscriberStore) -> None:
         ],
         stdout=subprocess.PIPE,
         text=True,
-        env=project_env(),
+        env={**project_env(), "PGAPPNAME": sessions},
     )
     try:
         assert parent.stdout is not None
@@ -77,6 +79,8 @@ def test_a_zombie_owner_holds_nothing(store: SubscriberStore) -> None:
         while "State:\tZ" not in Path(f"/proc/{child}/status").read_text():
             assert time.monotonic() < deadline, "the killed sender did not become a zombie"
             time.sleep(0.01)
+        if store.engine.dialect.name == "postgresql":  # the server notices the closed
+            wait_for_sessions_to_end(url_of(store), sessions)  # connection a moment later
         Ledger(store.engine).acquire(ISSUE, "outbox", new_owner())  # not refused
     finally:
         end(parent)
